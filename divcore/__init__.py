@@ -1,0 +1,78 @@
+"""divcore: exact and fast cross-entropy, KL divergence and their relatives on raw logits.
+
+    H(p, q) = H(p) + KL(p ‖ q)
+
+With the target p fixed, cross-entropy and KL differ by a constant: same minimiser, same
+gradient. `decompose` returns all three from one pass.
+
+The functions run on the compiled core (divcore._core) when it can be imported, else on
+the pure-Python reference (with a warning); DIVCORE_BACKEND=reference forces the
+reference, and `backend()` says which one is live.
+"""
+import os
+import warnings
+
+from ._version import __version__
+from .api import Decomposition, make_functions
+
+__all__ = [
+    "Decomposition",
+    "__version__",
+    "backend",
+    "cross_entropy",
+    "decompose",
+    "entropy",
+    "get_include",
+    "kl_divergence",
+    "log_softmax",
+    "logsumexp",
+    "softmax",
+]
+
+
+def _load_kernels():
+    requested = os.environ.get("DIVCORE_BACKEND", "").strip().lower()
+    if requested not in ("", "compiled", "reference"):
+        warnings.warn(f"DIVCORE_BACKEND={requested!r} is not 'compiled' or 'reference'; "
+                      "ignoring it", RuntimeWarning, stacklevel=3)
+        requested = ""
+    if requested == "reference":
+        from . import _refkernels
+        return _refkernels, "reference"
+    try:
+        from . import _core
+    except ImportError as exc:
+        if requested == "compiled":
+            raise
+        warnings.warn(f"divcore: the compiled core could not be imported ({exc}); using the "
+                      "pure-Python reference backend, which is much slower",
+                      RuntimeWarning, stacklevel=3)
+        from . import _refkernels
+        return _refkernels, "reference"
+    return _core, "compiled"
+
+
+_kernels, _backend = _load_kernels()
+_functions = make_functions(_kernels)
+
+logsumexp = _functions["logsumexp"]
+log_softmax = _functions["log_softmax"]
+softmax = _functions["softmax"]
+cross_entropy = _functions["cross_entropy"]
+kl_divergence = _functions["kl_divergence"]
+entropy = _functions["entropy"]
+decompose = _functions["decompose"]
+
+
+def backend():
+    """'compiled' when the C core is live, 'reference' for the pure-Python fallback."""
+    return _backend
+
+
+def get_include():
+    """The folder holding divcore's C headers (divcore/kernels.h) for other extensions."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    installed = os.path.join(here, "include")
+    if os.path.isdir(installed):
+        return installed
+    return os.path.join(os.path.dirname(here), "src")  # a source checkout

@@ -1,0 +1,454 @@
+"""The numpy-facing functions, built for a given backend.
+
+This layer only normalises arguments (array-likes, dtypes, the class axis, target types,
+keywords, shapes) and reduces the per-row results a backend returns; every formula lives
+in the backend's row kernels (docs/design.md). `make_functions(kernels)` binds the public
+functions to a backend module: divcore binds them to the compiled core, divcore.reference
+to the pure-Python one, so both share every argument rule and every reduction.
+"""
+import math
+import numbers
+import operator
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from . import _errors
+
+_REDUCTIONS = ("none", "sum", "mean")
+_TARGET_TYPES = ("auto", "labels", "probs", "log_probs", "logits")
+_INPUT_TYPES = ("logits", "probs", "log_probs")
+_INT64 = np.iinfo(np.int64)
+
+
+class Decomposition(NamedTuple):
+    """H(p, q) = H(p) + KL(p ‖ q), each reduced the same way."""
+
+    cross_entropy: Any
+    entropy: Any
+    kl_divergence: Any
+
+
+# --------------------------------------------------------------------------- arrays
+
+def _as_array(x, name):
+    """Any array-like as a numpy array, without copying what is already one."""
+    if isinstance(x, np.ndarray):
+        return x
+    if type(x).__module__.split(".")[0] == "torch":
+        return _torch_to_numpy(x, name)
+    try:
+        if not hasattr(x, "__array__") and hasattr(x, "__dlpack__"):
+            return np.from_dlpack(x)
+        return np.asarray(x)
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"{name}: cannot be read as an array ({exc})") from None
+
+
+def _torch_to_numpy(t, name):
+    if getattr(t, "device", None) is not None and t.device.type != "cpu":
+        raise TypeError(f"{name}: a torch tensor on {t.device} (move it to the CPU first)")
+    t = t.detach()
+    if str(t.dtype) == "torch.bfloat16":
+        t = t.float()  # numpy has no bfloat16; computed in float32 anyway
+    return t.resolve_conj().resolve_neg().numpy()
+
+
+def _compute_dtype(dtype, name):
+    """float32/float64 as they are; float16 and bfloat16 in float32; ints and bools in
+    float64; anything else is a TypeError."""
+    if dtype == np.float32 or dtype == np.float64:
+        return np.dtype(dtype.type)
+    if dtype.kind == "f":
+        return np.dtype(np.float32) if dtype.itemsize <= 4 else np.dtype(np.float64)
+    if dtype.kind in "iub":
+        return np.dtype(np.float64)
+    if dtype.name == "bfloat16":
+        return np.dtype(np.float32)
+    if dtype.kind == "c":
+        raise TypeError(f"{name}: complex input is not supported (dtype {dtype})")
+    raise TypeError(f"{name}: expected real numbers, got an array of dtype {dtype}")
+
+
+def _native(a, dtype):
+    """a in the given native dtype: a view when it already is, else one conversion."""
+    if a.dtype == dtype and a.dtype.isnative:
+        return a
+    return a.astype(dtype)
+
+
+def _eps_tolerance(*dtypes):
+    """√eps of the least precise dtype: how far a probability row may sum from 1."""
+    eps = max(float(np.finfo(d).eps) for d in dtypes if np.dtype(d).kind == "f")
+    return math.sqrt(eps)
+
+
+def _normalize_axis(axis, ndim, name="axis"):
+    try:
+        axis = operator.index(axis)
+    except TypeError:
+        raise TypeError(f"{name} must be an integer, got {axis!r}") from None
+    if not -ndim <= axis < ndim:
+        raise np.exceptions.AxisError(axis, ndim)
+    return axis % ndim
+
+
+def _rows_view(a):
+    """The (N, C) view of `a`, whose last axis is the class axis: the leading axes are
+    collapsed into one row axis (C order). Copies only when their strides cannot be
+    collapsed (e.g. a slice in the middle of a 3-d array)."""
+    n_cls = a.shape[-1]
+    lead = a.shape[:-1]
+    n_rows = math.prod(lead)
+    if a.ndim == 2:
+        return a
+    dims = [(s, st) for s, st in zip(lead, a.strides[:-1]) if s != 1]
+    collapsible = all(dims[k][1] == dims[k + 1][1] * dims[k + 1][0]
+                      for k in range(len(dims) - 1))
+    if not collapsible:
+        return np.ascontiguousarray(a).reshape(n_rows, n_cls)
+    row_stride = dims[-1][1] if dims else a.itemsize * max(n_cls, 1)
+    return np.lib.stride_tricks.as_strided(
+        a, shape=(n_rows, n_cls), strides=(row_stride, a.strides[-1]), writeable=False)
+
+
+def _scalar_or_array(a):
+    return a[()] if a.ndim == 0 else a
+
+
+# ------------------------------------------------------------------------- keywords
+
+def _check_reduction(reduction):
+    if reduction not in _REDUCTIONS:
+        raise ValueError(f"reduction must be 'none', 'sum' or 'mean', got {reduction!r}")
+    return reduction
+
+
+def _real(value, name):
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {value!r}")
+    return float(value)
+
+
+def _log_base(base):
+    """The divisor that turns nats into units of `base` (1.0 for None / e)."""
+    if base is None:
+        return 1.0
+    b = _real(base, "base")
+    if not (b > 0 and math.isfinite(b)) or b == 1.0:
+        raise ValueError(f"base must be a positive number other than 1, got {base!r}")
+    return math.log(b)
+
+
+def _check_temperature(temperature):
+    t = _real(temperature, "temperature")
+    if not (t > 0 and math.isfinite(t)):
+        raise ValueError(f"temperature must be a finite number > 0, got {temperature!r}")
+    return t
+
+
+def _check_smoothing(label_smoothing):
+    eps = _real(label_smoothing, "label_smoothing")
+    if not 0.0 <= eps <= 1.0:
+        raise ValueError(f"label_smoothing must be in [0, 1], got {label_smoothing!r}")
+    return eps
+
+
+def _check_choice(value, choices, name):
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}, got {value!r}")
+    return value
+
+
+# --------------------------------------------------------------- a normalised problem
+
+class _Logits:
+    """logits (or entropy input) moved to (N, C) rows, with the mask and output dtype."""
+
+    def __init__(self, x, axis, where, name="logits"):
+        a = _as_array(x, name)
+        if a.ndim == 0:
+            raise ValueError(f"{name} must have at least one dimension (the class axis)")
+        self.orig_dtype = a.dtype
+        self.dtype = _compute_dtype(a.dtype, name)
+        self.shape = a.shape
+        self.axis = _normalize_axis(axis, a.ndim)
+        self.lead_shape = a.shape[:self.axis] + a.shape[self.axis + 1:]
+        self.n_classes = a.shape[self.axis]
+        self.rows = _rows_view(np.moveaxis(_native(a, self.dtype), self.axis, -1))
+        self.where = self._mask(where)
+
+    def _mask(self, where):
+        if where is None:
+            return None
+        w = _as_array(where, "where")
+        if w.dtype != np.bool_:
+            raise TypeError(f"where must be a boolean array, got dtype {w.dtype}")
+        try:
+            w = np.broadcast_to(w, self.shape)
+        except ValueError:
+            raise ValueError(f"where: shape {w.shape} does not broadcast to the logits' "
+                             f"shape {self.shape}") from None
+        return _rows_view(np.moveaxis(w, self.axis, -1)).view(np.uint8)
+
+    def same_layout(self, y, name):
+        """Another array of the logits' shape (a soft target) as matching rows."""
+        a = _as_array(y, name)
+        if a.shape != self.shape:
+            raise ValueError(f"{name}: shape {a.shape} does not match the logits' shape "
+                             f"{self.shape}")
+        if a.dtype.kind not in "fiub" and a.dtype.name != "bfloat16":
+            _compute_dtype(a.dtype, name)  # raises the TypeError
+        return a.dtype, _rows_view(np.moveaxis(_native(a, self.dtype), self.axis, -1))
+
+    def labels(self, y):
+        """Integer labels of the logits' shape without the class axis, as int64 (N,)."""
+        a = _as_array(y, "target")
+        if a.dtype.kind not in "iu":
+            raise TypeError(f"target: labels must be integers, got dtype {a.dtype} "
+                            "(pass target_type='probs' for probabilities)")
+        if a.shape != self.lead_shape:
+            raise ValueError(f"target: labels of shape {a.shape} do not match the logits' "
+                             f"shape {self.shape} without the class axis {self.axis} "
+                             f"(expected {self.lead_shape})")
+        flat = a.reshape(-1)
+        if a.dtype == np.uint64 and flat.size and flat.max() > _INT64.max:
+            row = int(np.argmax(flat > _INT64.max))
+            raise IndexError(f"target: label {int(flat[row])} at row {row} is out of range "
+                             f"for {self.n_classes} classes")
+        return np.ascontiguousarray(flat, dtype=np.int64)
+
+    def weight(self, weight):
+        if weight is None:
+            return None
+        w = _as_array(weight, "weight")
+        if w.ndim != 1 or w.shape[0] != self.n_classes:
+            raise ValueError(f"weight must be a 1-d array of {self.n_classes} class weights, "
+                             f"got shape {w.shape}")
+        _compute_dtype(w.dtype, "weight")
+        return np.ascontiguousarray(w, dtype=self.dtype)
+
+    def finish(self, per_row):
+        """Per-row float64 results -> the output dtype, in the leading shape."""
+        return _scalar_or_array(per_row.reshape(self.lead_shape).astype(self.dtype))
+
+
+def _check_label_range(labels, n_classes):
+    """IndexError for the first label outside [0, n_classes) (no ignore_index here)."""
+    bad = (labels < 0) | (labels >= n_classes)
+    if bad.any():
+        row = int(np.argmax(bad))
+        raise _errors.label_out_of_range(row, int(labels[row]), n_classes)
+
+
+def _target_kind(target, target_type):
+    _check_choice(target_type, _TARGET_TYPES, "target_type")
+    if target_type != "auto":
+        return target_type
+    a = _as_array(target, "target")
+    if a.dtype.kind in "iu":
+        return "labels"
+    if a.dtype.kind == "f" or a.dtype.name == "bfloat16":
+        return "probs"
+    raise TypeError(f"target: cannot infer target_type from dtype {a.dtype} (integers are "
+                    "labels, floats are probabilities; pass target_type explicitly)")
+
+
+def _reduce(values, row_weight, reduction, dtype):
+    """Reduce float64 per-row values: 'sum', or 'mean' = Σ values / Σ row_weight (the
+    number of rows when row_weight is None; nan for an empty or fully ignored batch)."""
+    total = float(np.sum(values))
+    if reduction == "sum":
+        return dtype.type(total)
+    denom = float(values.shape[0]) if row_weight is None else float(np.sum(row_weight))
+    return dtype.type(total / denom if denom != 0.0 else math.nan)
+
+
+def _finish_loss(lg, values, row_weight, reduction, log_base):
+    if log_base != 1.0:
+        values = values / log_base
+    if reduction == "none":
+        return lg.finish(values)
+    return _reduce(values, row_weight, reduction, lg.dtype)
+
+
+# ----------------------------------------------------------------------- functions
+
+def make_functions(kernels):
+    """The public functions of SPEC §3, computing with the row kernels of `kernels`."""
+
+    def _class_rows(x, axis, where, name="x"):
+        """logsumexp / softmax: `axis` may be an int, a tuple or None (all axes)."""
+        a = _as_array(x, name)
+        if a.ndim == 0:
+            raise ValueError(f"{name} must have at least one dimension")
+        if axis is None:
+            axes = tuple(range(a.ndim))
+        elif isinstance(axis, tuple):
+            axes = tuple(_normalize_axis(ax, a.ndim) for ax in axis)
+            if len(set(axes)) != len(axes):
+                raise ValueError(f"axis: repeated axis in {axis!r}")
+        else:
+            return _Logits(a, axis, where, name), (_normalize_axis(axis, a.ndim),), a.shape
+        if not axes:
+            raise ValueError("axis: the empty tuple names no class axis")
+        # Several class axes: move them last (in order) and merge them into one.
+        rest = [ax for ax in range(a.ndim) if ax not in axes]
+        moved = np.transpose(a, rest + list(axes))
+        merged = moved.reshape(moved.shape[:len(rest)] + (-1,))
+        w = None
+        if where is not None:
+            wa = _as_array(where, "where")
+            if wa.dtype != np.bool_:
+                raise TypeError(f"where must be a boolean array, got dtype {wa.dtype}")
+            try:
+                wa = np.broadcast_to(wa, a.shape)
+            except ValueError:
+                raise ValueError(f"where: shape {wa.shape} does not broadcast to the "
+                                 f"input's shape {a.shape}") from None
+            wm = np.transpose(wa, rest + list(axes))
+            w = wm.reshape(wm.shape[:len(rest)] + (-1,))
+        return _Logits(merged, -1, w, name), axes, a.shape
+
+    def logsumexp(x, axis=-1, *, keepdims=False, where=None):
+        """log Σ exp(x) along `axis`, max-shifted, in one pass (SciPy's logsumexp).
+
+        Rows with no finite value give -inf; a NaN or +inf gives nan. `where=False`
+        entries are left out. float32 stays float32; float16 computes in float32.
+        """
+        lg, axes, shape = _class_rows(x, axis, where)
+        lse = kernels.lse_rows(lg.rows, lg.where, 1.0)
+        out = lse.reshape(lg.lead_shape).astype(lg.dtype)
+        if keepdims:
+            shape = list(shape)
+            for ax in axes:
+                shape[ax] = 1
+            out = out.reshape(shape)
+        return _scalar_or_array(out)
+
+    def _softmax_family(x, axis, temperature, where, exponentiate):
+        t = _check_temperature(temperature)
+        lg, axes, a_shape = _class_rows(x, axis, where)
+        out = np.empty(lg.rows.shape, dtype=lg.dtype)
+        kernels.log_softmax_rows(lg.rows, lg.where, t, out, exponentiate)
+        rest = [ax for ax in range(len(a_shape)) if ax not in axes]
+        moved_shape = tuple(a_shape[ax] for ax in rest) + tuple(a_shape[ax] for ax in axes)
+        out = out.reshape(moved_shape)
+        return np.moveaxis(out, list(range(len(rest), len(a_shape))), list(axes))
+
+    def log_softmax(x, axis=-1, *, temperature=1.0, where=None):
+        """log softmax(x / T) along `axis`: (x_i - M) - log Σ exp(x - M).
+
+        Masked (`where=False`) entries are -inf; rows without a finite value are nan.
+        """
+        return _softmax_family(x, axis, temperature, where, False)
+
+    def softmax(x, axis=-1, *, temperature=1.0, where=None):
+        """softmax(x / T) along `axis`; masked entries are 0, rows without a finite
+        value are nan."""
+        return _softmax_family(x, axis, temperature, where, True)
+
+    def _losses(logits, target, *, axis, target_type, weight, ignore_index, label_smoothing,
+                temperature, where, validate, want, reverse=False):
+        """Per-row losses (dict of float64 arrays) and the row weights of the mean."""
+        t = _check_temperature(temperature)
+        eps = _check_smoothing(label_smoothing)
+        lg = _Logits(logits, axis, where)
+        kind = _target_kind(target, target_type)
+        w = lg.weight(weight)
+        if kind == "labels" and not reverse:
+            if ignore_index is not None:
+                ignore_index = operator.index(ignore_index)
+                if not _INT64.min <= ignore_index <= _INT64.max:
+                    raise ValueError(f"ignore_index must fit in int64, got {ignore_index}")
+            labels = lg.labels(target)
+            ce, h, kl, row_weight = kernels.ce_labels_rows(
+                lg.rows, labels, lg.where, t, w, ignore_index, eps,
+                "h" in want or "kl" in want)
+            return lg, {"ce": ce, "h": h, "kl": kl}, row_weight
+        if kind == "labels":  # reverse KL against a label: its one-hot distribution
+            labels = lg.labels(target)
+            _check_label_range(labels, lg.n_classes)
+            onehot = np.zeros(lg.rows.shape, dtype=lg.dtype)
+            onehot[np.arange(labels.shape[0]), labels] = 1
+            trows, tol, kind = onehot, 1.0, "probs"
+        else:
+            if eps != 0.0 and kind != "probs":
+                raise ValueError("label_smoothing applies to 'labels' and 'probs' targets, "
+                                 f"not {kind!r}")
+            tdtype, trows = lg.same_layout(target, "target")
+            tol = _eps_tolerance(lg.dtype, tdtype if tdtype.kind == "f" else lg.dtype)
+        ce, h, kl = kernels.soft_rows(lg.rows, trows, kind, lg.where, t, w, eps, reverse,
+                                      bool(validate), tol, tuple(want))
+        return lg, {"ce": ce, "h": h, "kl": kl}, None
+
+    def cross_entropy(logits, target, *, axis=-1, target_type="auto", weight=None,
+                      ignore_index=-100, label_smoothing=0.0, temperature=1.0, where=None,
+                      reduction="mean", base=None, validate=True):
+        """Cross-entropy H(p, q) = -Σ p log softmax(logits / T), per row, reduced.
+
+        `target`: integer labels, or probabilities / log-probabilities / logits of the
+        logits' shape (`target_type`). torch semantics for `weight`, `ignore_index`,
+        `label_smoothing` and the weighted mean; see SPEC §3.
+        """
+        _check_reduction(reduction)
+        log_base = _log_base(base)
+        lg, rows, row_weight = _losses(
+            logits, target, axis=axis, target_type=target_type, weight=weight,
+            ignore_index=ignore_index, label_smoothing=label_smoothing,
+            temperature=temperature, where=where, validate=validate, want=("ce",))
+        return _finish_loss(lg, rows["ce"], row_weight, reduction, log_base)
+
+    def kl_divergence(logits, target, *, axis=-1, target_type="auto", reverse=False,
+                      temperature=1.0, where=None, reduction="mean", base=None,
+                      validate=True):
+        """KL(p ‖ q) with p the target and q = softmax(logits / T) (reverse: KL(q ‖ p)),
+        per row, clamped at 0, reduced."""
+        _check_reduction(reduction)
+        log_base = _log_base(base)
+        lg, rows, row_weight = _losses(
+            logits, target, axis=axis, target_type=target_type, weight=None,
+            ignore_index=None, label_smoothing=0.0, temperature=temperature, where=where,
+            validate=validate, want=("kl",), reverse=bool(reverse))
+        return _finish_loss(lg, rows["kl"], row_weight, reduction, log_base)
+
+    def decompose(logits, target, *, axis=-1, target_type="auto", weight=None,
+                  ignore_index=-100, label_smoothing=0.0, temperature=1.0, where=None,
+                  reduction="mean", base=None, validate=True):
+        """Decomposition(cross_entropy, entropy, kl_divergence) from one pass:
+        H(p, q) = H(p) + KL(p ‖ q), with the keywords of cross_entropy."""
+        _check_reduction(reduction)
+        log_base = _log_base(base)
+        lg, rows, row_weight = _losses(
+            logits, target, axis=axis, target_type=target_type, weight=weight,
+            ignore_index=ignore_index, label_smoothing=label_smoothing,
+            temperature=temperature, where=where, validate=validate,
+            want=("ce", "h", "kl"))
+        return Decomposition(*(_finish_loss(lg, rows[k], row_weight, reduction, log_base)
+                               for k in ("ce", "h", "kl")))
+
+    def entropy(x, *, axis=-1, input_type="logits", temperature=1.0, where=None,
+                reduction="none", base=None):
+        """Entropy H = -Σ p log p of softmax(x / T) (input_type='logits'), of
+        probabilities or of log-probabilities, per row; 0·log 0 = 0."""
+        _check_choice(input_type, _INPUT_TYPES, "input_type")
+        _check_reduction(reduction)
+        log_base = _log_base(base)
+        t = _check_temperature(temperature)
+        if input_type != "logits" and t != 1.0:
+            raise ValueError("temperature applies only to input_type='logits'")
+        lg = _Logits(x, axis, where, name="x")
+        tol = _eps_tolerance(lg.dtype, lg.orig_dtype if lg.orig_dtype.kind == "f"
+                             else lg.dtype)
+        h = kernels.entropy_rows(lg.rows, input_type, lg.where, t, tol)
+        return _finish_loss(lg, h, None, reduction, log_base)
+
+    return {
+        "logsumexp": logsumexp,
+        "log_softmax": log_softmax,
+        "softmax": softmax,
+        "cross_entropy": cross_entropy,
+        "kl_divergence": kl_divergence,
+        "entropy": entropy,
+        "decompose": decompose,
+    }

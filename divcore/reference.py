@@ -1,0 +1,21 @@
+"""The pure-Python reference: every public function of divcore, computed in plain Python
+(lists, floats, math.fsum, math.log1p) by divcore._refkernels.
+
+Same signatures and semantics as the compiled functions - they share divcore.api, which
+normalises the arguments - so that the tests can check the compiled core against it, and
+so that divcore keeps working where the core cannot be built.
+"""
+from .api import Decomposition, make_functions
+from . import _refkernels
+
+_functions = make_functions(_refkernels)
+
+logsumexp = _functions["logsumexp"]
+log_softmax = _functions["log_softmax"]
+softmax = _functions["softmax"]
+cross_entropy = _functions["cross_entropy"]
+kl_divergence = _functions["kl_divergence"]
+entropy = _functions["entropy"]
+decompose = _functions["decompose"]
+
+__all__ = ["Decomposition"] + sorted(_functions)

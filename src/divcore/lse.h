@@ -1,0 +1,94 @@
+/* divcore/lse.h: blocked online log-sum-exp.
+ *
+ * One pass over memory. The row is cut into blocks of DC_BLOCK values; for each block:
+ *   1. the block's max b (and whether it holds a NaN), read from L1;
+ *   2. if b > M (the running max): one rescale of the running sum,
+ *        Σ exp(x - M_old) = exp(M_new - M_old) · Σ exp(x - M_new),  M = b;
+ *   3. the block's Σ exp(x - M), in lanes of the input precision (float32 for float
+ *      input), added to the running sum in double.
+ *
+ * The running sum is kept in two parts, S = at_max + rest: at_max counts the values equal
+ * to M (each contributes exp(0) = 1 exactly) and rest sums exp(x - M) over the values
+ * below M. Then
+ *      log S = log1p((at_max - 1) + rest)
+ * is exact in *relative* terms when the max dominates: a confident prediction whose loss
+ * is 1e-20 comes back as 1e-20, where log(1 + 1e-20) would give 0.
+ */
+#ifndef DIVCORE_LSE_H
+#define DIVCORE_LSE_H
+
+#include <math.h>
+#include <stddef.h>
+#include "exp.h"
+
+/* Values per block: 2 KiB of float32, small enough that the second read is from L1. */
+#ifndef DC_BLOCK
+#define DC_BLOCK 512
+#endif
+/* Independent accumulators per block loop, so the compiler can keep them in SIMD lanes
+ * without reassociating a single sum (which it may not do without -ffast-math). */
+#define DC_LANES 16
+
+typedef struct {
+    double max;    /* M: the largest value seen so far (-inf before the first finite one) */
+    double at_max; /* how many values equal M */
+    double rest;   /* Σ exp(x - M) over the values below M */
+    int nan;       /* a NaN was seen: the row has no value but NaN */
+} dc_lse_state;
+
+static inline void dc_lse_init(dc_lse_state *st)
+{
+    st->max = -INFINITY;
+    st->at_max = 0.0;
+    st->rest = 0.0;
+    st->nan = 0;
+}
+
+/* Move the running sum to a new, larger max b: everything counted so far drops below it. */
+static inline void dc_lse_raise_max(dc_lse_state *st, double b)
+{
+    st->rest = (st->at_max + st->rest) * exp(st->max - b); /* exp(-inf) = 0 at the start */
+    st->at_max = 0.0;
+    st->max = b;
+}
+
+/* 1 when the row defines a distribution: no NaN, and a finite max (+inf gives NaN, no
+ * finite value at all gives no distribution). */
+static inline int dc_lse_ok(const dc_lse_state *st)
+{
+    return !st->nan && st->max > -INFINITY && st->max < INFINITY;
+}
+
+/* log S - i.e. lse - M - for a row with dc_lse_ok. */
+static inline double dc_lse_log_sum(const dc_lse_state *st)
+{
+    return log1p((st->at_max - 1.0) + st->rest);
+}
+
+/* S itself, for dividing by it (softmax, probabilities from logits). */
+static inline double dc_lse_sum(const dc_lse_state *st) { return st->at_max + st->rest; }
+
+/* The log-sum-exp of the row: NaN for a NaN or +inf value, -inf with no finite value. */
+static inline double dc_lse_value(const dc_lse_state *st)
+{
+    if (st->nan || st->max == INFINITY) return NAN;
+    if (st->max == -INFINITY) return -INFINITY;
+    return st->max + dc_lse_log_sum(st);
+}
+
+#define DC_CAT2(a, b) a##_##b
+#define DC_CAT(a, b) DC_CAT2(a, b)
+
+#define DC_T float
+#define DC_SFX f32
+#include "lse_t.h"
+#undef DC_T
+#undef DC_SFX
+
+#define DC_T double
+#define DC_SFX f64
+#include "lse_t.h"
+#undef DC_T
+#undef DC_SFX
+
+#endif /* DIVCORE_LSE_H */

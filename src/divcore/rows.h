@@ -1,0 +1,48 @@
+/* divcore/rows.h: one row of a strided 2-D array, as a contiguous run of values.
+ *
+ * The kernels read contiguous rows. A row that is already contiguous, unmasked and at
+ * temperature 1 is read in place; any other row is first gathered into a buffer of n
+ * values (one row, never the whole array), applying on the way
+ *     x -> x / T              (temperature; done in double, rounded once to the type)
+ *     x -> fill where mask 0  (-inf for logits: a masked class leaves the distribution)
+ */
+#ifndef DIVCORE_ROWS_H
+#define DIVCORE_ROWS_H
+
+#include <stddef.h>
+#include "lse.h"
+
+typedef struct {
+    const char *data;          /* first value of row 0 (NULL when there are no values) */
+    ptrdiff_t row_stride;      /* bytes between rows */
+    ptrdiff_t col_stride;      /* bytes between classes */
+    ptrdiff_t n;               /* classes per row */
+    const unsigned char *mask; /* NULL, or 1 = keep / 0 = masked, same shape */
+    ptrdiff_t mask_row_stride;
+    ptrdiff_t mask_col_stride;
+    double temperature;        /* divides every value; 1.0 leaves them as they are */
+} dc_rows;
+
+/* Unmasked classes in row i. */
+static inline ptrdiff_t dc_rows_count_kept(const dc_rows *r, ptrdiff_t i)
+{
+    if (r->mask == NULL) return r->n;
+    const unsigned char *m = r->mask + i * r->mask_row_stride;
+    ptrdiff_t kept = 0;
+    for (ptrdiff_t c = 0; c < r->n; c++) kept += m[c * r->mask_col_stride] != 0;
+    return kept;
+}
+
+#define DC_T float
+#define DC_SFX f32
+#include "rows_t.h"
+#undef DC_T
+#undef DC_SFX
+
+#define DC_T double
+#define DC_SFX f64
+#include "rows_t.h"
+#undef DC_T
+#undef DC_SFX
+
+#endif /* DIVCORE_ROWS_H */
