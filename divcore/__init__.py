@@ -19,11 +19,15 @@ __all__ = [
     "Decomposition",
     "__version__",
     "backend",
+    "binary_cross_entropy",
     "cross_entropy",
+    "cross_entropy_and_grad",
     "decompose",
     "entropy",
     "get_include",
+    "js_divergence",
     "kl_divergence",
+    "kl_divergence_and_grad",
     "log_softmax",
     "logsumexp",
     "softmax",
@@ -62,6 +66,10 @@ cross_entropy = _functions["cross_entropy"]
 kl_divergence = _functions["kl_divergence"]
 entropy = _functions["entropy"]
 decompose = _functions["decompose"]
+cross_entropy_and_grad = _functions["cross_entropy_and_grad"]
+kl_divergence_and_grad = _functions["kl_divergence_and_grad"]
+js_divergence = _functions["js_divergence"]
+binary_cross_entropy = _functions["binary_cross_entropy"]
 
 
 def backend():

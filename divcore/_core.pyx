@@ -31,6 +31,11 @@ cdef extern from "divcore/kernels.h" nogil:
         double kl
         double psum
         Py_ssize_t nbad
+        double asum
+        double max
+        double sum
+        double tmax
+        double tsum
 
     const float *dc_row_f32(const dc_rows *r, Py_ssize_t i, float fill, float *buf)
     const double *dc_row_f64(const dc_rows *r, Py_ssize_t i, double fill, double *buf)
@@ -67,6 +72,28 @@ cdef extern from "divcore/kernels.h" nogil:
                                  Py_ssize_t *nbad)
     double dc_entropy_target_f64(const double *t, Py_ssize_t n, int is_log, double *psum,
                                  Py_ssize_t *nbad)
+
+    double dc_js_row_f32(const float *x, const float *t, Py_ssize_t n, int kind, double beta,
+                         double *psum, Py_ssize_t *nbad)
+    double dc_js_row_f64(const double *x, const double *t, Py_ssize_t n, int kind,
+                         double beta, double *psum, Py_ssize_t *nbad)
+    void dc_soft_grad_f32(const float *x, const float *t, const float *w, Py_ssize_t n,
+                          int kind, const dc_soft_result *r, double scale, float *g)
+    void dc_soft_grad_f64(const double *x, const double *t, const double *w, Py_ssize_t n,
+                          int kind, const dc_soft_result *r, double scale, double *g)
+    double dc_ce_label_grad_f32(const float *x, Py_ssize_t n, Py_ssize_t label, double scale,
+                                float *g)
+    double dc_ce_label_grad_f64(const double *x, Py_ssize_t n, Py_ssize_t label, double scale,
+                                double *g)
+    void dc_kl_reverse_grad_f32(const float *x, const float *t, Py_ssize_t n, int kind,
+                                const dc_soft_result *r, double kl, double scale, float *g)
+    void dc_kl_reverse_grad_f64(const double *x, const double *t, Py_ssize_t n, int kind,
+                                const dc_soft_result *r, double kl, double scale, double *g)
+    double dc_bce_logit(double x, double y, double pw)
+    enum:
+        DC_TARGET_PROBS
+        DC_TARGET_LOG_PROBS
+        DC_TARGET_LOGITS
 
 
 ctypedef fused real:
@@ -159,6 +186,50 @@ cdef inline double entropy_target_row(const real *t, Py_ssize_t n, int is_log, d
         return dc_entropy_target_f32(t, n, is_log, psum, nbad)
     else:
         return dc_entropy_target_f64(t, n, is_log, psum, nbad)
+
+
+cdef inline double js_row(const real *x, const real *t, Py_ssize_t n, int kind, double beta,
+                          double *psum, Py_ssize_t *nbad) noexcept nogil:
+    if real is float:
+        return dc_js_row_f32(x, t, n, kind, beta, psum, nbad)
+    else:
+        return dc_js_row_f64(x, t, n, kind, beta, psum, nbad)
+
+
+cdef inline void soft_grad_row(const real *x, const real *t, const real *w, Py_ssize_t n,
+                               int kind, const dc_soft_result *r, double scale,
+                               real *g) noexcept nogil:
+    if real is float:
+        dc_soft_grad_f32(x, t, w, n, kind, r, scale, g)
+    else:
+        dc_soft_grad_f64(x, t, w, n, kind, r, scale, g)
+
+
+cdef inline double ce_label_grad_row(const real *x, Py_ssize_t n, Py_ssize_t label,
+                                     double scale, real *g) noexcept nogil:
+    if real is float:
+        return dc_ce_label_grad_f32(x, n, label, scale, g)
+    else:
+        return dc_ce_label_grad_f64(x, n, label, scale, g)
+
+
+cdef inline void kl_reverse_grad_row(const real *x, const real *t, Py_ssize_t n, int kind,
+                                     const dc_soft_result *r, double kl, double scale,
+                                     real *g) noexcept nogil:
+    if real is float:
+        dc_kl_reverse_grad_f32(x, t, n, kind, r, kl, scale, g)
+    else:
+        dc_kl_reverse_grad_f64(x, t, n, kind, r, kl, scale, g)
+
+
+cdef int target_kind_code(str target_type) except -1:
+    if target_type == "probs":
+        return DC_TARGET_PROBS
+    if target_type == "log_probs":
+        return DC_TARGET_LOG_PROBS
+    if target_type == "logits":
+        return DC_TARGET_LOGITS
+    raise ValueError(f"target_type {target_type!r} has no row kernel")
 
 
 # ------------------------------------------------------------------------ row plumbing
@@ -402,3 +473,188 @@ def entropy_rows(const real[:, :] x, str input_type, const unsigned char[:, :] w
     if bad_row >= 0:
         _check_target_row(bad_row, psum, nbad, tol, "x", False)
     return out
+
+
+# ------------------------------------------------------------ gradients, JS, BCE (issue 3)
+
+cdef double _grad_scale(str reduction, double denom, double temperature, double log_base):
+    """d(reduced loss)/d(row loss) · dx/dz: 1/denom for a mean (0 when nothing counts),
+    then 1/T for the temperature and 1/log(base) for the unit."""
+    cdef double s = 1.0 / (temperature * log_base)
+    if reduction == "mean":
+        return s / denom if denom != 0.0 else 0.0
+    return s
+
+
+def ce_labels_grad_rows(const real[:, :] x, const int64_t[:] labels,
+                        const unsigned char[:, :] where, double temperature,
+                        const real[:] weight, ignore_index, double label_smoothing,
+                        str reduction, double log_base, real[:, ::1] grad):
+    """ce_labels_rows' per-row loss and row weights, and into `grad` the gradient of the
+    reduced loss (in units of `base`) with respect to the logits before the temperature.
+    Ignored rows get exactly 0. All labels are checked before anything is written."""
+    cdef Py_ssize_t n_rows = x.shape[0], n = x.shape[1], i, c
+    cdef bint has_ignore = ignore_index is not None
+    cdef int64_t ignored = ignore_index if has_ignore else 0
+    cdef int64_t y
+    cdef double denom = 0.0, scale, wy
+    cdef dc_soft_result res
+    cdef const real *w = weights_of(weight)
+    ce = np.zeros(n_rows, dtype=np.float64)
+    row_weight = np.zeros(n_rows, dtype=np.float64)
+    cdef double[::1] ce_v = ce, rw_v = row_weight
+    for i in range(n_rows):  # the weights of the mean, and every label's range first
+        y = labels[i]
+        if has_ignore and y == ignored:
+            continue
+        if y < 0 or y >= n:
+            raise _errors.label_out_of_range(i, y, n)
+        rw_v[i] = w[y] if w != NULL else 1.0
+        denom += rw_v[i]
+    scale = _grad_scale(reduction, denom, temperature, log_base)
+    cdef dc_rows r = rows_of(x, where, temperature)
+    cdef RowBuffer xbuf = RowBuffer(n, sizeof(real))
+    cdef RowBuffer pbuf = RowBuffer(n, sizeof(real))
+    cdef const real *row
+    with nogil:
+        for i in range(n_rows):
+            y = labels[i]
+            if has_ignore and y == ignored:
+                for c in range(n):
+                    grad[i, c] = 0
+                continue
+            wy = rw_v[i]
+            row = row_of(&r, i, <real>-INFINITY, <real *>xbuf.data)
+            if label_smoothing == 0.0:
+                ce_v[i] = wy * ce_label_grad_row(row, n, y, scale * wy, &grad[i, 0])
+            else:
+                smoothed_target(&r, i, <const real *>NULL, y, label_smoothing,
+                                <real *>pbuf.data)
+                soft_target_row(row, <const real *>pbuf.data, w, n, 0, 0, &res)
+                ce_v[i] = res.ce
+                soft_grad_row(row, <const real *>pbuf.data, w, n, DC_TARGET_PROBS, &res,
+                              scale, &grad[i, 0])
+    return ce, row_weight
+
+
+def soft_grad_rows(const real[:, :] x, const real[:, :] target, str target_type,
+                   const unsigned char[:, :] where, double temperature, const real[:] weight,
+                   double label_smoothing, bint reverse, bint validate, double tol,
+                   str loss, str reduction, double log_base, real[:, ::1] grad):
+    """Per-row cross-entropy (loss='ce') or KL (loss='kl') against a soft target, and
+    into `grad` the gradient of the reduced loss. For a fixed target the two gradients
+    are the same array: KL = CE - H(p) and H(p) does not depend on the logits."""
+    cdef Py_ssize_t n_rows = x.shape[0], n = x.shape[1], i
+    cdef int kind = target_kind_code(target_type)
+    cdef int is_logits = kind == DC_TARGET_LOGITS
+    cdef int is_log = kind == DC_TARGET_LOG_PROBS
+    cdef int check = validate and not is_logits
+    cdef int want_kl = loss == "kl"
+    cdef int smooth = label_smoothing != 0.0
+    cdef double scale = _grad_scale(reduction, <double>n_rows, temperature, log_base)
+    cdef double psum = 0.0, kl_row
+    cdef Py_ssize_t nbad = 0, bad_row = -1
+    cdef dc_soft_result res
+    cdef dc_soft_result qside
+    values = np.full(n_rows, np.nan)
+    cdef double[::1] v = values
+    cdef const unsigned char[:, :] no_mask = None
+    cdef dc_rows rx = rows_of(x, where, temperature)
+    cdef dc_rows rt = rows_of(target, where if is_logits else no_mask,
+                              temperature if is_logits else 1.0)
+    cdef RowBuffer xbuf = RowBuffer(n, sizeof(real))
+    cdef RowBuffer tbuf = RowBuffer(n, sizeof(real))
+    cdef RowBuffer sbuf = RowBuffer(n, sizeof(real))
+    cdef const real *w = weights_of(weight)
+    cdef const real *xr
+    cdef const real *tr
+    with nogil:
+        for i in range(n_rows):
+            xr = row_of(&rx, i, <real>-INFINITY, <real *>xbuf.data)
+            tr = row_of(&rt, i, <real>-INFINITY, <real *>tbuf.data)
+            if reverse:
+                if is_logits:
+                    # dc_soft_logits(t, x) is KL(q ‖ p); its max/sum are the target's.
+                    soft_logits_row(tr, xr, <const real *>NULL, n, &res)
+                    qside = res
+                    qside.max, qside.sum = res.tmax, res.tsum
+                    qside.tmax, qside.tsum = res.max, res.sum
+                else:
+                    kl_reverse_row(xr, tr, n, is_log, &res)
+                    qside = res
+                kl_row = res.kl
+                if check and target_row_bad(res.psum, res.nbad, tol):
+                    bad_row, psum, nbad = i, res.psum, res.nbad
+                    break
+                v[i] = kl_row
+                kl_reverse_grad_row(xr, tr, n, kind, &qside, kl_row, scale, &grad[i, 0])
+                continue
+            if is_logits:
+                soft_logits_row(xr, tr, w, n, &res)
+            elif smooth:
+                target_check_row(tr, n, is_log, &psum, &nbad)
+                smoothed_target(&rx, i, tr, -1, label_smoothing, <real *>sbuf.data)
+                tr = <const real *>sbuf.data
+                soft_target_row(xr, tr, w, n, 0, want_kl, &res)
+                res.psum = psum
+                res.nbad = nbad
+            else:
+                soft_target_row(xr, tr, w, n, is_log, want_kl, &res)
+            if check and target_row_bad(res.psum, res.nbad, tol):
+                bad_row, psum, nbad = i, res.psum, res.nbad
+                break
+            v[i] = res.kl if want_kl else res.ce
+            soft_grad_row(xr, tr, w, n, DC_TARGET_PROBS if smooth else kind, &res, scale,
+                          &grad[i, 0])
+    if bad_row >= 0:
+        _check_target_row(bad_row, psum, nbad, tol, "target", True)
+    return values
+
+
+def js_rows(const real[:, :] x, const real[:, :] target, str target_type,
+            const unsigned char[:, :] where, double temperature, double beta, bint validate,
+            double tol):
+    """Per-row generalised Jensen-Shannon divergence (weight beta on the target)."""
+    cdef Py_ssize_t n_rows = x.shape[0], n = x.shape[1], i
+    cdef int kind = target_kind_code(target_type)
+    cdef int check = validate and kind != DC_TARGET_LOGITS
+    cdef double psum = 0.0
+    cdef Py_ssize_t nbad = 0, bad_row = -1
+    values = np.empty(n_rows, dtype=np.float64)
+    cdef double[::1] v = values
+    cdef const unsigned char[:, :] no_mask = None
+    cdef dc_rows rx = rows_of(x, where, temperature)
+    cdef dc_rows rt = rows_of(target, where if kind == DC_TARGET_LOGITS else no_mask,
+                              temperature if kind == DC_TARGET_LOGITS else 1.0)
+    cdef RowBuffer xbuf = RowBuffer(n, sizeof(real))
+    cdef RowBuffer tbuf = RowBuffer(n, sizeof(real))
+    with nogil:
+        for i in range(n_rows):
+            v[i] = js_row(row_of(&rx, i, <real>-INFINITY, <real *>xbuf.data),
+                          row_of(&rt, i, <real>-INFINITY, <real *>tbuf.data), n, kind, beta,
+                          &psum, &nbad)
+            if check and target_row_bad(psum, nbad, tol):
+                bad_row = i
+                break
+    if bad_row >= 0:
+        _check_target_row(bad_row, psum, nbad, tol, "target", True)
+    return values
+
+
+def bce_flat(const real[:] x, const real[:] y, const real[:] weight,
+             const real[:] pos_weight, double[:] out):
+    """Binary cross-entropy on logits over 1-d (possibly broadcast, stride-0) operands:
+    w·[pw·y·softplus(-x) + (1-y)·softplus(x)] into `out` (if given); returns the sum."""
+    cdef Py_ssize_t n = x.shape[0], i
+    cdef bint has_w = weight is not None, has_pw = pos_weight is not None
+    cdef bint has_out = out is not None
+    cdef double total = 0.0, l
+    with nogil:
+        for i in range(n):
+            l = dc_bce_logit(x[i], y[i], pos_weight[i] if has_pw else 1.0)
+            if has_w:
+                l = weight[i] * l
+            if has_out:
+                out[i] = l
+            total += l
+    return total

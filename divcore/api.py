@@ -241,6 +241,22 @@ def _check_label_range(labels, n_classes):
         raise _errors.label_out_of_range(row, int(labels[row]), n_classes)
 
 
+def _bce_operand(value, shape, name, exact=False):
+    """A BCE operand: the logits' shape exactly (target), or broadcastable to it."""
+    a = _as_array(value, name)
+    _compute_dtype(a.dtype, name)
+    if exact and a.shape != shape:
+        raise ValueError(f"{name}: shape {a.shape} does not match the logits' shape {shape}")
+    try:
+        ok = np.broadcast_shapes(a.shape, shape) == shape
+    except ValueError:
+        ok = False
+    if not ok:
+        raise ValueError(f"{name}: shape {a.shape} does not broadcast to the logits' shape "
+                         f"{shape}")
+    return a
+
+
 def _target_kind(target, target_type):
     _check_choice(target_type, _TARGET_TYPES, "target_type")
     if target_type != "auto":
@@ -348,39 +364,73 @@ def make_functions(kernels):
         value are nan."""
         return _softmax_family(x, axis, temperature, where, True)
 
-    def _losses(logits, target, *, axis, target_type, weight, ignore_index, label_smoothing,
-                temperature, where, validate, want, reverse=False):
-        """Per-row losses (dict of float64 arrays) and the row weights of the mean."""
-        t = _check_temperature(temperature)
-        eps = _check_smoothing(label_smoothing)
-        lg = _Logits(logits, axis, where)
-        kind = _target_kind(target, target_type)
-        w = lg.weight(weight)
-        if kind == "labels" and not reverse:
-            if ignore_index is not None:
-                ignore_index = operator.index(ignore_index)
-                if not _INT64.min <= ignore_index <= _INT64.max:
-                    raise ValueError(f"ignore_index must fit in int64, got {ignore_index}")
+    def _prepare(logits, target, *, axis, target_type, weight, ignore_index,
+                 label_smoothing, temperature, where, validate, reverse=False):
+        """Everything a loss needs, normalised: the logits' rows, and either int64 labels
+        or target rows in the logits' layout and dtype (with their validation tolerance).
+        A label target of a reverse KL or a JS becomes its one-hot distribution."""
+        job = {"t": _check_temperature(temperature), "eps": _check_smoothing(label_smoothing),
+               "validate": bool(validate), "reverse": bool(reverse), "labels": None,
+               "target": None, "tol": 1.0}
+        lg = job["lg"] = _Logits(logits, axis, where)
+        kind = job["kind"] = _target_kind(target, target_type)
+        job["weight"] = lg.weight(weight)
+        if kind == "labels":
             labels = lg.labels(target)
-            ce, h, kl, row_weight = kernels.ce_labels_rows(
-                lg.rows, labels, lg.where, t, w, ignore_index, eps,
-                "h" in want or "kl" in want)
-            return lg, {"ce": ce, "h": h, "kl": kl}, row_weight
-        if kind == "labels":  # reverse KL against a label: its one-hot distribution
-            labels = lg.labels(target)
+            if not reverse:
+                if ignore_index is not None:
+                    ignore_index = operator.index(ignore_index)
+                    if not _INT64.min <= ignore_index <= _INT64.max:
+                        raise ValueError(f"ignore_index must fit in int64, got {ignore_index}")
+                job["labels"], job["ignore_index"] = labels, ignore_index
+                return job
             _check_label_range(labels, lg.n_classes)
             onehot = np.zeros(lg.rows.shape, dtype=lg.dtype)
             onehot[np.arange(labels.shape[0]), labels] = 1
-            trows, tol, kind = onehot, 1.0, "probs"
-        else:
-            if eps != 0.0 and kind != "probs":
-                raise ValueError("label_smoothing applies to 'labels' and 'probs' targets, "
-                                 f"not {kind!r}")
-            tdtype, trows = lg.same_layout(target, "target")
-            tol = _eps_tolerance(lg.dtype, tdtype if tdtype.kind == "f" else lg.dtype)
-        ce, h, kl = kernels.soft_rows(lg.rows, trows, kind, lg.where, t, w, eps, reverse,
-                                      bool(validate), tol, tuple(want))
+            job["target"], job["kind"] = onehot, "probs"
+            return job
+        if job["eps"] != 0.0 and kind != "probs":
+            raise ValueError("label_smoothing applies to 'labels' and 'probs' targets, "
+                             f"not {kind!r}")
+        tdtype, job["target"] = lg.same_layout(target, "target")
+        job["tol"] = _eps_tolerance(lg.dtype, tdtype if tdtype.kind == "f" else lg.dtype)
+        return job
+
+    def _losses(logits, target, *, want, **keywords):
+        """Per-row losses (dict of float64 arrays) and the row weights of the mean."""
+        job = _prepare(logits, target, **keywords)
+        lg = job["lg"]
+        if job["labels"] is not None:
+            ce, h, kl, row_weight = kernels.ce_labels_rows(
+                lg.rows, job["labels"], lg.where, job["t"], job["weight"],
+                job["ignore_index"], job["eps"], "h" in want or "kl" in want)
+            return lg, {"ce": ce, "h": h, "kl": kl}, row_weight
+        ce, h, kl = kernels.soft_rows(lg.rows, job["target"], job["kind"], lg.where, job["t"],
+                                      job["weight"], job["eps"], job["reverse"],
+                                      job["validate"], job["tol"], tuple(want))
         return lg, {"ce": ce, "h": h, "kl": kl}, None
+
+    def _loss_and_grad(loss, logits, target, *, reduction, base, **keywords):
+        """(reduced loss, gradient of the reduced loss w.r.t. the logits) from one fused
+        kernel per row; the gradient has the logits' shape and compute dtype."""
+        _check_reduction(reduction)
+        log_base = _log_base(base)
+        job = _prepare(logits, target, **keywords)
+        lg = job["lg"]
+        grad = np.empty(lg.rows.shape, dtype=lg.dtype)
+        if job["labels"] is not None:
+            values, row_weight = kernels.ce_labels_grad_rows(
+                lg.rows, job["labels"], lg.where, job["t"], job["weight"],
+                job["ignore_index"], job["eps"], reduction, log_base, grad)
+        else:
+            row_weight = None
+            values = kernels.soft_grad_rows(
+                lg.rows, job["target"], job["kind"], lg.where, job["t"], job["weight"],
+                job["eps"], job["reverse"], job["validate"], job["tol"], loss, reduction,
+                log_base, grad)
+        value = _finish_loss(lg, values, row_weight, reduction, log_base)
+        grad = np.moveaxis(grad.reshape(lg.lead_shape + (lg.n_classes,)), -1, lg.axis)
+        return value, grad
 
     def cross_entropy(logits, target, *, axis=-1, target_type="auto", weight=None,
                       ignore_index=-100, label_smoothing=0.0, temperature=1.0, where=None,
@@ -443,6 +493,100 @@ def make_functions(kernels):
         h = kernels.entropy_rows(lg.rows, input_type, lg.where, t, tol)
         return _finish_loss(lg, h, None, reduction, log_base)
 
+    def cross_entropy_and_grad(logits, target, *, axis=-1, target_type="auto", weight=None,
+                               ignore_index=-100, label_smoothing=0.0, temperature=1.0,
+                               where=None, reduction="mean", base=None, validate=True):
+        """(cross_entropy(...), its gradient with respect to `logits`), same keywords.
+
+        For each row: ∂/∂z = (Σa·softmax(z/T) - a) / T with a = w·p the weighted target
+        (for labels, a = w_y·one-hot), scaled by the reduction (1/Σw_y or 1/N for 'mean';
+        'none' gives each row's own gradient) and by 1/log(base). Ignored rows and
+        classes with no target mass and zero probability (masked, -inf) get exactly 0.
+        """
+        return _loss_and_grad("ce", logits, target, axis=axis, target_type=target_type,
+                              weight=weight, ignore_index=ignore_index,
+                              label_smoothing=label_smoothing, temperature=temperature,
+                              where=where, reduction=reduction, base=base, validate=validate)
+
+    def kl_divergence_and_grad(logits, target, *, axis=-1, target_type="auto", reverse=False,
+                               temperature=1.0, where=None, reduction="mean", base=None,
+                               validate=True):
+        """(kl_divergence(...), its gradient with respect to `logits`), same keywords.
+
+        KL(p ‖ q) = H(p, q) - H(p) and H(p) does not depend on the logits, so for a
+        fixed target this gradient is exactly cross_entropy_and_grad's. With
+        reverse=True: ∂KL(q ‖ p)/∂z_c = q_c (log q_c - log p_c - KL) / T.
+        """
+        return _loss_and_grad("kl", logits, target, axis=axis, target_type=target_type,
+                              weight=None, ignore_index=None, label_smoothing=0.0,
+                              temperature=temperature, where=where, reduction=reduction,
+                              base=base, validate=validate, reverse=reverse)
+
+    def js_divergence(logits, target, *, axis=-1, target_type="auto", beta=0.5,
+                      temperature=1.0, where=None, reduction="mean", base=None,
+                      validate=True):
+        """Generalised Jensen-Shannon divergence with weight `beta` on the target p:
+        β·KL(p ‖ m) + (1-β)·KL(q ‖ m), m = βp + (1-β)q, q = softmax(logits / T).
+
+        Computed in log space and clamped to [0, h(β)] (ln 2 for β = ½), so near-equal
+        inputs give 0, never a negative number or NaN. Labels mean one-hot targets.
+        """
+        _check_reduction(reduction)
+        log_base = _log_base(base)
+        b = _real(beta, "beta")
+        if not 0.0 <= b <= 1.0:
+            raise ValueError(f"beta must be in [0, 1], got {beta!r}")
+        job = _prepare(logits, target, axis=axis, target_type=target_type, weight=None,
+                       ignore_index=None, label_smoothing=0.0, temperature=temperature,
+                       where=where, validate=validate, reverse=True)
+        lg = job["lg"]
+        values = kernels.js_rows(lg.rows, job["target"], job["kind"], lg.where, job["t"], b,
+                                 job["validate"], job["tol"])
+        return _finish_loss(lg, values, None, reduction, log_base)
+
+    def binary_cross_entropy(logits, target, *, weight=None, pos_weight=None,
+                             reduction="mean", base=None):
+        """Binary cross-entropy on logits, elementwise (torch's
+        binary_cross_entropy_with_logits):
+            l = w·[pw·y·softplus(-x) + (1 - y)·softplus(x)]
+        stable for logits of any size and finite at x = ±inf with the matching label.
+        `weight` broadcasts to the logits' shape, `pos_weight` along the last axis.
+        'mean' averages over all elements.
+        """
+        _check_reduction(reduction)
+        log_base = _log_base(base)
+        x = _as_array(logits, "logits")
+        dtype = _compute_dtype(x.dtype, "logits")
+        operands = [x, _bce_operand(target, x.shape, "target", exact=True)]
+        for name, extra in (("weight", weight), ("pos_weight", pos_weight)):
+            operands.append(None if extra is None else _bce_operand(extra, x.shape, name))
+        present = [a for a in operands if a is not None]
+        out = np.empty(x.shape, dtype=np.float64) if reduction == "none" else None
+        it = np.nditer(present + ([out] if out is not None else []),
+                       flags=["external_loop", "buffered", "zerosize_ok", "grow_inner"],
+                       op_flags=[["readonly"]] * len(present)
+                       + ([["writeonly"]] if out is not None else []),
+                       op_dtypes=[dtype] * len(present)
+                       + ([np.float64] if out is not None else []),
+                       casting="unsafe", buffersize=16384)
+        total = 0.0
+        with it:
+            for chunk in it:
+                ops = iter(chunk)
+                xs, ys = next(ops), next(ops)
+                ws = next(ops) if operands[2] is not None else None
+                pws = next(ops) if operands[3] is not None else None
+                total += kernels.bce_flat(xs, ys, ws, pws, next(ops, None))
+        if log_base != 1.0:
+            total /= log_base
+            if out is not None:
+                out /= log_base
+        if reduction == "none":
+            return _scalar_or_array(out.astype(dtype))
+        if reduction == "sum":
+            return dtype.type(total)
+        return dtype.type(total / x.size if x.size else math.nan)
+
     return {
         "logsumexp": logsumexp,
         "log_softmax": log_softmax,
@@ -451,4 +595,8 @@ def make_functions(kernels):
         "kl_divergence": kl_divergence,
         "entropy": entropy,
         "decompose": decompose,
+        "cross_entropy_and_grad": cross_entropy_and_grad,
+        "kl_divergence_and_grad": kl_divergence_and_grad,
+        "js_divergence": js_divergence,
+        "binary_cross_entropy": binary_cross_entropy,
     }

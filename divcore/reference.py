@@ -17,5 +17,9 @@ cross_entropy = _functions["cross_entropy"]
 kl_divergence = _functions["kl_divergence"]
 entropy = _functions["entropy"]
 decompose = _functions["decompose"]
+cross_entropy_and_grad = _functions["cross_entropy_and_grad"]
+kl_divergence_and_grad = _functions["kl_divergence_and_grad"]
+js_divergence = _functions["js_divergence"]
+binary_cross_entropy = _functions["binary_cross_entropy"]
 
 __all__ = ["Decomposition"] + sorted(_functions)

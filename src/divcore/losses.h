@@ -31,13 +31,48 @@ typedef struct {
     double kl;       /* Σ w p (log p - log q) = ce - h, clamped ≥ 0   KL(p ‖ q) */
     double psum;     /* Σ p of the target as given (for validation) */
     ptrdiff_t nbad;  /* target entries that are NaN or negative (NaN for log-probabilities) */
+    double asum;     /* Σ a = Σ w p: the total target mass, what the gradient scales q by */
+    double max;      /* M and S of the logits' row (see lse.h), for the gradient pass */
+    double sum;
+    double tmax;     /* M and S of a logits target's row (dc_soft_logits only) */
+    double tsum;
 } dc_soft_result;
+
+/* softplus(x) = log(1 + e^x) = max(x, 0) + log1p(e^-|x|): no overflow for large x, full
+ * relative precision for very negative x; +inf at +inf, 0 at -inf. */
+static inline double dc_softplus(double x)
+{
+    return (x > 0.0 ? x : 0.0) + log1p(exp(-fabs(x)));
+}
+
+/* Binary cross-entropy on a logit x with target y and positive-class weight pw:
+ *     l = -[pw·y·log σ(x) + (1 - y)·log(1 - σ(x))]
+ *       = pw·y·softplus(-x) + (1 - y)·softplus(x)
+ * (-log σ(x) = softplus(-x), -log(1 - σ(x)) = softplus(x)). A term whose coefficient is
+ * exactly 0 is 0, so x = +inf with y = 1 and x = -inf with y = 0 give 0, not NaN. */
+static inline double dc_bce_logit(double x, double y, double pw)
+{
+    const double a = pw * y, b = 1.0 - y;
+    return (a != 0.0 ? a * dc_softplus(-x) : 0.0) + (b != 0.0 ? b * dc_softplus(x) : 0.0);
+}
+
+/* h(β) = -β log β - (1-β) log(1-β): the largest value JS_β can take. */
+static inline double dc_binary_entropy(double beta)
+{
+    double h = 0.0;
+    if (beta > 0.0) h -= beta * log(beta);
+    if (beta < 1.0) h -= (1.0 - beta) * log1p(-beta);
+    return h;
+}
 
 /* Running sums over a target row: Σ p, Σ a with a = w·p, Σ a·log p, bad entries. */
 typedef struct {
     double psum, asum, hsum;
     ptrdiff_t nbad;
 } dc_target_sums;
+
+/* Target kinds of the JS and gradient kernels. */
+enum { DC_TARGET_PROBS = 0, DC_TARGET_LOG_PROBS = 1, DC_TARGET_LOGITS = 2 };
 
 /* KL is a sum of terms of both signs that is ≥ 0 in exact arithmetic: never let rounding
  * make it negative. A NaN stays NaN (unlike fmax). */

@@ -25,13 +25,15 @@ static inline int DC_FN(dc_log_softmax_row)(const DC_T *x, ptrdiff_t n, int expo
         for (ptrdiff_t i = 0; i < n; i++) out[i] = (DC_T)NAN;
         return 0;
     }
-    const DC_T m = (DC_T)st.max;
+    /* In double, rounded once: exp(x - M) has relative error |x - M|·eps when x - M is
+     * rounded first, which float32 cannot afford for tiny probabilities. */
+    const double m = st.max;
     if (exponentiate) {
-        const DC_T inv_s = (DC_T)(1.0 / dc_lse_sum(&st));
-        for (ptrdiff_t i = 0; i < n; i++) out[i] = DC_EXP(x[i] - m) * inv_s;
+        const double inv_s = 1.0 / dc_lse_sum(&st);
+        for (ptrdiff_t i = 0; i < n; i++) out[i] = (DC_T)(exp((double)x[i] - m) * inv_s);
     } else {
-        const DC_T log_s = (DC_T)dc_lse_log_sum(&st);
-        for (ptrdiff_t i = 0; i < n; i++) out[i] = (x[i] - m) - log_s;
+        const double log_s = dc_lse_log_sum(&st);
+        for (ptrdiff_t i = 0; i < n; i++) out[i] = (DC_T)(((double)x[i] - m) - log_s);
     }
     return 1;
 }
@@ -149,6 +151,9 @@ static inline void DC_FN(dc_soft_target_row)(const DC_T *x, const DC_T *t, const
     }
     res->psum = ts.psum;
     res->nbad = ts.nbad;
+    res->asum = ts.asum;
+    res->max = st.max;
+    res->sum = dc_lse_sum(&st);
     if (!dc_lse_ok(&st)) {
         res->ce = res->h = res->kl = NAN;
         return;
@@ -186,6 +191,11 @@ static inline void DC_FN(dc_soft_logits)(const DC_T *x, const DC_T *t, const DC_
     const dc_lse_state st = DC_FN(dc_lse_scan)(t, n);
     res->psum = 1.0;
     res->nbad = 0;
+    res->asum = NAN;
+    res->max = sx.max;
+    res->sum = dc_lse_sum(&sx);
+    res->tmax = st.max;
+    res->tsum = dc_lse_sum(&st);
     if (!dc_lse_ok(&sx) || !dc_lse_ok(&st)) {
         res->ce = res->h = res->kl = NAN;
         return;
@@ -203,15 +213,19 @@ static inline void DC_FN(dc_soft_logits)(const DC_T *x, const DC_T *t, const DC_
             const DC_T dt = t[i] - mt, dx = x[i] - mx;
             const DC_T p = DC_EXP(dt) * inv_st;
             const DC_T a = w != NULL ? w[i] * p : p;
-            const int has = p != 0;
+            /* p > 0 exactly when t is finite (its exp may still underflow); mass on a
+             * -inf logit makes the loss infinite. */
+            const int has = dt > -INFINITY && (w == NULL || w[i] != 0);
+            const int lost = dx == -INFINITY;
             a_[j] += a;
-            c_[j] += has ? a * -dx : (DC_T)0;
+            c_[j] += has ? (lost ? (DC_T)INFINITY : a * -dx) : (DC_T)0;
             h_[j] += has ? a * (dt - log_st) : (DC_T)0;
-            k_[j] += has ? a * (dt - dx) : (DC_T)0;
+            k_[j] += has ? (lost ? (DC_T)INFINITY : a * (dt - dx)) : (DC_T)0;
         }
         for (int j = 0; j < DC_LANES; j++) { ce += c_[j]; hs += h_[j]; kl += k_[j]; asum += a_[j]; }
     }
     const double log_sx = dc_lse_log_sum(&sx);
+    res->asum = asum;
     res->ce = ce + asum * log_sx;
     res->h = -hs;
     res->kl = dc_clamp_nonnegative(kl + asum * (log_sx - dc_lse_log_sum(&st)));
@@ -241,16 +255,23 @@ static inline void DC_FN(dc_kl_reverse_target)(const DC_T *x, const DC_T *t, ptr
             p_[j] += p;
             b_[j] += is_log ? (tv != tv) : !(p >= 0);
             if (ok) {
+                /* q > 0 exactly when x is finite (its exp may still underflow); where
+                 * p = 0 the term is +inf. */
                 const DC_T dx = x[i] - m;
                 const DC_T q = DC_EXP(dx) * inv_s;
                 const DC_T log_p = is_log ? tv : DC_LOG(p);
-                k_[j] += q != 0 ? q * ((dx - log_s) - log_p) : (DC_T)0;
+                k_[j] += dx > -INFINITY
+                             ? (log_p == -INFINITY ? (DC_T)INFINITY : q * ((dx - log_s) - log_p))
+                             : (DC_T)0;
             }
         }
         for (int j = 0; j < DC_LANES; j++) { kl += k_[j]; psum += p_[j]; nbad += b_[j]; }
     }
     res->psum = psum;
     res->nbad = nbad;
+    res->asum = 1.0;
+    res->max = sx.max;
+    res->sum = dc_lse_sum(&sx);
     res->ce = res->h = NAN;
     res->kl = ok ? dc_clamp_nonnegative(kl) : NAN;
 }
@@ -277,15 +298,18 @@ static inline double DC_FN(dc_entropy_logits)(const DC_T *x, ptrdiff_t n)
 {
     const dc_lse_state st = DC_FN(dc_lse_scan)(x, n);
     if (!dc_lse_ok(&st)) return NAN;
-    const DC_T m = (DC_T)st.max;
+    /* In double: for a peaked row the entropy is made of tiny e_i·(M - x_i) terms, whose
+     * float32 exp would be subnormal. */
+    const double m = st.max;
     double u = 0.0;
     for (ptrdiff_t start = 0; start < n; start += DC_BLOCK) {
         const ptrdiff_t len = DC_MIN_LEN(DC_BLOCK, n - start);
-        DC_T u_[DC_LANES];
+        double u_[DC_LANES];
         for (int j = 0; j < DC_LANES; j++) u_[j] = 0;
         for (ptrdiff_t i = start; i < start + len; i++) {
-            const DC_T e = DC_EXP(x[i] - m);
-            u_[i % DC_LANES] += e != 0 ? e * (m - x[i]) : (DC_T)0;
+            const double d = (double)x[i] - m;
+            const double e = exp(d);
+            u_[i % DC_LANES] += e != 0 ? e * -d : 0.0;
         }
         for (int j = 0; j < DC_LANES; j++) u += u_[j];
     }
@@ -305,6 +329,121 @@ static inline double DC_FN(dc_entropy_target)(const DC_T *t, ptrdiff_t n, int is
     *psum = ts.psum;
     *nbad = ts.nbad;
     return -ts.hsum;
+}
+
+/* ------------------------------------------------------------------ Jensen-Shannon */
+
+/* log p_i and p_i of a target entry (a logits target needs its row's M_t, S_t). */
+static inline double DC_FN(dc_target_log)(DC_T t, int kind, double tmax, double log_tsum)
+{
+    if (kind == DC_TARGET_PROBS) return log((double)t);
+    if (kind == DC_TARGET_LOG_PROBS) return (double)t;
+    return ((double)t - tmax) - log_tsum;
+}
+
+/* Generalised Jensen-Shannon divergence with weight β on the target p:
+ *     JS_β = β KL(p ‖ m) + (1-β) KL(q ‖ m),   m = β p + (1-β) q.
+ * In log space, with d = log q - log p, the two log-ratios are
+ *     log p - log m = -log1p((1-β)·expm1(d)),   log q - log m = -log1p(β·expm1(-d))
+ * which are exact for near-identical p and q (where m's log would cancel) and right at
+ * p = 0 (d = +inf: -log(1-β)) or q = 0 (d = -inf: -log β). Computed in double; clamped
+ * to [0, h(β)] so that rounding never gives a negative value (or a NaN) for p ≈ q. */
+static inline double DC_FN(dc_js_row)(const DC_T *x, const DC_T *t, ptrdiff_t n, int kind,
+                                      double beta, double *psum, ptrdiff_t *nbad)
+{
+    const dc_lse_state sx = DC_FN(dc_lse_scan)(x, n);
+    dc_lse_state st;
+    dc_lse_init(&st);
+    if (kind == DC_TARGET_LOGITS) st = DC_FN(dc_lse_scan)(t, n);
+    const int ok = dc_lse_ok(&sx) && (kind != DC_TARGET_LOGITS || dc_lse_ok(&st));
+    const double log_sx = ok ? dc_lse_log_sum(&sx) : 0.0;
+    const double log_st = ok && kind == DC_TARGET_LOGITS ? dc_lse_log_sum(&st) : 0.0;
+    double js = 0.0, ps = 0.0;
+    ptrdiff_t bad = 0;
+    for (ptrdiff_t i = 0; i < n; i++) {
+        const double lp = DC_FN(dc_target_log)(t[i], kind, st.max, log_st);
+        const double p = kind == DC_TARGET_PROBS ? (double)t[i] : exp(lp);
+        ps += p;
+        bad += kind == DC_TARGET_LOG_PROBS ? (t[i] != t[i]) : !(p >= 0.0);
+        if (!ok) continue;
+        const double lq = ((double)x[i] - sx.max) - log_sx;
+        const double q = exp(lq);
+        if (p == 0.0 && q == 0.0) continue;
+        const double d = lq - lp;
+        const double tp = p != 0.0 ? -p * log1p((1.0 - beta) * expm1(d)) : 0.0;
+        const double tq = q != 0.0 ? -q * log1p(beta * expm1(-d)) : 0.0;
+        js += beta * tp + (1.0 - beta) * tq;
+    }
+    *psum = kind == DC_TARGET_LOGITS ? 1.0 : ps;
+    *nbad = kind == DC_TARGET_LOGITS ? 0 : bad;
+    if (!ok) return NAN;
+    if (beta == 0.0 || beta == 1.0) return 0.0;
+    const double top = dc_binary_entropy(beta);
+    js = dc_clamp_nonnegative(js);
+    return js > top ? top : js;
+}
+
+/* ------------------------------------------------------------------------ gradients */
+
+/* ∂/∂x of the cross-entropy Σ a_c (lse - x_c), a = w·p, written to g:
+ *     g_c = scale · (A·q_c - a_c),   A = Σ a,   q = softmax(x) = exp(x - M) / S
+ * The same for KL(p ‖ q), which differs from it by the constant H(p). M, S and A come
+ * from the loss kernel's pass (dc_soft_result). Classes with q_c = 0 and a_c = 0 (masked,
+ * -inf) get exactly 0. A row without a distribution gets NaN. */
+static inline void DC_FN(dc_soft_grad)(const DC_T *x, const DC_T *t, const DC_T *w,
+                                       ptrdiff_t n, int kind, const dc_soft_result *r,
+                                       double scale, DC_T *g)
+{
+    if (!(r->max > -INFINITY && r->max < INFINITY) || r->asum != r->asum) {
+        for (ptrdiff_t i = 0; i < n; i++) g[i] = (DC_T)NAN;
+        return;
+    }
+    const double inv_s = 1.0 / r->sum, log_ts = log(r->tsum);
+    const double mass = r->asum;
+    for (ptrdiff_t i = 0; i < n; i++) {
+        const double q = exp((double)x[i] - r->max) * inv_s;
+        double p = kind == DC_TARGET_PROBS ? (double)t[i]
+                   : exp(DC_FN(dc_target_log)(t[i], kind, r->tmax, log_ts));
+        const double a = w != NULL ? (double)w[i] * p : p;
+        g[i] = (DC_T)(scale * (mass * q - a));
+    }
+}
+
+/* Cross-entropy with a label and its gradient, g_c = scale·(q_c - [c == label]);
+ * returns the loss lse - x_label (see dc_ce_label). */
+static inline double DC_FN(dc_ce_label_grad)(const DC_T *x, ptrdiff_t n, ptrdiff_t label,
+                                             double scale, DC_T *g)
+{
+    const dc_lse_state st = DC_FN(dc_lse_scan)(x, n);
+    if (!dc_lse_ok(&st)) {
+        for (ptrdiff_t i = 0; i < n; i++) g[i] = (DC_T)NAN;
+        return NAN;
+    }
+    const double inv_s = 1.0 / dc_lse_sum(&st);
+    for (ptrdiff_t i = 0; i < n; i++)
+        g[i] = (DC_T)(scale * (exp((double)x[i] - st.max) * inv_s));
+    g[label] = (DC_T)((double)g[label] - scale);
+    return (st.max - (double)x[label]) + dc_lse_log_sum(&st);
+}
+
+/* ∂/∂x of the reverse KL(q ‖ p) = Σ q_c (log q_c - log p_c):
+ *     g_c = scale · q_c · ((log q_c - log p_c) - KL)
+ * (0 where q_c = 0). `kl` is the row's value from dc_kl_reverse_target / dc_soft_logits. */
+static inline void DC_FN(dc_kl_reverse_grad)(const DC_T *x, const DC_T *t, ptrdiff_t n,
+                                             int kind, const dc_soft_result *r, double kl,
+                                             double scale, DC_T *g)
+{
+    if (!(r->max > -INFINITY && r->max < INFINITY) || kl != kl) {
+        for (ptrdiff_t i = 0; i < n; i++) g[i] = (DC_T)NAN;
+        return;
+    }
+    const double log_s = log(r->sum), log_ts = log(r->tsum);
+    for (ptrdiff_t i = 0; i < n; i++) {
+        const double lq = ((double)x[i] - r->max) - log_s;
+        const double q = exp(lq);
+        const double lp = DC_FN(dc_target_log)(t[i], kind, r->tmax, log_ts);
+        g[i] = q != 0.0 ? (DC_T)(scale * q * ((lq - lp) - kl)) : (DC_T)0;
+    }
 }
 
 /* ------------------------------------------ the flat C-level API (one value per row) */
