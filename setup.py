@@ -8,6 +8,7 @@ Flags: -O3 only. Never -ffast-math / -Ofast (they switch the whole process to
 flush-to-zero and break the -inf/NaN contract) and never -march=native (a wheel must run
 on any x86-64; fast paths are chosen at run time).
 """
+import glob
 import os
 import shutil
 import sys
@@ -42,6 +43,7 @@ extensions = [
     Extension(
         "divcore._core",
         ["divcore/_core.pyx"],
+        depends=sorted(glob.glob(os.path.join("src", "divcore", "*.h"))),
         include_dirs=[os.path.join(HERE, "src"), numpy.get_include()],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
         extra_compile_args=compile_args,
