@@ -91,8 +91,10 @@ static inline void DC_FN(dc_block_target)(const DC_T *t, const DC_T *w, ptrdiff_
 }
 
 /* Logit side of a block at running max m: Σ a·(m - x) (terms with a == 0 are 0), and the
- * block's part of S (see lse.h). */
-static inline double DC_FN(dc_block_soft)(const DC_T *x, const DC_T *a, ptrdiff_t n, DC_T m,
+ * block's part of S (see lse.h). A log-probability target has mass exactly where it is
+ * > -inf, even where exp underflows a to 0: mass on a -inf logit is +inf. */
+static inline double DC_FN(dc_block_soft)(const DC_T *x, const DC_T *a, const DC_T *t,
+                                          const DC_T *w, int is_log, ptrdiff_t n, DC_T m,
                                           dc_lse_state *st)
 {
     DC_T sh[DC_LANES], r[DC_LANES], k[DC_LANES];
@@ -101,7 +103,8 @@ static inline double DC_FN(dc_block_soft)(const DC_T *x, const DC_T *a, ptrdiff_
         const int j = (int)(i % DC_LANES);
         const DC_T v = x[i];
         const int top = v == m;
-        sh[j] += a[i] != 0 ? a[i] * (m - v) : (DC_T)0;
+        const int has = is_log ? (t[i] > -INFINITY && (w == NULL || w[i] != 0)) : a[i] != 0;
+        sh[j] += has ? (v == -INFINITY ? (DC_T)INFINITY : a[i] * (m - v)) : (DC_T)0;
         k[j] += top;
         r[j] += top ? (DC_T)0 : DC_EXP(v - m);
     }
@@ -147,7 +150,8 @@ static inline void DC_FN(dc_soft_target_row)(const DC_T *x, const DC_T *t, const
         }
         a_seen += ts.asum - a_before;
         if (st.max > -INFINITY)
-            shift += DC_FN(dc_block_soft)(xb, a, len, (DC_T)st.max, &st);
+            shift += DC_FN(dc_block_soft)(xb, a, t + start, w != NULL ? w + start : NULL,
+                                          is_log, len, (DC_T)st.max, &st);
     }
     res->psum = ts.psum;
     res->nbad = ts.nbad;

@@ -1,0 +1,82 @@
+"""Shared fixtures for the divcore tests. The helpers themselves live in tests/_helpers.py
+(random logits/probability generators, layouts, ulp comparison, a float64 oracle)."""
+import os
+import sys
+import zlib
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from _helpers import (  # noqa: E402,F401  (re-exported for convenience)
+    EPS32,
+    EPS64,
+    assert_allclose_nan,
+    assert_same_kind,
+    assert_ulp,
+    compute_dtype,
+    random_logits,
+    random_probs,
+    ulp_error,
+    with_layout,
+)
+
+try:
+    from hypothesis import HealthCheck, settings
+
+    settings.register_profile(
+        "divcore",
+        deadline=None,
+        max_examples=60,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+        print_blob=True,
+    )
+    settings.register_profile("divcore-long", parent=settings.get_profile("divcore"),
+                              max_examples=600)
+    settings.load_profile(os.environ.get("DIVCORE_HYPOTHESIS_PROFILE", "divcore"))
+except ImportError:  # pragma: no cover
+    pass
+
+
+FORCED_REFERENCE = os.environ.get("DIVCORE_BACKEND", "").strip().lower() == "reference"
+
+
+@pytest.fixture
+def rng(request):
+    """A numpy Generator seeded from the test's name (reproducible, distinct per test)."""
+    seed = zlib.crc32(request.node.nodeid.encode())  # hash() is salted per process
+    return np.random.default_rng(seed)
+
+
+@pytest.fixture
+def compiled():
+    """Skip unless the compiled core is live (compiled-vs-reference tests need it)."""
+    import divcore
+
+    if divcore.backend() != "compiled":
+        pytest.skip(f"compiled core not live (backend() == {divcore.backend()!r})")
+    return divcore
+
+
+@pytest.fixture(scope="session", params=["divcore", "reference"])
+def dc(request):
+    """The public API on each backend: `divcore` (whatever is live) and `divcore.reference`."""
+    import divcore
+    import divcore.reference
+
+    if request.param == "divcore":
+        return divcore
+    return divcore.reference
+
+
+@pytest.fixture(scope="session")
+def compiled_or_any():
+    """The live backend for tests too slow for the pure-Python reference at full size:
+    `divcore` itself (compiled unless the reference is forced or the core is missing)."""
+    import divcore
+
+    if divcore.backend() != "compiled" and not os.environ.get("DIVCORE_SLOW_TESTS"):
+        pytest.skip("large-C accuracy on the reference backend is slow "
+                    "(set DIVCORE_SLOW_TESTS=1 to run it)")
+    return divcore
