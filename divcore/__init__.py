@@ -9,7 +9,9 @@ The functions run on the compiled core (divcore._core) when it can be imported, 
 the pure-Python reference (with a warning); DIVCORE_BACKEND=reference forces the
 reference, and `backend()` says which one is live.
 """
+import glob
 import os
+import sys
 import warnings
 
 from ._version import __version__
@@ -34,6 +36,41 @@ __all__ = [
 ]
 
 
+def _installed_core_dir():
+    """When divcore is imported from a source checkout (e.g. `python -m divcore` in the
+    repository after `pip install .`), the folder of an installed copy of the same version
+    that holds the compiled core; None otherwise."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    for entry in sys.path:
+        folder = os.path.join(os.path.abspath(entry or os.curdir), "divcore")
+        if os.path.normcase(folder) == os.path.normcase(here):
+            continue
+        if not glob.glob(os.path.join(folder, "_core.*")):
+            continue
+        try:
+            with open(os.path.join(folder, "_version.py"), encoding="utf-8") as f:
+                text = f.read()
+            same_version = any(f"{q}{__version__}{q}" in text for q in "'\"")
+        except OSError:
+            same_version = False
+        if same_version:
+            return folder
+    return None
+
+
+def _import_core():
+    try:
+        from . import _core
+    except ImportError:
+        # A source checkout has no built extension: use the one installed from it.
+        installed = _installed_core_dir()
+        if installed is None:
+            raise
+        __path__.append(installed)
+        from . import _core
+    return _core
+
+
 def _load_kernels():
     requested = os.environ.get("DIVCORE_BACKEND", "").strip().lower()
     if requested not in ("", "compiled", "reference"):
@@ -44,7 +81,7 @@ def _load_kernels():
         from . import _refkernels
         return _refkernels, "reference"
     try:
-        from . import _core
+        _core = _import_core()
     except ImportError as exc:
         if requested == "compiled":
             raise
