@@ -293,6 +293,40 @@ cdef inline bint target_row_bad(double psum, Py_ssize_t nbad, double tol) noexce
     return nbad > 0 or not (fabs(psum - 1.0) <= tol)
 
 
+cdef inline const real *soft_row(const dc_rows *rx, Py_ssize_t i, const real *xr,
+                                 const real *tr, const real *w, Py_ssize_t n, int kind,
+                                 bint reverse, double eps, int want_h, real *sbuf,
+                                 dc_soft_result *res) noexcept nogil:
+    """One row against a soft target: fills res (for reverse KL, res.max/sum are the
+    model's row and res.tmax/tsum the target's, as the gradient kernels read them) and
+    returns the target row the loss was computed against (the smoothed one with label
+    smoothing, whose validation sums are those of the raw target)."""
+    cdef double psum, m, s
+    cdef Py_ssize_t nbad
+    cdef int is_log = kind == DC_TARGET_LOG_PROBS
+    if reverse:
+        if kind == DC_TARGET_LOGITS:  # KL(q ‖ p): the model's softmax plays the target
+            soft_logits_row(tr, xr, <const real *>NULL, n, res)
+            m, s = res.max, res.sum
+            res.max, res.sum = res.tmax, res.tsum
+            res.tmax, res.tsum = m, s
+        else:
+            kl_reverse_row(xr, tr, n, is_log, res)
+        return tr
+    if kind == DC_TARGET_LOGITS:
+        soft_logits_row(xr, tr, w, n, res)
+        return tr
+    if eps != 0.0:
+        target_check_row(tr, n, is_log, &psum, &nbad)
+        smoothed_target(rx, i, tr, -1, eps, sbuf)
+        soft_target_row(xr, <const real *>sbuf, w, n, 0, want_h, res)
+        res.psum = psum
+        res.nbad = nbad
+        return <const real *>sbuf
+    soft_target_row(xr, tr, w, n, is_log, want_h, res)
+    return tr
+
+
 # --------------------------------------------------------------------- row functions
 
 def lse_rows(const real[:, :] x, const unsigned char[:, :] where, double temperature):
@@ -384,14 +418,10 @@ def soft_rows(const real[:, :] x, const real[:, :] target, str target_type,
     """Per-row cross-entropy, target entropy and KL for probs / log_probs / logits targets
     (docs/design.md, item 4). Returns (ce, h, kl), None for what is not in `want`."""
     cdef Py_ssize_t n_rows = x.shape[0], n = x.shape[1], i
-    cdef int is_logits = target_type == "logits"
-    cdef int is_log = target_type == "log_probs"
-    cdef int check = validate and not is_logits
+    cdef int kind = target_kind_code(target_type)
+    cdef int check = validate and kind != DC_TARGET_LOGITS
     cdef int want_h = ("h" in want) or ("kl" in want)
-    cdef int smooth = label_smoothing != 0.0
     cdef Py_ssize_t bad_row = -1
-    cdef double bad_psum = 0.0, psum = 0.0
-    cdef Py_ssize_t bad_nbad = 0, nbad = 0
     cdef dc_soft_result res
     ce = np.full(n_rows, np.nan) if ("ce" in want and not reverse) else None
     h = np.full(n_rows, np.nan) if ("h" in want and not reverse) else None
@@ -402,8 +432,8 @@ def soft_rows(const real[:, :] x, const real[:, :] target, str target_type,
     cdef dc_rows rx = rows_of(x, where, temperature)
     cdef const unsigned char[:, :] no_mask = None
     # A logits target is masked and tempered like the logits; probabilities are not.
-    cdef dc_rows rt = rows_of(target, where if is_logits else no_mask,
-                              temperature if is_logits else 1.0)
+    cdef dc_rows rt = rows_of(target, where if kind == DC_TARGET_LOGITS else no_mask,
+                              temperature if kind == DC_TARGET_LOGITS else 1.0)
     cdef RowBuffer xbuf = RowBuffer(n, sizeof(real))
     cdef RowBuffer tbuf = RowBuffer(n, sizeof(real))
     cdef RowBuffer sbuf = RowBuffer(n, sizeof(real))
@@ -414,25 +444,10 @@ def soft_rows(const real[:, :] x, const real[:, :] target, str target_type,
         for i in range(n_rows):
             xr = row_of(&rx, i, <real>-INFINITY, <real *>xbuf.data)
             tr = row_of(&rt, i, <real>-INFINITY, <real *>tbuf.data)
-            if is_logits:
-                if reverse:  # KL(q ‖ p): the model's softmax plays the target's part
-                    soft_logits_row(tr, xr, <const real *>NULL, n, &res)
-                else:
-                    soft_logits_row(xr, tr, w, n, &res)
-            elif reverse:
-                kl_reverse_row(xr, tr, n, is_log, &res)
-            elif smooth:
-                target_check_row(tr, n, is_log, &psum, &nbad)
-                smoothed_target(&rx, i, tr, -1, label_smoothing, <real *>sbuf.data)
-                soft_target_row(xr, <const real *>sbuf.data, w, n, 0, want_h, &res)
-                res.psum = psum
-                res.nbad = nbad
-            else:
-                soft_target_row(xr, tr, w, n, is_log, want_h, &res)
+            soft_row(&rx, i, xr, tr, w, n, kind, reverse, label_smoothing, want_h,
+                     <real *>sbuf.data, &res)
             if check and target_row_bad(res.psum, res.nbad, tol):
                 bad_row = i
-                bad_psum = res.psum
-                bad_nbad = res.nbad
                 break
             if ce_v is not None:
                 ce_v[i] = res.ce
@@ -441,7 +456,7 @@ def soft_rows(const real[:, :] x, const real[:, :] target, str target_type,
             if kl_v is not None:
                 kl_v[i] = res.kl
     if bad_row >= 0:
-        _check_target_row(bad_row, bad_psum, bad_nbad, tol, "target", True)
+        _check_target_row(bad_row, res.psum, res.nbad, tol, "target", True)
     return ce, h, kl
 
 
@@ -546,68 +561,44 @@ def soft_grad_rows(const real[:, :] x, const real[:, :] target, str target_type,
     are the same array: KL = CE - H(p) and H(p) does not depend on the logits."""
     cdef Py_ssize_t n_rows = x.shape[0], n = x.shape[1], i
     cdef int kind = target_kind_code(target_type)
-    cdef int is_logits = kind == DC_TARGET_LOGITS
-    cdef int is_log = kind == DC_TARGET_LOG_PROBS
-    cdef int check = validate and not is_logits
+    cdef int check = validate and kind != DC_TARGET_LOGITS
     cdef int want_kl = loss == "kl"
-    cdef int smooth = label_smoothing != 0.0
+    cdef int want_h = want_kl or reverse
+    # the kind of the row the gradient reads: a smoothed target is probabilities
+    cdef int used_kind = DC_TARGET_PROBS if label_smoothing != 0.0 else kind
     cdef double scale = _grad_scale(reduction, <double>n_rows, temperature, log_base)
-    cdef double psum = 0.0, kl_row
-    cdef Py_ssize_t nbad = 0, bad_row = -1
+    cdef Py_ssize_t bad_row = -1
     cdef dc_soft_result res
-    cdef dc_soft_result qside
     values = np.full(n_rows, np.nan)
     cdef double[::1] v = values
     cdef const unsigned char[:, :] no_mask = None
     cdef dc_rows rx = rows_of(x, where, temperature)
-    cdef dc_rows rt = rows_of(target, where if is_logits else no_mask,
-                              temperature if is_logits else 1.0)
+    cdef dc_rows rt = rows_of(target, where if kind == DC_TARGET_LOGITS else no_mask,
+                              temperature if kind == DC_TARGET_LOGITS else 1.0)
     cdef RowBuffer xbuf = RowBuffer(n, sizeof(real))
     cdef RowBuffer tbuf = RowBuffer(n, sizeof(real))
     cdef RowBuffer sbuf = RowBuffer(n, sizeof(real))
     cdef const real *w = weights_of(weight)
     cdef const real *xr
     cdef const real *tr
+    cdef const real *used
     with nogil:
         for i in range(n_rows):
             xr = row_of(&rx, i, <real>-INFINITY, <real *>xbuf.data)
             tr = row_of(&rt, i, <real>-INFINITY, <real *>tbuf.data)
-            if reverse:
-                if is_logits:
-                    # dc_soft_logits(t, x) is KL(q ‖ p); its max/sum are the target's.
-                    soft_logits_row(tr, xr, <const real *>NULL, n, &res)
-                    qside = res
-                    qside.max, qside.sum = res.tmax, res.tsum
-                    qside.tmax, qside.tsum = res.max, res.sum
-                else:
-                    kl_reverse_row(xr, tr, n, is_log, &res)
-                    qside = res
-                kl_row = res.kl
-                if check and target_row_bad(res.psum, res.nbad, tol):
-                    bad_row, psum, nbad = i, res.psum, res.nbad
-                    break
-                v[i] = kl_row
-                kl_reverse_grad_row(xr, tr, n, kind, &qside, kl_row, scale, &grad[i, 0])
-                continue
-            if is_logits:
-                soft_logits_row(xr, tr, w, n, &res)
-            elif smooth:
-                target_check_row(tr, n, is_log, &psum, &nbad)
-                smoothed_target(&rx, i, tr, -1, label_smoothing, <real *>sbuf.data)
-                tr = <const real *>sbuf.data
-                soft_target_row(xr, tr, w, n, 0, want_kl, &res)
-                res.psum = psum
-                res.nbad = nbad
-            else:
-                soft_target_row(xr, tr, w, n, is_log, want_kl, &res)
+            used = soft_row(&rx, i, xr, tr, w, n, kind, reverse, label_smoothing, want_h,
+                            <real *>sbuf.data, &res)
             if check and target_row_bad(res.psum, res.nbad, tol):
-                bad_row, psum, nbad = i, res.psum, res.nbad
+                bad_row = i
                 break
-            v[i] = res.kl if want_kl else res.ce
-            soft_grad_row(xr, tr, w, n, DC_TARGET_PROBS if smooth else kind, &res, scale,
-                          &grad[i, 0])
+            if reverse:
+                v[i] = res.kl
+                kl_reverse_grad_row(xr, tr, n, kind, &res, res.kl, scale, &grad[i, 0])
+            else:
+                v[i] = res.kl if want_kl else res.ce
+                soft_grad_row(xr, used, w, n, used_kind, &res, scale, &grad[i, 0])
     if bad_row >= 0:
-        _check_target_row(bad_row, psum, nbad, tol, "target", True)
+        _check_target_row(bad_row, res.psum, res.nbad, tol, "target", True)
     return values
 
 

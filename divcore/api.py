@@ -112,6 +112,18 @@ def _rows_view(a):
         a, shape=(n_rows, n_cls), strides=(row_stride, a.strides[-1]), writeable=False)
 
 
+def _broadcast_mask(where, shape):
+    """`where` as a boolean array broadcast to `shape` (a view)."""
+    w = _as_array(where, "where")
+    if w.dtype != np.bool_:
+        raise TypeError(f"where must be a boolean array, got dtype {w.dtype}")
+    try:
+        return np.broadcast_to(w, shape)
+    except ValueError:
+        raise ValueError(f"where: shape {w.shape} does not broadcast to the input's shape "
+                         f"{shape}") from None
+
+
 def _scalar_or_array(a):
     return a[()] if a.ndim == 0 else a
 
@@ -181,14 +193,7 @@ class _Logits:
     def _mask(self, where):
         if where is None:
             return None
-        w = _as_array(where, "where")
-        if w.dtype != np.bool_:
-            raise TypeError(f"where must be a boolean array, got dtype {w.dtype}")
-        try:
-            w = np.broadcast_to(w, self.shape)
-        except ValueError:
-            raise ValueError(f"where: shape {w.shape} does not broadcast to the logits' "
-                             f"shape {self.shape}") from None
+        w = _broadcast_mask(where, self.shape)
         return _rows_view(np.moveaxis(w, self.axis, -1)).view(np.uint8)
 
     def same_layout(self, y, name):
@@ -314,15 +319,7 @@ def make_functions(kernels):
         merged = moved.reshape(moved.shape[:len(rest)] + (-1,))
         w = None
         if where is not None:
-            wa = _as_array(where, "where")
-            if wa.dtype != np.bool_:
-                raise TypeError(f"where must be a boolean array, got dtype {wa.dtype}")
-            try:
-                wa = np.broadcast_to(wa, a.shape)
-            except ValueError:
-                raise ValueError(f"where: shape {wa.shape} does not broadcast to the "
-                                 f"input's shape {a.shape}") from None
-            wm = np.transpose(wa, rest + list(axes))
+            wm = np.transpose(_broadcast_mask(where, a.shape), rest + list(axes))
             w = wm.reshape(wm.shape[:len(rest)] + (-1,))
         return _Logits(merged, -1, w, name), axes, a.shape
 

@@ -280,16 +280,24 @@ static inline void DC_FN(dc_kl_reverse_target)(const DC_T *x, const DC_T *t, ptr
     res->kl = ok ? dc_clamp_nonnegative(kl) : NAN;
 }
 
+/* The sums of a whole target row (see dc_block_target), a block at a time. */
+static inline dc_target_sums DC_FN(dc_target_sums_row)(const DC_T *t, ptrdiff_t n, int is_log,
+                                                       int want_h)
+{
+    DC_T a[DC_BLOCK];
+    dc_target_sums ts = {0.0, 0.0, 0.0, 0};
+    for (ptrdiff_t start = 0; start < n; start += DC_BLOCK)
+        DC_FN(dc_block_target)(t + start, NULL, DC_MIN_LEN(DC_BLOCK, n - start), is_log,
+                               want_h, a, &ts);
+    return ts;
+}
+
 /* Σ p and the bad entries of a target row, nothing else: validation of a target that is
  * transformed before use (label smoothing). */
 static inline void DC_FN(dc_target_check)(const DC_T *t, ptrdiff_t n, int is_log,
                                           double *psum, ptrdiff_t *nbad)
 {
-    DC_T a[DC_BLOCK];
-    dc_target_sums ts = {0.0, 0.0, 0.0, 0};
-    for (ptrdiff_t start = 0; start < n; start += DC_BLOCK)
-        DC_FN(dc_block_target)(t + start, NULL, DC_MIN_LEN(DC_BLOCK, n - start), is_log, 0, a,
-                               &ts);
+    const dc_target_sums ts = DC_FN(dc_target_sums_row)(t, n, is_log, 0);
     *psum = ts.psum;
     *nbad = ts.nbad;
 }
@@ -325,11 +333,7 @@ static inline double DC_FN(dc_entropy_logits)(const DC_T *x, ptrdiff_t n)
 static inline double DC_FN(dc_entropy_target)(const DC_T *t, ptrdiff_t n, int is_log,
                                               double *psum, ptrdiff_t *nbad)
 {
-    DC_T a[DC_BLOCK];
-    dc_target_sums ts = {0.0, 0.0, 0.0, 0};
-    for (ptrdiff_t start = 0; start < n; start += DC_BLOCK)
-        DC_FN(dc_block_target)(t + start, NULL, DC_MIN_LEN(DC_BLOCK, n - start), is_log, 1, a,
-                               &ts);
+    const dc_target_sums ts = DC_FN(dc_target_sums_row)(t, n, is_log, 1);
     *psum = ts.psum;
     *nbad = ts.nbad;
     return -ts.hsum;
