@@ -14,7 +14,7 @@ import numpy as np
 from divcore import _errors
 
 
-cdef extern from "divcore/kernels.h" nogil:
+cdef extern from "divcore/dispatch.h" nogil:
     ctypedef struct dc_rows:
         const char *data
         Py_ssize_t row_stride
@@ -44,56 +44,67 @@ cdef extern from "divcore/kernels.h" nogil:
     void dc_smoothed_target_f64(const dc_rows *r, Py_ssize_t i, const double *p,
                                 Py_ssize_t label, double eps, double *out)
 
-    double dc_logsumexp_f32(const float *x, Py_ssize_t n)
-    double dc_logsumexp_f64(const double *x, Py_ssize_t n)
-    int dc_log_softmax_row_f32(const float *x, Py_ssize_t n, int exponentiate, float *out)
-    int dc_log_softmax_row_f64(const double *x, Py_ssize_t n, int exponentiate, double *out)
-    double dc_ce_label_f32(const float *x, Py_ssize_t n, Py_ssize_t label)
-    double dc_ce_label_f64(const double *x, Py_ssize_t n, Py_ssize_t label)
-    void dc_soft_target_row_f32(const float *x, const float *t, const float *w, Py_ssize_t n,
+    double dcd_dc_logsumexp_f32(const float *x, Py_ssize_t n)
+    double dcd_dc_logsumexp_f64(const double *x, Py_ssize_t n)
+    int dcd_dc_log_softmax_row_f32(const float *x, Py_ssize_t n, int exponentiate, float *out)
+    int dcd_dc_log_softmax_row_f64(const double *x, Py_ssize_t n, int exponentiate, double *out)
+    double dcd_dc_ce_label_f32(const float *x, Py_ssize_t n, Py_ssize_t label)
+    double dcd_dc_ce_label_f64(const double *x, Py_ssize_t n, Py_ssize_t label)
+    void dcd_dc_soft_target_row_f32(const float *x, const float *t, const float *w, Py_ssize_t n,
                                 int is_log, int want_h, dc_soft_result *res)
-    void dc_soft_target_row_f64(const double *x, const double *t, const double *w,
+    void dcd_dc_soft_target_row_f64(const double *x, const double *t, const double *w,
                                 Py_ssize_t n, int is_log, int want_h, dc_soft_result *res)
-    void dc_soft_logits_f32(const float *x, const float *t, const float *w, Py_ssize_t n,
+    void dcd_dc_soft_logits_f32(const float *x, const float *t, const float *w, Py_ssize_t n,
                             dc_soft_result *res)
-    void dc_soft_logits_f64(const double *x, const double *t, const double *w, Py_ssize_t n,
+    void dcd_dc_soft_logits_f64(const double *x, const double *t, const double *w, Py_ssize_t n,
                             dc_soft_result *res)
-    void dc_kl_reverse_target_f32(const float *x, const float *t, Py_ssize_t n, int is_log,
+    void dcd_dc_kl_reverse_target_f32(const float *x, const float *t, Py_ssize_t n, int is_log,
                                   dc_soft_result *res)
-    void dc_kl_reverse_target_f64(const double *x, const double *t, Py_ssize_t n, int is_log,
+    void dcd_dc_kl_reverse_target_f64(const double *x, const double *t, Py_ssize_t n, int is_log,
                                   dc_soft_result *res)
-    void dc_target_check_f32(const float *t, Py_ssize_t n, int is_log, double *psum,
+    void dcd_dc_target_check_f32(const float *t, Py_ssize_t n, int is_log, double *psum,
                              Py_ssize_t *nbad)
-    void dc_target_check_f64(const double *t, Py_ssize_t n, int is_log, double *psum,
+    void dcd_dc_target_check_f64(const double *t, Py_ssize_t n, int is_log, double *psum,
                              Py_ssize_t *nbad)
-    double dc_entropy_logits_f32(const float *x, Py_ssize_t n)
-    double dc_entropy_logits_f64(const double *x, Py_ssize_t n)
-    double dc_entropy_target_f32(const float *t, Py_ssize_t n, int is_log, double *psum,
+    double dcd_dc_entropy_logits_f32(const float *x, Py_ssize_t n)
+    double dcd_dc_entropy_logits_f64(const double *x, Py_ssize_t n)
+    double dcd_dc_entropy_target_f32(const float *t, Py_ssize_t n, int is_log, double *psum,
                                  Py_ssize_t *nbad)
-    double dc_entropy_target_f64(const double *t, Py_ssize_t n, int is_log, double *psum,
+    double dcd_dc_entropy_target_f64(const double *t, Py_ssize_t n, int is_log, double *psum,
                                  Py_ssize_t *nbad)
 
-    double dc_js_row_f32(const float *x, const float *t, Py_ssize_t n, int kind, double beta,
+    double dcd_dc_js_row_f32(const float *x, const float *t, Py_ssize_t n, int kind, double beta,
                          double *psum, Py_ssize_t *nbad)
-    double dc_js_row_f64(const double *x, const double *t, Py_ssize_t n, int kind,
+    double dcd_dc_js_row_f64(const double *x, const double *t, Py_ssize_t n, int kind,
                          double beta, double *psum, Py_ssize_t *nbad)
-    void dc_soft_grad_f32(const float *x, const float *t, const float *w, Py_ssize_t n,
+    void dcd_dc_soft_grad_f32(const float *x, const float *t, const float *w, Py_ssize_t n,
                           int kind, const dc_soft_result *r, double scale, float *g)
-    void dc_soft_grad_f64(const double *x, const double *t, const double *w, Py_ssize_t n,
+    void dcd_dc_soft_grad_f64(const double *x, const double *t, const double *w, Py_ssize_t n,
                           int kind, const dc_soft_result *r, double scale, double *g)
-    double dc_ce_label_grad_f32(const float *x, Py_ssize_t n, Py_ssize_t label, double scale,
+    double dcd_dc_ce_label_grad_f32(const float *x, Py_ssize_t n, Py_ssize_t label, double scale,
                                 float *g)
-    double dc_ce_label_grad_f64(const double *x, Py_ssize_t n, Py_ssize_t label, double scale,
+    double dcd_dc_ce_label_grad_f64(const double *x, Py_ssize_t n, Py_ssize_t label, double scale,
                                 double *g)
-    void dc_kl_reverse_grad_f32(const float *x, const float *t, Py_ssize_t n, int kind,
+    void dcd_dc_kl_reverse_grad_f32(const float *x, const float *t, Py_ssize_t n, int kind,
                                 const dc_soft_result *r, double kl, double scale, float *g)
-    void dc_kl_reverse_grad_f64(const double *x, const double *t, Py_ssize_t n, int kind,
+    void dcd_dc_kl_reverse_grad_f64(const double *x, const double *t, Py_ssize_t n, int kind,
                                 const dc_soft_result *r, double kl, double scale, double *g)
     double dc_bce_logit(double x, double y, double pw)
+    int dc_simd_select()
+    const char *dc_simd_name(int level)
     enum:
         DC_TARGET_PROBS
         DC_TARGET_LOG_PROBS
         DC_TARGET_LOGITS
+
+
+cdef int _simd_level = dc_simd_select()
+
+
+def simd_path():
+    """The instruction set the kernels run with: 'avx512', 'avx2' or 'baseline' (the
+    best the CPU supports, capped by DIVCORE_SIMD at import)."""
+    return dc_simd_name(_simd_level).decode()
 
 
 ctypedef fused real:
@@ -121,105 +132,105 @@ cdef inline void smoothed_target(const dc_rows *r, Py_ssize_t i, const real *p,
 
 cdef inline double logsumexp_row(const real *x, Py_ssize_t n) noexcept nogil:
     if real is float:
-        return dc_logsumexp_f32(x, n)
+        return dcd_dc_logsumexp_f32(x, n)
     else:
-        return dc_logsumexp_f64(x, n)
+        return dcd_dc_logsumexp_f64(x, n)
 
 
 cdef inline void log_softmax_row(const real *x, Py_ssize_t n, int exponentiate,
                                  real *out) noexcept nogil:
     if real is float:
-        dc_log_softmax_row_f32(x, n, exponentiate, out)
+        dcd_dc_log_softmax_row_f32(x, n, exponentiate, out)
     else:
-        dc_log_softmax_row_f64(x, n, exponentiate, out)
+        dcd_dc_log_softmax_row_f64(x, n, exponentiate, out)
 
 
 cdef inline double ce_label_row(const real *x, Py_ssize_t n, Py_ssize_t label) noexcept nogil:
     if real is float:
-        return dc_ce_label_f32(x, n, label)
+        return dcd_dc_ce_label_f32(x, n, label)
     else:
-        return dc_ce_label_f64(x, n, label)
+        return dcd_dc_ce_label_f64(x, n, label)
 
 
 cdef inline void soft_target_row(const real *x, const real *t, const real *w, Py_ssize_t n,
                                  int is_log, int want_h, dc_soft_result *res) noexcept nogil:
     if real is float:
-        dc_soft_target_row_f32(x, t, w, n, is_log, want_h, res)
+        dcd_dc_soft_target_row_f32(x, t, w, n, is_log, want_h, res)
     else:
-        dc_soft_target_row_f64(x, t, w, n, is_log, want_h, res)
+        dcd_dc_soft_target_row_f64(x, t, w, n, is_log, want_h, res)
 
 
 cdef inline void soft_logits_row(const real *x, const real *t, const real *w, Py_ssize_t n,
                                  dc_soft_result *res) noexcept nogil:
     if real is float:
-        dc_soft_logits_f32(x, t, w, n, res)
+        dcd_dc_soft_logits_f32(x, t, w, n, res)
     else:
-        dc_soft_logits_f64(x, t, w, n, res)
+        dcd_dc_soft_logits_f64(x, t, w, n, res)
 
 
 cdef inline void kl_reverse_row(const real *x, const real *t, Py_ssize_t n, int is_log,
                                 dc_soft_result *res) noexcept nogil:
     if real is float:
-        dc_kl_reverse_target_f32(x, t, n, is_log, res)
+        dcd_dc_kl_reverse_target_f32(x, t, n, is_log, res)
     else:
-        dc_kl_reverse_target_f64(x, t, n, is_log, res)
+        dcd_dc_kl_reverse_target_f64(x, t, n, is_log, res)
 
 
 cdef inline void target_check_row(const real *t, Py_ssize_t n, int is_log, double *psum,
                                   Py_ssize_t *nbad) noexcept nogil:
     if real is float:
-        dc_target_check_f32(t, n, is_log, psum, nbad)
+        dcd_dc_target_check_f32(t, n, is_log, psum, nbad)
     else:
-        dc_target_check_f64(t, n, is_log, psum, nbad)
+        dcd_dc_target_check_f64(t, n, is_log, psum, nbad)
 
 
 cdef inline double entropy_logits_row(const real *x, Py_ssize_t n) noexcept nogil:
     if real is float:
-        return dc_entropy_logits_f32(x, n)
+        return dcd_dc_entropy_logits_f32(x, n)
     else:
-        return dc_entropy_logits_f64(x, n)
+        return dcd_dc_entropy_logits_f64(x, n)
 
 
 cdef inline double entropy_target_row(const real *t, Py_ssize_t n, int is_log, double *psum,
                                       Py_ssize_t *nbad) noexcept nogil:
     if real is float:
-        return dc_entropy_target_f32(t, n, is_log, psum, nbad)
+        return dcd_dc_entropy_target_f32(t, n, is_log, psum, nbad)
     else:
-        return dc_entropy_target_f64(t, n, is_log, psum, nbad)
+        return dcd_dc_entropy_target_f64(t, n, is_log, psum, nbad)
 
 
 cdef inline double js_row(const real *x, const real *t, Py_ssize_t n, int kind, double beta,
                           double *psum, Py_ssize_t *nbad) noexcept nogil:
     if real is float:
-        return dc_js_row_f32(x, t, n, kind, beta, psum, nbad)
+        return dcd_dc_js_row_f32(x, t, n, kind, beta, psum, nbad)
     else:
-        return dc_js_row_f64(x, t, n, kind, beta, psum, nbad)
+        return dcd_dc_js_row_f64(x, t, n, kind, beta, psum, nbad)
 
 
 cdef inline void soft_grad_row(const real *x, const real *t, const real *w, Py_ssize_t n,
                                int kind, const dc_soft_result *r, double scale,
                                real *g) noexcept nogil:
     if real is float:
-        dc_soft_grad_f32(x, t, w, n, kind, r, scale, g)
+        dcd_dc_soft_grad_f32(x, t, w, n, kind, r, scale, g)
     else:
-        dc_soft_grad_f64(x, t, w, n, kind, r, scale, g)
+        dcd_dc_soft_grad_f64(x, t, w, n, kind, r, scale, g)
 
 
 cdef inline double ce_label_grad_row(const real *x, Py_ssize_t n, Py_ssize_t label,
                                      double scale, real *g) noexcept nogil:
     if real is float:
-        return dc_ce_label_grad_f32(x, n, label, scale, g)
+        return dcd_dc_ce_label_grad_f32(x, n, label, scale, g)
     else:
-        return dc_ce_label_grad_f64(x, n, label, scale, g)
+        return dcd_dc_ce_label_grad_f64(x, n, label, scale, g)
 
 
 cdef inline void kl_reverse_grad_row(const real *x, const real *t, Py_ssize_t n, int kind,
                                      const dc_soft_result *r, double kl, double scale,
                                      real *g) noexcept nogil:
     if real is float:
-        dc_kl_reverse_grad_f32(x, t, n, kind, r, kl, scale, g)
+        dcd_dc_kl_reverse_grad_f32(x, t, n, kind, r, kl, scale, g)
     else:
-        dc_kl_reverse_grad_f64(x, t, n, kind, r, kl, scale, g)
+        dcd_dc_kl_reverse_grad_f64(x, t, n, kind, r, kl, scale, g)
 
 
 cdef int target_kind_code(str target_type) except -1:

@@ -164,37 +164,57 @@ def _check_target_row(values, is_log, tol, argument, row, can_skip):
 
 # ------------------------------------------------------------------- loss formulas
 
+def _weighted(p, weight):
+    """a_c = w_c p_c (p_c without weights): the target mass the losses and gradients use."""
+    if weight is None:
+        return list(p)
+    return [w_c * p_c for w_c, p_c in zip(weight, p)]
+
+
 def _soft_terms(x_row, parts, p, log_p, weight):
     """(ce, h, kl) of a target p (log p_c given as addends) against q = softmax(x):
 
         ce = Σ a_c (-log q_c),   h = -Σ a_c log p_c,   kl = Σ a_c (log p_c - log q_c)
 
     with a_c = w_c p_c (p_c without weights). Terms with a_c == 0 are exactly 0 (0·log 0,
-    also on a -inf logit); a_c > 0 on a -inf logit gives +inf. Each log-ratio is summed
-    from its addends with one rounding, so a target equal to the model gives kl == 0
-    exactly. kl is clamped at 0."""
+    also on a -inf logit); a_c > 0 on a -inf logit gives +inf, also when p_c > 0 (log p_c
+    > -inf, e.g. a finite target logit) underflows to 0 (docs/design.md, Float32 notes).
+    Each log-ratio is summed from its addends with one rounding, so a target equal to the
+    model gives kl == 0 exactly. kl is clamped at 0, unless weighted: with class weights
+    CE_w - H_w may be negative, and only a true KL is bounded below."""
     ce_terms, h_terms, kl_terms = [], [], []
-    for c, x_c in enumerate(x_row):
-        a = p[c] if weight is None else weight[c] * p[c]
+    for c, (x_c, a) in enumerate(zip(x_row, _weighted(p, weight))):
         if a == 0:
+            has_mass = (weight is None or weight[c] != 0) and _fsum(log_p[c]) > -_INF
+            if has_mass and x_c == -_INF:
+                ce_terms.append(_INF)
+                kl_terms.append(_INF)
             continue
         neg_log_q = _neg_log_q_parts(x_c, parts)
         ce_terms.append(a * _fsum(neg_log_q))
         h_terms.append(a * -_fsum(log_p[c]))
         kl_terms.append(a * _fsum(log_p[c] + neg_log_q))
-    return _fsum(ce_terms), _fsum(h_terms), _clamp_nonnegative(_fsum(kl_terms))
+    kl = _fsum(kl_terms)
+    return _fsum(ce_terms), _fsum(h_terms), kl if weight is not None else _clamp_nonnegative(kl)
+
+
+def _log_ratio_q_p(x_c, parts, log_p_c, extra=()):
+    """log q_c - log p_c (minus the `extra` values) from its addends, one rounding."""
+    m, _, log_s = parts
+    return _fsum((x_c, -m, -log_s) + tuple(-v for v in log_p_c) + tuple(-v for v in extra))
 
 
 def _reverse_kl(x_row, parts, log_p):
-    """KL(q ‖ p) = Σ q_c (log q_c - log p_c), q = softmax(x). Terms with q_c == 0 are 0;
-    q_c > 0 where p_c == 0 gives +inf. Clamped at 0."""
-    m, _, log_s = parts
+    """KL(q ‖ p) = Σ q_c (log q_c - log p_c), q = softmax(x). Terms with q_c == 0 (x_c =
+    -inf) are 0; q_c > 0 where p_c == 0 gives +inf, also when q_c underflows to 0 (docs/
+    design.md, Float32 notes). Clamped at 0."""
     terms = []
     for c, x_c in enumerate(x_row):
-        q = _q(x_c, parts)
-        if q == 0:
+        if x_c == -_INF:
             continue
-        terms.append(q * _fsum((x_c, -m, -log_s) + tuple(-v for v in log_p[c])))
+        q = _q(x_c, parts)
+        ratio = _log_ratio_q_p(x_c, parts, log_p[c])
+        terms.append(_INF if q == 0 and ratio == _INF else q * ratio)
     return _clamp_nonnegative(_fsum(terms))
 
 
@@ -250,9 +270,14 @@ def _label_row(row, y, keep, w, label_smoothing):
         return ce, 0.0, ce
     if not _has_distribution(parts):
         return _NAN, _NAN, _NAN
-    one_hot = [1.0 if c == y else 0.0 for c in range(len(row))]
-    p = _smoothed(one_hot, keep, label_smoothing)
+    p = _label_target(y, keep, label_smoothing)
     return _soft_terms(row, parts, p, [(_log(p_c),) for p_c in p], w)
+
+
+def _label_target(y, keep, label_smoothing):
+    """The smoothed one-hot p'_c = (1 - ε)[c == y] + (ε / C_eff)[c kept]."""
+    one_hot = [1.0 if c == y else 0.0 for c in range(len(keep))]
+    return _smoothed(one_hot, keep, label_smoothing)
 
 
 def ce_labels_rows(x, labels, where, temperature, weight, ignore_index, label_smoothing,
@@ -302,6 +327,25 @@ def _soft_target(target, target_type, where, i, temperature, validate, tol):
     return raw, [(_log(v),) for v in raw]
 
 
+def _soft_row(x, target, target_type, where, i, temperature, w, label_smoothing, reverse,
+              validate, tol):
+    """Row i against its soft target (see soft_rows): (row, lse parts, (p, log p addends)
+    or None, (ce, h, kl)); the target is validated first when asked."""
+    dist = _soft_target(target, target_type, where, i, temperature, validate, tol)
+    if dist is not None and label_smoothing != 0.0:
+        p = _smoothed(dist[0], _keep(where, i, x.shape[1]), label_smoothing)
+        dist = p, [(_log(p_c),) for p_c in p]
+    row = _row(x, where, i, temperature)
+    parts = _row_lse_parts(row)
+    if dist is None or not _has_distribution(parts):
+        terms = (_NAN, _NAN, _NAN)
+    elif reverse:
+        terms = (_NAN, _NAN, _reverse_kl(row, parts, dist[1]))
+    else:
+        terms = _soft_terms(row, parts, dist[0], dist[1], w)
+    return row, parts, dist, terms
+
+
 def soft_rows(x, target, target_type, where, temperature, weight, label_smoothing, reverse,
               validate, tol, want):
     """Per-row cross-entropy, target entropy and KL for a soft target p, q = softmax(x / T):
@@ -317,22 +361,11 @@ def soft_rows(x, target, target_type, where, temperature, weight, label_smoothin
     masked classes included) with a NaN or negative p, or |Σ p - 1| > tol, raises
     ValueError. A row of x (or of a logits target) with a NaN, a +inf or no distribution
     gives nan. Returns (ce, h, kl), None for a name not in `want`."""
-    n = x.shape[1]
     w = weight.tolist() if weight is not None else None
     ce, h, kl = [], [], []
     for i in range(x.shape[0]):
-        dist = _soft_target(target, target_type, where, i, temperature, validate, tol)
-        if dist is not None and label_smoothing != 0.0:
-            p = _smoothed(dist[0], _keep(where, i, n), label_smoothing)
-            dist = p, [(_log(p_c),) for p_c in p]
-        row = _row(x, where, i, temperature)
-        parts = _row_lse_parts(row)
-        if dist is None or not _has_distribution(parts):
-            terms = (_NAN, _NAN, _NAN)
-        elif reverse:
-            terms = (_NAN, _NAN, _reverse_kl(row, parts, dist[1]))
-        else:
-            terms = _soft_terms(row, parts, dist[0], dist[1], w)
+        _, _, _, terms = _soft_row(x, target, target_type, where, i, temperature, w,
+                                   label_smoothing, reverse, validate, tol)
         for column, value in zip((ce, h, kl), terms):
             column.append(value)
     wanted = set(want) if not reverse else set(want) & {"kl"}
@@ -367,3 +400,200 @@ def entropy_rows(x, input_type, where, temperature, tol):
         _check_target_row(kept, is_log, tol, "x", i, False)
         out.append(_entropy_of_target(kept, is_log))
     return _per_row(out)
+
+
+# ------------------------------------------------------------ gradients, JS and BCE
+
+def _grad_scale(reduction, denom, temperature, log_base):
+    """d(reduced loss)/d(row loss) · dx/dz: 1/(T·log_base), divided by denom (Σ row weight)
+    for 'mean' (0 when that is 0); 'sum' and 'none' leave it."""
+    s = 1.0 / (temperature * log_base)
+    if reduction == "mean":
+        return s / denom if denom != 0.0 else 0.0
+    return s
+
+
+def _soft_grad(row, parts, a, scale):
+    """scale · (A·q_c - a_c), A = Σ a, q = softmax(row): the gradient of Σ a_c (lse - x_c)
+    (and of the KL against the same target) with respect to the row."""
+    mass = _fsum(a)
+    return [scale * (mass * _q(x_c, parts) - a_c) for x_c, a_c in zip(row, a)]
+
+
+def _reverse_kl_grad(row, parts, log_p, kl, scale):
+    """scale · q_c ((log q_c - log p_c) - KL) for KL(q ‖ p), 0 where q_c == 0 (x_c = -inf);
+    all nan when KL is nan."""
+    if math.isnan(kl):
+        return [_NAN] * len(row)
+    grad = []
+    for c, x_c in enumerate(row):
+        q = _q(x_c, parts)
+        grad.append(scale * (q * _log_ratio_q_p(x_c, parts, log_p[c], (kl,))) if q != 0
+                    else 0.0)
+    return grad
+
+
+def ce_labels_grad_rows(x, labels, where, temperature, weight, ignore_index, label_smoothing,
+                        reduction, log_base, grad):
+    """ce_labels_rows' per-row cross-entropy (nats) and row weights, and into grad (N, C)
+    the gradient of the reduced loss (in units of log_base) with respect to the logits
+    before the temperature:
+
+        scale = 1 / (T·log_base), divided by Σ row_weight for 'mean' (0 if that is 0)
+        row i:  scale · (A·q - a),  a_c = w_c p'_c (p' the smoothed one-hot; without
+                smoothing a = w_y·one-hot(y)),  A = Σ a,  q = softmax(x / T)
+
+    Ignored rows get 0 (their logits are not read), rows without a distribution nan. Every
+    label is range-checked (IndexError, first bad row) before anything is written."""
+    n = x.shape[1]
+    w = weight.tolist() if weight is not None else None
+    ys = labels.tolist()
+    row_weight = []
+    for i, y in enumerate(ys):
+        if ignore_index is not None and y == ignore_index:
+            row_weight.append(0.0)
+            continue
+        if not 0 <= y < n:
+            raise _errors.label_out_of_range(i, y, n)
+        row_weight.append(w[y] if w is not None else 1.0)
+    scale = _grad_scale(reduction, _fsum(row_weight), temperature, log_base)
+    ce = []
+    for i, y in enumerate(ys):
+        if ignore_index is not None and y == ignore_index:
+            ce.append(0.0)
+            grad[i, :] = [0.0] * n
+            continue
+        row = _row(x, where, i, temperature)
+        keep = _keep(where, i, n)
+        ce.append(_label_row(row, y, keep, w, label_smoothing)[0])
+        parts = _row_lse_parts(row)
+        if not _has_distribution(parts):
+            grad[i, :] = [_NAN] * n
+            continue
+        if label_smoothing != 0.0:
+            a = _weighted(_label_target(y, keep, label_smoothing), w)
+            grad[i, :] = _soft_grad(row, parts, a, scale)
+            continue
+        w_y = row_weight[i]
+        g = _soft_grad(row, parts, [w_y if c == y else 0.0 for c in range(n)], scale)
+        # A·q_y - a_y = w_y (q_y - 1) = w_y expm1(-(lse - x_y)): no cancellation when the
+        # loss is tiny (q_y ≈ 1)
+        g[y] = scale * (w_y * math.expm1(-_neg_log_q(row[y], parts)))
+        grad[i, :] = g
+    return _per_row(ce), _per_row(row_weight)
+
+
+def soft_grad_rows(x, target, target_type, where, temperature, weight, label_smoothing,
+                   reverse, validate, tol, loss, reduction, log_base, grad):
+    """Per-row "ce" or "kl" (`loss`) against a soft target, as soft_rows gives them (nats,
+    validated the same way), and into grad (N, C) the gradient of the reduced loss (in
+    units of log_base) with respect to the logits before the temperature:
+
+        scale = 1 / (T·log_base), divided by N for 'mean' (0 for N = 0)
+        forward:  scale · (A·q - a),  a = w·p (p smoothed if asked), A = Σ a
+                  (the same numbers for CE and KL: they differ by H(p))
+        reverse:  scale · q_c ((log q_c - log p_c) - KL), 0 where q_c == 0
+
+    A row without a distribution (or with a NaN loss, reverse) gets nan."""
+    n = x.shape[1]
+    w = weight.tolist() if weight is not None else None
+    scale = _grad_scale(reduction, float(x.shape[0]), temperature, log_base)
+    values = []
+    for i in range(x.shape[0]):
+        row, parts, dist, terms = _soft_row(x, target, target_type, where, i, temperature, w,
+                                            label_smoothing, reverse, validate, tol)
+        values.append(terms[2] if (loss == "kl" or reverse) else terms[0])
+        if dist is None or not _has_distribution(parts):
+            grad[i, :] = [_NAN] * n
+        elif reverse:
+            grad[i, :] = _reverse_kl_grad(row, parts, dist[1], terms[2], scale)
+        else:
+            grad[i, :] = _soft_grad(row, parts, _weighted(dist[0], w), scale)
+    return _per_row(values)
+
+
+def _log1p_c_expm1(c, d):
+    """log(1 + c·(e^d - 1)) for c in (0, 1), d in [-inf, +inf]: log1p(c·expm1(d)), and
+    d + log c + log1p((1 - c)·e^-d / c) where e^d overflows."""
+    if d > 700.0:
+        return d + math.log(c) + math.log1p((1.0 - c) / c * math.exp(-d))
+    return math.log1p(c * math.expm1(d))
+
+
+def _binary_entropy(beta):
+    """h(β) = -β log β - (1-β) log(1-β), the largest value JS_β can take."""
+    terms = []
+    if beta > 0.0:
+        terms.append(-beta * math.log(beta))
+    if beta < 1.0:
+        terms.append(-(1.0 - beta) * math.log1p(-beta))
+    return _fsum(terms)
+
+
+def _js_terms(row, parts, p, log_p, beta):
+    """β KL(p ‖ m) + (1-β) KL(q ‖ m), m = βp + (1-β)q, 0 < β < 1, with d = log q - log p:
+
+        log p - log m = -log1p((1-β)·expm1(d)),   log q - log m = -log1p(β·expm1(-d))
+
+    p_c > 0 is decided as log p_c > -inf, q_c > 0 as x_c > -inf; terms without mass are 0."""
+    terms = []
+    for c, x_c in enumerate(row):
+        lp = _fsum(log_p[c])
+        has_p = p[c] != 0 or lp > -_INF
+        has_q = x_c > -_INF
+        if not (has_p or has_q):
+            continue
+        d = _log_ratio_q_p(x_c, parts, log_p[c])
+        if has_p:
+            terms.append(beta * -p[c] * _log1p_c_expm1(1.0 - beta, d))
+        if has_q:
+            terms.append((1.0 - beta) * -_q(x_c, parts) * _log1p_c_expm1(beta, -d))
+    return _fsum(terms)
+
+
+def js_rows(x, target, target_type, where, temperature, beta, validate, tol):
+    """Per-row generalised Jensen-Shannon divergence JS_β of the target p and q =
+    softmax(x / T) (see _js_terms), clamped to [0, h(β)]; 0 for β in {0, 1}. Targets:
+    probs, log_probs (validated like soft_rows when asked) or logits (masked and tempered
+    like x). A row without a distribution (x or a logits target) gives nan."""
+    top = _binary_entropy(beta)
+    out = []
+    for i in range(x.shape[0]):
+        dist = _soft_target(target, target_type, where, i, temperature, validate, tol)
+        row = _row(x, where, i, temperature)
+        parts = _row_lse_parts(row)
+        if dist is None or not _has_distribution(parts):
+            out.append(_NAN)
+        elif beta == 0.0 or beta == 1.0:
+            out.append(0.0)
+        else:
+            js = _clamp_nonnegative(_js_terms(row, parts, dist[0], dist[1], beta))
+            out.append(top if js > top else js)
+    return _per_row(out)
+
+
+def _softplus(v):
+    """log(1 + e^v) = max(v, 0) + log1p(e^-|v|)."""
+    return (v if v > 0 else 0.0) + math.log1p(math.exp(-abs(v)))
+
+
+def bce_flat(x, y, weight, pos_weight, out):
+    """Binary cross-entropy on logits over 1-D operands (stride 0 allowed):
+
+        l_i = w_i · [pw_i·y_i·softplus(-x_i) + (1 - y_i)·softplus(x_i)]
+
+    a term whose coefficient (pw·y, or 1 - y) is exactly 0 is 0 (x = ±inf with the matching
+    label gives 0). Writes l_i into out (float64) when given; returns Σ l_i."""
+    xs, ys = x.tolist(), y.tolist()
+    ws = weight.tolist() if weight is not None else None
+    pws = pos_weight.tolist() if pos_weight is not None else None
+    losses = []
+    for i, (x_i, y_i) in enumerate(zip(xs, ys)):
+        a = (pws[i] if pws is not None else 1.0) * y_i
+        b = 1.0 - y_i
+        l = ((a * _softplus(-x_i) if a != 0 else 0.0)
+             + (b * _softplus(x_i) if b != 0 else 0.0))
+        losses.append(ws[i] * l if ws is not None else l)
+    if out is not None:
+        out[:] = losses
+    return _fsum(losses)

@@ -56,6 +56,14 @@ static inline double dc_bce_logit(double x, double y, double pw)
     return (a != 0.0 ? a * dc_softplus(-x) : 0.0) + (b != 0.0 ? b * dc_softplus(x) : 0.0);
 }
 
+/* log1p(c·expm1(d)) = log(1 - c + c·e^d) for c in (0, 1): for large d, expm1 overflows
+ * long before the result does, so there it is d + log c + log1p((1-c)/c · e^-d). */
+static inline double dc_log1p_c_expm1(double c, double d)
+{
+    if (d > 1.0) return d + log(c) + log1p((1.0 - c) / c * exp(-d));
+    return log1p(c * expm1(d));
+}
+
 /* h(β) = -β log β - (1-β) log(1-β): the largest value JS_β can take. */
 static inline double dc_binary_entropy(double beta)
 {

@@ -1,14 +1,15 @@
-/* divcore/losses_t.h: type-generic body of losses.h (DC_T, DC_SFX defined by the includer). */
+/* divcore/losses_t.h: type-generic body of losses.h (DC_T, DC_SFX defined by the includer;
+ * DC_ISA_NAME and DC_TARGET name and target one instruction set, see dispatch.h). */
 
-#define DC_FN(name) DC_CAT(name, DC_SFX)
-#define DC_EXP DC_FN(dc_exp)
-#define DC_LOG DC_FN(dc_log)
+#define DC_FN(name) DC_ISA_NAME(name, DC_SFX)
+#define DC_EXP DC_CAT(dc_exp, DC_SFX)
+#define DC_LOG DC_CAT(dc_log, DC_SFX)
 #define DC_MIN_LEN(a, b) ((a) < (b) ? (a) : (b))
 
 /* ---------------------------------------------------------------- log-sum-exp, softmax */
 
 /* log Σ exp(x_i): NaN for a NaN or +inf value, -inf for an empty or all -inf row. */
-static inline double DC_FN(dc_logsumexp)(const DC_T *x, ptrdiff_t n)
+DC_TARGET static inline double DC_FN(dc_logsumexp)(const DC_T *x, ptrdiff_t n)
 {
     dc_lse_state st = DC_FN(dc_lse_scan)(x, n);
     return dc_lse_value(&st);
@@ -17,7 +18,7 @@ static inline double DC_FN(dc_logsumexp)(const DC_T *x, ptrdiff_t n)
 /* out_i = log q_i = (x_i - M) - log S, or q_i = exp(x_i - M) / S with `exponentiate`.
  * Subtracting M first keeps the largest entry's log q exact (-log S, not lse - M rounded).
  * A row without a distribution is all NaN. Returns 1 if it had one. */
-static inline int DC_FN(dc_log_softmax_row)(const DC_T *x, ptrdiff_t n, int exponentiate,
+DC_TARGET static inline int DC_FN(dc_log_softmax_row)(const DC_T *x, ptrdiff_t n, int exponentiate,
                                             DC_T *out)
 {
     dc_lse_state st = DC_FN(dc_lse_scan)(x, n);
@@ -30,7 +31,7 @@ static inline int DC_FN(dc_log_softmax_row)(const DC_T *x, ptrdiff_t n, int expo
     const double m = st.max;
     if (exponentiate) {
         const double inv_s = 1.0 / dc_lse_sum(&st);
-        for (ptrdiff_t i = 0; i < n; i++) out[i] = (DC_T)(exp((double)x[i] - m) * inv_s);
+        for (ptrdiff_t i = 0; i < n; i++) out[i] = (DC_T)(dc_exp_f64((double)x[i] - m) * inv_s);
     } else {
         const double log_s = dc_lse_log_sum(&st);
         for (ptrdiff_t i = 0; i < n; i++) out[i] = (DC_T)(((double)x[i] - m) - log_s);
@@ -38,12 +39,12 @@ static inline int DC_FN(dc_log_softmax_row)(const DC_T *x, ptrdiff_t n, int expo
     return 1;
 }
 
-static inline int DC_FN(dc_log_softmax)(const DC_T *x, ptrdiff_t n, DC_T *out)
+DC_TARGET static inline int DC_FN(dc_log_softmax)(const DC_T *x, ptrdiff_t n, DC_T *out)
 {
     return DC_FN(dc_log_softmax_row)(x, n, 0, out);
 }
 
-static inline int DC_FN(dc_softmax)(const DC_T *x, ptrdiff_t n, DC_T *out)
+DC_TARGET static inline int DC_FN(dc_softmax)(const DC_T *x, ptrdiff_t n, DC_T *out)
 {
     return DC_FN(dc_log_softmax_row)(x, n, 1, out);
 }
@@ -53,7 +54,7 @@ static inline int DC_FN(dc_softmax)(const DC_T *x, ptrdiff_t n, DC_T *out)
 /* -log q_y = lse - x_y = (M - x_y) + log1p((at_max - 1) + rest), label in [0, n).
  * Both terms are ≥ 0, so there is no cancellation; when x_y is the max the first is 0 and
  * the loss keeps its relative precision however small it is. x_y = -inf gives +inf. */
-static inline double DC_FN(dc_ce_label)(const DC_T *x, ptrdiff_t n, ptrdiff_t label)
+DC_TARGET static inline double DC_FN(dc_ce_label)(const DC_T *x, ptrdiff_t n, ptrdiff_t label)
 {
     dc_lse_state st = DC_FN(dc_lse_scan)(x, n);
     if (!dc_lse_ok(&st)) return NAN;
@@ -64,7 +65,7 @@ static inline double DC_FN(dc_ce_label)(const DC_T *x, ptrdiff_t n, ptrdiff_t la
 
 /* Target side of a block: p from probabilities or log-probabilities, a = w·p into a_out,
  * and the sums for validation and the target's entropy (Σ a·log p, when want_h). */
-static inline void DC_FN(dc_block_target)(const DC_T *t, const DC_T *w, ptrdiff_t n,
+DC_TARGET static inline void DC_FN(dc_block_target)(const DC_T *t, const DC_T *w, ptrdiff_t n,
                                           int is_log, int want_h, DC_T *a_out,
                                           dc_target_sums *s)
 {
@@ -93,7 +94,7 @@ static inline void DC_FN(dc_block_target)(const DC_T *t, const DC_T *w, ptrdiff_
 /* Logit side of a block at running max m: Σ a·(m - x) (terms with a == 0 are 0), and the
  * block's part of S (see lse.h). A log-probability target has mass exactly where it is
  * > -inf, even where exp underflows a to 0: mass on a -inf logit is +inf. */
-static inline double DC_FN(dc_block_soft)(const DC_T *x, const DC_T *a, const DC_T *t,
+DC_TARGET static inline double DC_FN(dc_block_soft)(const DC_T *x, const DC_T *a, const DC_T *t,
                                           const DC_T *w, int is_log, ptrdiff_t n, DC_T m,
                                           dc_lse_state *st)
 {
@@ -112,7 +113,7 @@ static inline double DC_FN(dc_block_soft)(const DC_T *x, const DC_T *a, const DC
     for (int j = 0; j < DC_LANES; j++) {
         shift += sh[j];
         st->at_max += k[j];
-        st->rest += r[j];
+        dc_sum_add(&st->rest, &st->rest_c, (double)r[j]);
     }
     return shift;
 }
@@ -124,7 +125,7 @@ static inline double DC_FN(dc_block_soft)(const DC_T *x, const DC_T *a, const DC
  * (M' - M), so A += (M' - M)·Σa_seen. Terms are ≥ 0 for w ≥ 0: no cancellation.
  *     h = -Σ a_i log p_i,   kl = ce - h (clamped at 0).
  * The target sums (psum, nbad) cover the whole row even when x holds a NaN. */
-static inline void DC_FN(dc_soft_target_row)(const DC_T *x, const DC_T *t, const DC_T *w,
+DC_TARGET static inline void DC_FN(dc_soft_target_row)(const DC_T *x, const DC_T *t, const DC_T *w,
                                              ptrdiff_t n, int is_log, int want_h,
                                              dc_soft_result *res)
 {
@@ -165,17 +166,18 @@ static inline void DC_FN(dc_soft_target_row)(const DC_T *x, const DC_T *t, const
     res->ce = shift + ts.asum * dc_lse_log_sum(&st);
     if (want_h) {
         res->h = -ts.hsum;
-        res->kl = dc_clamp_nonnegative(res->ce - res->h);
+        /* Only a true KL is ≥ 0: with class weights, CE_w - H_w may be negative. */
+        res->kl = w != NULL ? res->ce - res->h : dc_clamp_nonnegative(res->ce - res->h);
     }
 }
 
-static inline void DC_FN(dc_soft_probs)(const DC_T *x, const DC_T *p, const DC_T *w,
+DC_TARGET static inline void DC_FN(dc_soft_probs)(const DC_T *x, const DC_T *p, const DC_T *w,
                                         ptrdiff_t n, int want_h, dc_soft_result *res)
 {
     DC_FN(dc_soft_target_row)(x, p, w, n, 0, want_h, res);
 }
 
-static inline void DC_FN(dc_soft_log_probs)(const DC_T *x, const DC_T *lp, const DC_T *w,
+DC_TARGET static inline void DC_FN(dc_soft_log_probs)(const DC_T *x, const DC_T *lp, const DC_T *w,
                                             ptrdiff_t n, int want_h, dc_soft_result *res)
 {
     DC_FN(dc_soft_target_row)(x, lp, w, n, 1, want_h, res);
@@ -188,7 +190,7 @@ static inline void DC_FN(dc_soft_log_probs)(const DC_T *x, const DC_T *lp, const
  *     kl = Σ a_i ((t_i - M_t) - (x_i - M_x)) + Σa·(log S_x - log S_t)
  * so that kl is exactly 0 when t == x, and every term is invariant to adding a constant
  * to either row. A target without a distribution gives NaN. */
-static inline void DC_FN(dc_soft_logits)(const DC_T *x, const DC_T *t, const DC_T *w,
+DC_TARGET static inline void DC_FN(dc_soft_logits)(const DC_T *x, const DC_T *t, const DC_T *w,
                                          ptrdiff_t n, dc_soft_result *res)
 {
     const dc_lse_state sx = DC_FN(dc_lse_scan)(x, n);
@@ -232,12 +234,13 @@ static inline void DC_FN(dc_soft_logits)(const DC_T *x, const DC_T *t, const DC_
     res->asum = asum;
     res->ce = ce + asum * log_sx;
     res->h = -hs;
-    res->kl = dc_clamp_nonnegative(kl + asum * (log_sx - dc_lse_log_sum(&st)));
+    kl += asum * (log_sx - dc_lse_log_sum(&st));
+    res->kl = w != NULL ? kl : dc_clamp_nonnegative(kl); /* weighted: CE_w - H_w, any sign */
 }
 
 /* Reverse KL(q ‖ p) = Σ q_i (log q_i - log p_i) for a probability or log-probability
  * target p. Terms with q_i == 0 are 0; q_i > 0 where p_i == 0 gives +inf. */
-static inline void DC_FN(dc_kl_reverse_target)(const DC_T *x, const DC_T *t, ptrdiff_t n,
+DC_TARGET static inline void DC_FN(dc_kl_reverse_target)(const DC_T *x, const DC_T *t, ptrdiff_t n,
                                                int is_log, dc_soft_result *res)
 {
     const dc_lse_state sx = DC_FN(dc_lse_scan)(x, n);
@@ -281,7 +284,7 @@ static inline void DC_FN(dc_kl_reverse_target)(const DC_T *x, const DC_T *t, ptr
 }
 
 /* The sums of a whole target row (see dc_block_target), a block at a time. */
-static inline dc_target_sums DC_FN(dc_target_sums_row)(const DC_T *t, ptrdiff_t n, int is_log,
+DC_TARGET static inline dc_target_sums DC_FN(dc_target_sums_row)(const DC_T *t, ptrdiff_t n, int is_log,
                                                        int want_h)
 {
     DC_T a[DC_BLOCK];
@@ -294,7 +297,7 @@ static inline dc_target_sums DC_FN(dc_target_sums_row)(const DC_T *t, ptrdiff_t 
 
 /* Σ p and the bad entries of a target row, nothing else: validation of a target that is
  * transformed before use (label smoothing). */
-static inline void DC_FN(dc_target_check)(const DC_T *t, ptrdiff_t n, int is_log,
+DC_TARGET static inline void DC_FN(dc_target_check)(const DC_T *t, ptrdiff_t n, int is_log,
                                           double *psum, ptrdiff_t *nbad)
 {
     const dc_target_sums ts = DC_FN(dc_target_sums_row)(t, n, is_log, 0);
@@ -306,7 +309,7 @@ static inline void DC_FN(dc_target_check)(const DC_T *t, ptrdiff_t n, int is_log
 
 /* H(softmax(x)) = Σ q_i (lse - x_i) = log S + Σ e_i (M - x_i) / S,  e_i = exp(x_i - M):
  * non-negative terms only. */
-static inline double DC_FN(dc_entropy_logits)(const DC_T *x, ptrdiff_t n)
+DC_TARGET static inline double DC_FN(dc_entropy_logits)(const DC_T *x, ptrdiff_t n)
 {
     const dc_lse_state st = DC_FN(dc_lse_scan)(x, n);
     if (!dc_lse_ok(&st)) return NAN;
@@ -320,7 +323,7 @@ static inline double DC_FN(dc_entropy_logits)(const DC_T *x, ptrdiff_t n)
         for (int j = 0; j < DC_LANES; j++) u_[j] = 0;
         for (ptrdiff_t i = start; i < start + len; i++) {
             const double d = (double)x[i] - m;
-            const double e = exp(d);
+            const double e = dc_exp_f64(d);
             u_[i % DC_LANES] += e != 0 ? e * -d : 0.0;
         }
         for (int j = 0; j < DC_LANES; j++) u += u_[j];
@@ -330,7 +333,7 @@ static inline double DC_FN(dc_entropy_logits)(const DC_T *x, ptrdiff_t n)
 
 /* H(p) = -Σ p_i log p_i (0·log 0 = 0) for probabilities, or -Σ exp(l_i)·l_i for
  * log-probabilities l; *psum and *nbad as in dc_soft_result. */
-static inline double DC_FN(dc_entropy_target)(const DC_T *t, ptrdiff_t n, int is_log,
+DC_TARGET static inline double DC_FN(dc_entropy_target)(const DC_T *t, ptrdiff_t n, int is_log,
                                               double *psum, ptrdiff_t *nbad)
 {
     const dc_target_sums ts = DC_FN(dc_target_sums_row)(t, n, is_log, 1);
@@ -342,7 +345,7 @@ static inline double DC_FN(dc_entropy_target)(const DC_T *t, ptrdiff_t n, int is
 /* ------------------------------------------------------------------ Jensen-Shannon */
 
 /* log p_i and p_i of a target entry (a logits target needs its row's M_t, S_t). */
-static inline double DC_FN(dc_target_log)(DC_T t, int kind, double tmax, double log_tsum)
+DC_TARGET static inline double DC_FN(dc_target_log)(DC_T t, int kind, double tmax, double log_tsum)
 {
     if (kind == DC_TARGET_PROBS) return log((double)t);
     if (kind == DC_TARGET_LOG_PROBS) return (double)t;
@@ -356,7 +359,7 @@ static inline double DC_FN(dc_target_log)(DC_T t, int kind, double tmax, double 
  * which are exact for near-identical p and q (where m's log would cancel) and right at
  * p = 0 (d = +inf: -log(1-β)) or q = 0 (d = -inf: -log β). Computed in double; clamped
  * to [0, h(β)] so that rounding never gives a negative value (or a NaN) for p ≈ q. */
-static inline double DC_FN(dc_js_row)(const DC_T *x, const DC_T *t, ptrdiff_t n, int kind,
+DC_TARGET static inline double DC_FN(dc_js_row)(const DC_T *x, const DC_T *t, ptrdiff_t n, int kind,
                                       double beta, double *psum, ptrdiff_t *nbad)
 {
     const dc_lse_state sx = DC_FN(dc_lse_scan)(x, n);
@@ -370,16 +373,16 @@ static inline double DC_FN(dc_js_row)(const DC_T *x, const DC_T *t, ptrdiff_t n,
     ptrdiff_t bad = 0;
     for (ptrdiff_t i = 0; i < n; i++) {
         const double lp = DC_FN(dc_target_log)(t[i], kind, st.max, log_st);
-        const double p = kind == DC_TARGET_PROBS ? (double)t[i] : exp(lp);
+        const double p = kind == DC_TARGET_PROBS ? (double)t[i] : dc_exp_f64(lp);
         ps += p;
         bad += kind == DC_TARGET_LOG_PROBS ? (t[i] != t[i]) : !(p >= 0.0);
         if (!ok) continue;
         const double lq = ((double)x[i] - sx.max) - log_sx;
-        const double q = exp(lq);
+        const double q = dc_exp_f64(lq);
         if (p == 0.0 && q == 0.0) continue;
         const double d = lq - lp;
-        const double tp = p != 0.0 ? -p * log1p((1.0 - beta) * expm1(d)) : 0.0;
-        const double tq = q != 0.0 ? -q * log1p(beta * expm1(-d)) : 0.0;
+        const double tp = p != 0.0 ? -p * dc_log1p_c_expm1(1.0 - beta, d) : 0.0;
+        const double tq = q != 0.0 ? -q * dc_log1p_c_expm1(beta, -d) : 0.0;
         js += beta * tp + (1.0 - beta) * tq;
     }
     *psum = kind == DC_TARGET_LOGITS ? 1.0 : ps;
@@ -398,7 +401,7 @@ static inline double DC_FN(dc_js_row)(const DC_T *x, const DC_T *t, ptrdiff_t n,
  * The same for KL(p ‖ q), which differs from it by the constant H(p). M, S and A come
  * from the loss kernel's pass (dc_soft_result). Classes with q_c = 0 and a_c = 0 (masked,
  * -inf) get exactly 0. A row without a distribution gets NaN. */
-static inline void DC_FN(dc_soft_grad)(const DC_T *x, const DC_T *t, const DC_T *w,
+DC_TARGET static inline void DC_FN(dc_soft_grad)(const DC_T *x, const DC_T *t, const DC_T *w,
                                        ptrdiff_t n, int kind, const dc_soft_result *r,
                                        double scale, DC_T *g)
 {
@@ -409,9 +412,9 @@ static inline void DC_FN(dc_soft_grad)(const DC_T *x, const DC_T *t, const DC_T 
     const double inv_s = 1.0 / r->sum, log_ts = log(r->tsum);
     const double mass = r->asum;
     for (ptrdiff_t i = 0; i < n; i++) {
-        const double q = exp((double)x[i] - r->max) * inv_s;
+        const double q = dc_exp_f64((double)x[i] - r->max) * inv_s;
         double p = kind == DC_TARGET_PROBS ? (double)t[i]
-                   : exp(DC_FN(dc_target_log)(t[i], kind, r->tmax, log_ts));
+                   : dc_exp_f64(DC_FN(dc_target_log)(t[i], kind, r->tmax, log_ts));
         const double a = w != NULL ? (double)w[i] * p : p;
         g[i] = (DC_T)(scale * (mass * q - a));
     }
@@ -419,7 +422,7 @@ static inline void DC_FN(dc_soft_grad)(const DC_T *x, const DC_T *t, const DC_T 
 
 /* Cross-entropy with a label and its gradient, g_c = scale·(q_c - [c == label]);
  * returns the loss lse - x_label (see dc_ce_label). */
-static inline double DC_FN(dc_ce_label_grad)(const DC_T *x, ptrdiff_t n, ptrdiff_t label,
+DC_TARGET static inline double DC_FN(dc_ce_label_grad)(const DC_T *x, ptrdiff_t n, ptrdiff_t label,
                                              double scale, DC_T *g)
 {
     const dc_lse_state st = DC_FN(dc_lse_scan)(x, n);
@@ -429,15 +432,17 @@ static inline double DC_FN(dc_ce_label_grad)(const DC_T *x, ptrdiff_t n, ptrdiff
     }
     const double inv_s = 1.0 / dc_lse_sum(&st);
     for (ptrdiff_t i = 0; i < n; i++)
-        g[i] = (DC_T)(scale * (exp((double)x[i] - st.max) * inv_s));
-    g[label] = (DC_T)((double)g[label] - scale);
-    return (st.max - (double)x[label]) + dc_lse_log_sum(&st);
+        g[i] = (DC_T)(scale * (dc_exp_f64((double)x[i] - st.max) * inv_s));
+    /* q_y - 1 = expm1(-loss): exact for a confident prediction, where q_y - 1 cancels. */
+    const double loss = (st.max - (double)x[label]) + dc_lse_log_sum(&st);
+    g[label] = (DC_T)(scale * expm1(-loss));
+    return loss;
 }
 
 /* ∂/∂x of the reverse KL(q ‖ p) = Σ q_c (log q_c - log p_c):
  *     g_c = scale · q_c · ((log q_c - log p_c) - KL)
  * (0 where q_c = 0). `kl` is the row's value from dc_kl_reverse_target / dc_soft_logits. */
-static inline void DC_FN(dc_kl_reverse_grad)(const DC_T *x, const DC_T *t, ptrdiff_t n,
+DC_TARGET static inline void DC_FN(dc_kl_reverse_grad)(const DC_T *x, const DC_T *t, ptrdiff_t n,
                                              int kind, const dc_soft_result *r, double kl,
                                              double scale, DC_T *g)
 {
@@ -448,7 +453,7 @@ static inline void DC_FN(dc_kl_reverse_grad)(const DC_T *x, const DC_T *t, ptrdi
     const double log_s = log(r->sum), log_ts = log(r->tsum);
     for (ptrdiff_t i = 0; i < n; i++) {
         const double lq = ((double)x[i] - r->max) - log_s;
-        const double q = exp(lq);
+        const double q = dc_exp_f64(lq);
         const double lp = DC_FN(dc_target_log)(t[i], kind, r->tmax, log_ts);
         g[i] = q != 0.0 ? (DC_T)(scale * q * ((lq - lp) - kl)) : (DC_T)0;
     }
@@ -457,7 +462,7 @@ static inline void DC_FN(dc_kl_reverse_grad)(const DC_T *x, const DC_T *t, ptrdi
 /* ------------------------------------------ the flat C-level API (one value per row) */
 
 /* H(p, softmax(x)) for a probability row p (no weights, no validation). */
-static inline double DC_FN(dc_ce_probs)(const DC_T *x, const DC_T *p, ptrdiff_t n)
+DC_TARGET static inline double DC_FN(dc_ce_probs)(const DC_T *x, const DC_T *p, ptrdiff_t n)
 {
     dc_soft_result r;
     DC_FN(dc_soft_probs)(x, p, NULL, n, 0, &r);
@@ -465,7 +470,7 @@ static inline double DC_FN(dc_ce_probs)(const DC_T *x, const DC_T *p, ptrdiff_t 
 }
 
 /* KL(softmax(t) ‖ softmax(x)). */
-static inline double DC_FN(dc_kl_logits)(const DC_T *t, const DC_T *x, ptrdiff_t n)
+DC_TARGET static inline double DC_FN(dc_kl_logits)(const DC_T *t, const DC_T *x, ptrdiff_t n)
 {
     dc_soft_result r;
     DC_FN(dc_soft_logits)(x, t, NULL, n, &r);

@@ -20,6 +20,7 @@
 #include <math.h>
 #include <stddef.h>
 #include "exp.h"
+#include "simd.h"
 
 /* Values per block: 2 KiB of float32, small enough that the second read is from L1. */
 #ifndef DC_BLOCK
@@ -33,6 +34,7 @@ typedef struct {
     double max;    /* M: the largest value seen so far (-inf before the first finite one) */
     double at_max; /* how many values equal M */
     double rest;   /* Σ exp(x - M) over the values below M */
+    double rest_c; /* the rounding error of `rest` so far (compensated summation) */
     int nan;       /* a NaN was seen: the row has no value but NaN */
 } dc_lse_state;
 
@@ -41,13 +43,25 @@ static inline void dc_lse_init(dc_lse_state *st)
     st->max = -INFINITY;
     st->at_max = 0.0;
     st->rest = 0.0;
+    st->rest_c = 0.0;
     st->nan = 0;
 }
 
 /* Move the running sum to a new, larger max b: everything counted so far drops below it. */
+/* s += v, keeping the rounding error in *c (Neumaier): block and lane sums are added this
+ * way, so the error of a row's sum does not grow with its length. */
+static inline void dc_sum_add(double *s, double *c, double v)
+{
+    const double t = *s + v;
+    *c += fabs(*s) >= fabs(v) ? (*s - t) + v : (v - t) + *s;
+    *s = t;
+}
+
 static inline void dc_lse_raise_max(dc_lse_state *st, double b)
 {
-    st->rest = (st->at_max + st->rest) * exp(st->max - b); /* exp(-inf) = 0 at the start */
+    /* exp(-inf) = 0 at the start */
+    st->rest = (st->at_max + (st->rest + st->rest_c)) * exp(st->max - b);
+    st->rest_c = 0.0;
     st->at_max = 0.0;
     st->max = b;
 }
@@ -62,11 +76,14 @@ static inline int dc_lse_ok(const dc_lse_state *st)
 /* log S - i.e. lse - M - for a row with dc_lse_ok. */
 static inline double dc_lse_log_sum(const dc_lse_state *st)
 {
-    return log1p((st->at_max - 1.0) + st->rest);
+    return log1p((st->at_max - 1.0) + (st->rest + st->rest_c));
 }
 
 /* S itself, for dividing by it (softmax, probabilities from logits). */
-static inline double dc_lse_sum(const dc_lse_state *st) { return st->at_max + st->rest; }
+static inline double dc_lse_sum(const dc_lse_state *st)
+{
+    return st->at_max + (st->rest + st->rest_c);
+}
 
 /* The log-sum-exp of the row: NaN for a NaN or +inf value, -inf with no finite value. */
 static inline double dc_lse_value(const dc_lse_state *st)
@@ -78,6 +95,17 @@ static inline double dc_lse_value(const dc_lse_state *st)
 
 #define DC_CAT2(a, b) a##_##b
 #define DC_CAT(a, b) DC_CAT2(a, b)
+
+/* The portable build of every kernel: plain names, no target attribute. dispatch.h
+ * compiles the same templates again for AVX2 and AVX-512 under suffixed names. */
+#ifndef DC_ISA_NAME
+#define DC_ISA_NAME(name, sfx) DC_CAT(name, sfx)
+#define DC_TARGET
+#endif
+
+#define DC_VBYTES 16
+#include "simd_t.h"
+#undef DC_VBYTES
 
 #define DC_T float
 #define DC_SFX f32

@@ -1,69 +1,153 @@
 /* divcore/lse_t.h: the type-generic body of lse.h, included once per type with
- * DC_T (float, double) and DC_SFX (f32, f64) defined. Not to be included on its own. */
+ * DC_T (float, double) and DC_SFX (f32, f64) defined, and once more per instruction set
+ * by dispatch.h (DC_ISA, DC_TARGET). Not to be included on its own. */
 
-#define DC_FN(name) DC_CAT(name, DC_SFX)
-#define DC_EXP DC_FN(dc_exp)
+#define DC_FN(name) DC_ISA_NAME(name, DC_SFX)
+#define DC_EXP DC_CAT(dc_exp, DC_SFX)
+
+#ifdef DC_HAVE_VEC
+#define DC_V DC_ISA_NAME(dc_v, DC_SFX)
+#define DC_VI DC_ISA_NAME(dc_vi, DC_SFX)
+#define DC_VLEN ((ptrdiff_t)(sizeof(DC_V) / sizeof(DC_T)))
+#define DC_VSEL(mask, a, b) ((DC_V)(((mask) & (DC_VI)(a)) | (~(mask) & (DC_VI)(b))))
+#define DC_VEXP DC_ISA_NAME(dc_vexp, DC_SFX)
+#define DC_VACC 4
 
 /* The block's max into *out; returns 1 if the block holds a NaN. */
-static inline int DC_FN(dc_block_max)(const DC_T *x, ptrdiff_t n, DC_T *out)
+DC_TARGET static inline int DC_FN(dc_block_max)(const DC_T *x, ptrdiff_t n, DC_T *out)
+{
+    const DC_V zero = {0};
+    DC_V m = zero - (DC_T)INFINITY;
+    DC_VI nan = {0};
+    const ptrdiff_t whole = n - n % DC_VLEN;
+    ptrdiff_t i = 0;
+    for (; i < whole; i += DC_VLEN) {
+        const DC_V v = *(const DC_V *)(x + i);
+        nan |= v != v;
+        m = DC_VSEL(v > m, v, m);
+    }
+    int bad = 0;
+    DC_T best = -INFINITY;
+    for (int j = 0; j < DC_VLEN; j++) {
+        bad |= nan[j] != 0;
+        best = m[j] > best ? m[j] : best;
+    }
+    for (; i < n; i++) {
+        bad |= x[i] != x[i];
+        best = x[i] > best ? x[i] : best;
+    }
+    *out = best;
+    return bad;
+}
+
+/* For a block below or at the running max m: how many values equal m (each contributes
+ * exp(0) = 1 exactly: counted, not summed), and Σ exp(x - m) over the others, summed in
+ * vector lanes of the input's precision. */
+DC_TARGET static inline void DC_FN(dc_block_expsum)(const DC_T *x, ptrdiff_t n, DC_T m,
+                                                   dc_lse_state *st)
+{
+    /* DC_VACC independent accumulators: short dependency chains, and few additions per
+     * lane even for the 2-lane SSE2 double vectors (so rounding does not pile up). */
+    const DC_V zero = {0}, one = zero + 1;
+    DC_V r[DC_VACC], k[DC_VACC];
+    for (int a = 0; a < DC_VACC; a++) { r[a] = zero; k[a] = zero; }
+    const ptrdiff_t step = DC_VACC * DC_VLEN, whole = n - n % step;
+    ptrdiff_t i = 0;
+    for (; i < whole; i += step) {
+        for (int a = 0; a < DC_VACC; a++) {
+            const DC_V v = *(const DC_V *)(x + i + a * DC_VLEN);
+            const DC_VI top = v == m;
+            r[a] += DC_VSEL(top, zero, DC_VEXP(v - m));
+            k[a] += DC_VSEL(top, one, zero);
+        }
+    }
+    double ks = 0.0;
+    for (int a = 0; a < DC_VACC; a++)
+        for (int j = 0; j < DC_VLEN; j++) {
+            dc_sum_add(&st->rest, &st->rest_c, (double)r[a][j]);
+            ks += k[a][j];
+        }
+    for (; i < n; i++) {
+        if (x[i] == m) ks += 1.0;
+        else dc_sum_add(&st->rest, &st->rest_c, (double)DC_EXP(x[i] - m));
+    }
+    st->at_max += ks;
+}
+
+#undef DC_V
+#undef DC_VI
+#undef DC_VLEN
+#undef DC_VSEL
+#undef DC_VEXP
+#undef DC_VACC
+#else
+/* The block's max into *out; returns 1 if the block holds a NaN. A NaN sticks in its lane
+ * (nothing compares greater than it), so one pass finds both. */
+DC_TARGET static inline int DC_FN(dc_block_max)(const DC_T *x, ptrdiff_t n, DC_T *out)
 {
     DC_T m[DC_LANES];
-    int bad[DC_LANES];
-    for (int j = 0; j < DC_LANES; j++) { m[j] = -INFINITY; bad[j] = 0; }
+    for (int j = 0; j < DC_LANES; j++) m[j] = -INFINITY;
     ptrdiff_t i = 0;
     for (; i + DC_LANES <= n; i += DC_LANES) {
         for (int j = 0; j < DC_LANES; j++) {
-            DC_T v = x[i + j];
-            m[j] = v > m[j] ? v : m[j];
-            bad[j] |= v != v;
+            const DC_T v = x[i + j];
+            m[j] = ((v > m[j]) | (v != v)) ? v : m[j];
         }
     }
     for (; i < n; i++) {
-        DC_T v = x[i];
-        m[0] = v > m[0] ? v : m[0];
-        bad[0] |= v != v;
+        const DC_T v = x[i];
+        m[0] = ((v > m[0]) | (v != v)) ? v : m[0];
     }
-    int any_bad = 0;
+    int nan = 0;
     DC_T best = -INFINITY;
     for (int j = 0; j < DC_LANES; j++) {
+        nan |= m[j] != m[j];
         best = m[j] > best ? m[j] : best;
-        any_bad |= bad[j];
     }
     *out = best;
-    return any_bad;
+    return nan;
+}
+
+/* e_i = exp(x_i - m) into e, except 0 where x_i == m (those are counted, not summed): a
+ * plain map, which compilers vectorise with the exp inlined. */
+DC_TARGET static inline void DC_FN(dc_block_exp_below)(const DC_T *x, ptrdiff_t n, DC_T m,
+                                                      DC_T *e)
+{
+    for (ptrdiff_t i = 0; i < n; i++) e[i] = x[i] == m ? (DC_T)0 : DC_EXP(x[i] - m);
 }
 
 /* For a block below or at the running max M: how many values equal M, and Σ exp(x - M)
  * over the others, summed in DC_T lanes. */
-static inline void DC_FN(dc_block_expsum)(const DC_T *x, ptrdiff_t n, DC_T m,
-                                          double *at_max, double *rest)
+DC_TARGET static inline void DC_FN(dc_block_expsum)(const DC_T *x, ptrdiff_t n, DC_T m,
+                                                   dc_lse_state *st)
 {
+    DC_T e[DC_BLOCK];
+    DC_FN(dc_block_exp_below)(x, n, m, e);
     DC_T r[DC_LANES], k[DC_LANES];
     for (int j = 0; j < DC_LANES; j++) { r[j] = 0; k[j] = 0; }
     ptrdiff_t i = 0;
     for (; i + DC_LANES <= n; i += DC_LANES) {
         for (int j = 0; j < DC_LANES; j++) {
-            DC_T v = x[i + j];
-            DC_T e = DC_EXP(v - m);
-            int top = v == m;
-            k[j] += top;
-            r[j] += top ? (DC_T)0 : e;
+            r[j] += e[i + j];
+            k[j] += x[i + j] == m ? (DC_T)1 : (DC_T)0;
         }
     }
     for (; i < n; i++) {
-        DC_T v = x[i];
-        int top = v == m;
-        k[0] += top;
-        r[0] += top ? (DC_T)0 : DC_EXP(v - m);
+        r[0] += e[i];
+        k[0] += x[i] == m ? (DC_T)1 : (DC_T)0;
     }
-    double rs = 0.0, ks = 0.0;
-    for (int j = 0; j < DC_LANES; j++) { rs += r[j]; ks += k[j]; }
-    *at_max += ks;
-    *rest += rs;
+    double ks = 0.0;
+    for (int j = 0; j < DC_LANES; j++) {
+        dc_sum_add(&st->rest, &st->rest_c, (double)r[j]);
+        ks += k[j];
+    }
+    st->at_max += ks;
 }
 
+#endif /* DC_HAVE_VEC */
+
 /* Fold x[0..n) into the running state (any number of calls, in any split of the row). */
-static inline void DC_FN(dc_lse_update)(dc_lse_state *st, const DC_T *x, ptrdiff_t n)
+DC_TARGET static inline void DC_FN(dc_lse_update)(dc_lse_state *st, const DC_T *x, ptrdiff_t n)
 {
     if (st->nan) return;
     for (ptrdiff_t start = 0; start < n; start += DC_BLOCK) {
@@ -73,12 +157,12 @@ static inline void DC_FN(dc_lse_update)(dc_lse_state *st, const DC_T *x, ptrdiff
         if (DC_FN(dc_block_max)(xb, len, &b)) { st->nan = 1; return; }
         if (!(b > -INFINITY)) continue; /* only -inf: every exp is 0 */
         if (b > st->max) dc_lse_raise_max(st, (double)b);
-        DC_FN(dc_block_expsum)(xb, len, (DC_T)st->max, &st->at_max, &st->rest);
+        DC_FN(dc_block_expsum)(xb, len, (DC_T)st->max, st);
     }
 }
 
 /* The whole row's state in one call. */
-static inline dc_lse_state DC_FN(dc_lse_scan)(const DC_T *x, ptrdiff_t n)
+DC_TARGET static inline dc_lse_state DC_FN(dc_lse_scan)(const DC_T *x, ptrdiff_t n)
 {
     dc_lse_state st;
     dc_lse_init(&st);

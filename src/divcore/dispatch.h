@@ -1,0 +1,175 @@
+/* divcore/dispatch.h: the kernels built for several instruction sets, chosen at run time.
+ *
+ * The default build must run on any x86-64 (SSE2), so it is never compiled with
+ * -march=native. Instead the same templates (lse_t.h, losses_t.h) are compiled twice more
+ * with a target attribute, under suffixed names (dc_ce_label_f32_avx2, ..._avx512), and
+ * dcd_* wrappers switch on dc_simd_level, set once by dc_simd_select() from the CPU (and
+ * the DIVCORE_SIMD environment variable, to force a lower level). The compiler vectorises
+ * the block loops for each target: 4, 8 or 16 float lanes.
+ *
+ * GCC and clang on x86-64 only; elsewhere every dcd_* is the portable kernel.
+ */
+#ifndef DIVCORE_DISPATCH_H
+#define DIVCORE_DISPATCH_H
+
+#include <stdlib.h>
+#include <string.h>
+#include "kernels.h"
+
+enum { DC_SIMD_BASELINE = 0, DC_SIMD_AVX2 = 1, DC_SIMD_AVX512 = 2 };
+
+#if (defined(__GNUC__) || defined(__clang__)) && defined(__x86_64__)
+#define DC_HAVE_DISPATCH 1
+
+#undef DC_ISA_NAME
+#undef DC_TARGET
+#define DC_CAT3_(a, b, c) a##_##b##_##c
+#define DC_CAT3(a, b, c) DC_CAT3_(a, b, c)
+
+#define DC_ISA_NAME(name, sfx) DC_CAT3(name, sfx, avx2)
+#define DC_TARGET __attribute__((target("avx2,fma")))
+#define DC_VBYTES 32
+#include "simd_t.h"
+#undef DC_VBYTES
+#define DC_T float
+#define DC_SFX f32
+#include "lse_t.h"
+#include "losses_t.h"
+#undef DC_T
+#undef DC_SFX
+#define DC_T double
+#define DC_SFX f64
+#include "lse_t.h"
+#include "losses_t.h"
+#undef DC_T
+#undef DC_SFX
+#undef DC_ISA_NAME
+#undef DC_TARGET
+
+#define DC_ISA_NAME(name, sfx) DC_CAT3(name, sfx, avx512)
+#define DC_TARGET __attribute__((target("avx512f,avx512dq,avx512vl,avx512bw,avx2,fma")))
+#define DC_VBYTES 64
+#include "simd_t.h"
+#undef DC_VBYTES
+#define DC_T float
+#define DC_SFX f32
+#include "lse_t.h"
+#include "losses_t.h"
+#undef DC_T
+#undef DC_SFX
+#define DC_T double
+#define DC_SFX f64
+#include "lse_t.h"
+#include "losses_t.h"
+#undef DC_T
+#undef DC_SFX
+#undef DC_ISA_NAME
+#undef DC_TARGET
+#define DC_ISA_NAME(name, sfx) DC_CAT(name, sfx)
+#define DC_TARGET
+#endif
+
+static int dc_simd_level = DC_SIMD_BASELINE;
+
+/* The best level this CPU (and OS) supports, capped by DIVCORE_SIMD=baseline|avx2|avx512. */
+static inline int dc_simd_select(void)
+{
+    int level = DC_SIMD_BASELINE;
+#ifdef DC_HAVE_DISPATCH
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) level = DC_SIMD_AVX2;
+    if (level == DC_SIMD_AVX2 && __builtin_cpu_supports("avx512f") &&
+        __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl") &&
+        __builtin_cpu_supports("avx512bw"))
+        level = DC_SIMD_AVX512;
+#endif
+    const char *cap = getenv("DIVCORE_SIMD");
+    if (cap != NULL) {
+        if (strcmp(cap, "baseline") == 0) level = DC_SIMD_BASELINE;
+        else if (strcmp(cap, "avx2") == 0 && level > DC_SIMD_AVX2) level = DC_SIMD_AVX2;
+    }
+    dc_simd_level = level;
+    return level;
+}
+
+static inline const char *dc_simd_name(int level)
+{
+    return level == DC_SIMD_AVX512 ? "avx512" : level == DC_SIMD_AVX2 ? "avx2" : "baseline";
+}
+
+/* dcd_NAME(args): NAME_avx512, NAME_avx2 or NAME, as dc_simd_level says. */
+#ifdef DC_HAVE_DISPATCH
+#define DC_DISPATCH(ret, name, params, args)                                   \
+    static inline ret dcd_##name params                                        \
+    {                                                                          \
+        if (dc_simd_level == DC_SIMD_AVX512) return name##_avx512 args;        \
+        if (dc_simd_level == DC_SIMD_AVX2) return name##_avx2 args;            \
+        return name args;                                                      \
+    }
+#else
+#define DC_DISPATCH(ret, name, params, args) \
+    static inline ret dcd_##name params { return name args; }
+#endif
+
+#define DC_DISPATCH_BOTH(ret_f32, ret_f64, name, params_f32, params_f64, args) \
+    DC_DISPATCH(ret_f32, name##_f32, params_f32, args)                          \
+    DC_DISPATCH(ret_f64, name##_f64, params_f64, args)
+
+DC_DISPATCH_BOTH(double, double, dc_logsumexp, (const float *x, ptrdiff_t n),
+                 (const double *x, ptrdiff_t n), (x, n))
+DC_DISPATCH_BOTH(int, int, dc_log_softmax_row,
+                 (const float *x, ptrdiff_t n, int e, float *out),
+                 (const double *x, ptrdiff_t n, int e, double *out), (x, n, e, out))
+DC_DISPATCH_BOTH(double, double, dc_ce_label, (const float *x, ptrdiff_t n, ptrdiff_t y),
+                 (const double *x, ptrdiff_t n, ptrdiff_t y), (x, n, y))
+DC_DISPATCH_BOTH(void, void, dc_soft_target_row,
+                 (const float *x, const float *t, const float *w, ptrdiff_t n, int is_log,
+                  int want_h, dc_soft_result *r),
+                 (const double *x, const double *t, const double *w, ptrdiff_t n, int is_log,
+                  int want_h, dc_soft_result *r),
+                 (x, t, w, n, is_log, want_h, r))
+DC_DISPATCH_BOTH(void, void, dc_soft_logits,
+                 (const float *x, const float *t, const float *w, ptrdiff_t n,
+                  dc_soft_result *r),
+                 (const double *x, const double *t, const double *w, ptrdiff_t n,
+                  dc_soft_result *r),
+                 (x, t, w, n, r))
+DC_DISPATCH_BOTH(void, void, dc_kl_reverse_target,
+                 (const float *x, const float *t, ptrdiff_t n, int is_log, dc_soft_result *r),
+                 (const double *x, const double *t, ptrdiff_t n, int is_log,
+                  dc_soft_result *r),
+                 (x, t, n, is_log, r))
+DC_DISPATCH_BOTH(void, void, dc_target_check,
+                 (const float *t, ptrdiff_t n, int is_log, double *psum, ptrdiff_t *nbad),
+                 (const double *t, ptrdiff_t n, int is_log, double *psum, ptrdiff_t *nbad),
+                 (t, n, is_log, psum, nbad))
+DC_DISPATCH_BOTH(double, double, dc_entropy_logits, (const float *x, ptrdiff_t n),
+                 (const double *x, ptrdiff_t n), (x, n))
+DC_DISPATCH_BOTH(double, double, dc_entropy_target,
+                 (const float *t, ptrdiff_t n, int is_log, double *psum, ptrdiff_t *nbad),
+                 (const double *t, ptrdiff_t n, int is_log, double *psum, ptrdiff_t *nbad),
+                 (t, n, is_log, psum, nbad))
+DC_DISPATCH_BOTH(double, double, dc_js_row,
+                 (const float *x, const float *t, ptrdiff_t n, int kind, double beta,
+                  double *psum, ptrdiff_t *nbad),
+                 (const double *x, const double *t, ptrdiff_t n, int kind, double beta,
+                  double *psum, ptrdiff_t *nbad),
+                 (x, t, n, kind, beta, psum, nbad))
+DC_DISPATCH_BOTH(void, void, dc_soft_grad,
+                 (const float *x, const float *t, const float *w, ptrdiff_t n, int kind,
+                  const dc_soft_result *r, double scale, float *g),
+                 (const double *x, const double *t, const double *w, ptrdiff_t n, int kind,
+                  const dc_soft_result *r, double scale, double *g),
+                 (x, t, w, n, kind, r, scale, g))
+DC_DISPATCH_BOTH(double, double, dc_ce_label_grad,
+                 (const float *x, ptrdiff_t n, ptrdiff_t y, double scale, float *g),
+                 (const double *x, ptrdiff_t n, ptrdiff_t y, double scale, double *g),
+                 (x, n, y, scale, g))
+DC_DISPATCH_BOTH(void, void, dc_kl_reverse_grad,
+                 (const float *x, const float *t, ptrdiff_t n, int kind,
+                  const dc_soft_result *r, double kl, double scale, float *g),
+                 (const double *x, const double *t, ptrdiff_t n, int kind,
+                  const dc_soft_result *r, double kl, double scale, double *g),
+                 (x, t, n, kind, r, kl, scale, g))
+
+#endif /* DIVCORE_DISPATCH_H */

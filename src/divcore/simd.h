@@ -1,0 +1,23 @@
+/* divcore/simd.h: explicit SIMD vectors for the hot block loops (GCC and clang).
+ *
+ * simd_t.h defines, once per instruction set, vector types as wide as its registers
+ * (16 bytes for the portable SSE2 build, 32 for AVX2, 64 for AVX-512) and a vector exp
+ * that computes exactly what exp.h's scalar dc_exp does (same reduction, same polynomial,
+ * same two-factor scaling), so a value is the same in a vector lane and in the scalar
+ * tail. Compilers without vector extensions use scalar lane loops (DC_HAVE_VEC unset).
+ */
+#ifndef DIVCORE_SIMD_H
+#define DIVCORE_SIMD_H
+
+#include <stdint.h>
+#include <string.h>
+
+#if (defined(__GNUC__) || defined(__clang__)) && !defined(DIVCORE_NO_VECTORS)
+#define DC_HAVE_VEC 1
+
+/* Vector functions are always inlined: called out of line, a function compiled for one
+ * target would pass vectors differently from a caller compiled for another. */
+#define DC_VINLINE static inline __attribute__((always_inline))
+#endif
+
+#endif /* DIVCORE_SIMD_H */
