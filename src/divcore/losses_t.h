@@ -5,6 +5,13 @@
 #define DC_EXP DC_CAT(dc_exp, DC_SFX)
 #define DC_LOG DC_CAT(dc_log, DC_SFX)
 #define DC_MIN_LEN(a, b) ((a) < (b) ? (a) : (b))
+#ifdef DC_HAVE_VEC
+#define DC_V DC_ISA_NAME(dc_v, DC_SFX)
+#define DC_VI DC_ISA_NAME(dc_vi, DC_SFX)
+#define DC_VLEN ((ptrdiff_t)(sizeof(DC_V) / sizeof(DC_T)))
+#define DC_VSEL(mask, a, b) ((DC_V)(((mask) & (DC_VI)(a)) | (~(mask) & (DC_VI)(b))))
+#define DC_VEXP DC_ISA_NAME(dc_vexp, DC_SFX)
+#endif
 
 /* ---------------------------------------------------------------- log-sum-exp, softmax */
 
@@ -64,9 +71,10 @@ DC_TARGET static inline double DC_FN(dc_ce_label)(const DC_T *x, ptrdiff_t n, pt
 /* ------------------------------------------------------------------ soft-target rows */
 
 /* Target side of a block: p from probabilities or log-probabilities, a = w·p into a_out,
- * and the sums for validation and the target's entropy (Σ a·log p, when want_h). */
+ * the target's entropy sum Σ a·log p (when want_h) and, with want_sums, the sums for
+ * validation and the mass Σa. */
 DC_TARGET static inline void DC_FN(dc_block_target)(const DC_T *t, const DC_T *w, ptrdiff_t n,
-                                          int is_log, int want_h, DC_T *a_out,
+                                          int is_log, int want_h, int want_sums, DC_T *a_out,
                                           dc_target_sums *s)
 {
     DC_T ps[DC_LANES], as[DC_LANES], hs[DC_LANES];
@@ -84,9 +92,10 @@ DC_TARGET static inline void DC_FN(dc_block_target)(const DC_T *t, const DC_T *w
         a_out[i] = a;
     }
     for (int j = 0; j < DC_LANES; j++) {
+        s->hsum += hs[j];
+        if (!want_sums) continue; /* the vector loop has them (dc_block_target_vec) */
         s->psum += ps[j];
         s->asum += as[j];
-        s->hsum += hs[j];
         s->nbad += bad[j];
     }
 }
@@ -118,6 +127,81 @@ DC_TARGET static inline double DC_FN(dc_block_soft)(const DC_T *x, const DC_T *a
     return shift;
 }
 
+#ifdef DC_HAVE_VEC
+/* dc_block_target without the entropy sum, over a block's whole vectors: Σp, Σa and the
+ * bad entries into *s; returns how many values it took. */
+DC_TARGET static inline ptrdiff_t DC_FN(dc_block_target_vec)(const DC_T *t, const DC_T *w,
+                                                            ptrdiff_t n, int is_log,
+                                                            dc_target_sums *s)
+{
+    const DC_V zero = {0}, one = zero + 1;
+    DC_V ps = zero, as = zero, bad = zero;
+    const ptrdiff_t whole = n - n % DC_VLEN;
+    for (ptrdiff_t i = 0; i < whole; i += DC_VLEN) {
+        const DC_V tv = *(const DC_V *)(t + i);
+        DC_V p = tv, a;
+        if (is_log) {
+            p = DC_VEXP(tv);
+            bad += DC_VSEL(tv != tv, one, zero);
+        } else {
+            bad += DC_VSEL(p >= zero, zero, one);
+        }
+        a = p;
+        if (w != NULL) a = *(const DC_V *)(w + i) * p;
+        ps += p;
+        as += a;
+    }
+    for (int j = 0; j < DC_VLEN; j++) {
+        s->psum += ps[j];
+        s->asum += as[j];
+        s->nbad += (ptrdiff_t)bad[j];
+    }
+    return whole;
+}
+
+/* dc_block_soft over a block's whole vectors, with a = w·p recomputed from the target;
+ * returns Σ a·(m - x) over them and their part of S into st; *taken: how many values. */
+DC_TARGET static inline double DC_FN(dc_block_soft_vec)(const DC_T *x, const DC_T *t,
+                                                       const DC_T *w, int is_log, ptrdiff_t n,
+                                                       DC_T m, dc_lse_state *st,
+                                                       ptrdiff_t *taken)
+{
+    const DC_V zero = {0}, one = zero + 1, inf = zero + (DC_T)INFINITY;
+    const DC_V ninf = zero - (DC_T)INFINITY;
+    DC_V sh = zero, r = zero, k = zero;
+    const ptrdiff_t whole = n - n % DC_VLEN;
+    for (ptrdiff_t i = 0; i < whole; i += DC_VLEN) {
+        const DC_V v = *(const DC_V *)(x + i), tv = *(const DC_V *)(t + i);
+        DC_V a = tv;
+        DC_VI has;
+        if (is_log) {
+            a = DC_VEXP(tv);
+            has = tv > ninf;
+        } else {
+            has = a != zero;
+        }
+        if (w != NULL) {
+            const DC_V wv = *(const DC_V *)(w + i);
+            a = wv * a;
+            if (is_log) has &= wv != zero;
+            else has = a != zero;
+        }
+        const DC_VI top = v == m;
+        sh += DC_VSEL(has, DC_VSEL(v == ninf, inf, a * (m - v)), zero);
+        k += DC_VSEL(top, one, zero);
+        r += DC_VSEL(top, zero, DC_VEXP(v - m));
+    }
+    double shift = 0.0;
+    for (int j = 0; j < DC_VLEN; j++) {
+        shift += sh[j];
+        st->at_max += k[j];
+        dc_sum_add(&st->rest, &st->rest_c, (double)r[j]);
+    }
+    *taken = whole;
+    return shift;
+}
+#endif
+
 /* Cross-entropy (and, with want_h, entropy and KL) of a probability or log-probability
  * target against softmax(x), in one pass over both rows, with optional class weights w:
  *     ce = Σ a_i (lse - x_i) = A + (Σ a) log S,   A = Σ a_i (M - x_i),  a = w·p
@@ -138,8 +222,18 @@ DC_TARGET static inline void DC_FN(dc_soft_target_row)(const DC_T *x, const DC_T
         const ptrdiff_t len = DC_MIN_LEN(DC_BLOCK, n - start);
         const DC_T *xb = x + start;
         const double a_before = ts.asum;
-        DC_FN(dc_block_target)(t + start, w != NULL ? w + start : NULL, len, is_log, want_h,
-                               a, &ts);
+        const DC_T *tb = t + start, *wb = w != NULL ? w + start : NULL;
+        ptrdiff_t vec_taken = 0;
+#ifdef DC_HAVE_VEC
+        /* Σp, Σa and the bad count always come from the vector loop, with or without the
+         * entropy, so the mass (and with it the gradient) is the same number for CE and
+         * KL. The entropy (a log per entry) is a scalar sum. */
+        vec_taken = DC_FN(dc_block_target_vec)(tb, wb, len, is_log, &ts);
+        if (want_h && vec_taken > 0)
+            DC_FN(dc_block_target)(tb, wb, vec_taken, is_log, 1, 0, a, &ts);
+#endif
+        DC_FN(dc_block_target)(tb + vec_taken, wb != NULL ? wb + vec_taken : NULL,
+                               len - vec_taken, is_log, want_h, 1, a + vec_taken, &ts);
         if (st.nan) continue;
         DC_T b;
         if (DC_FN(dc_block_max)(xb, len, &b)) { st.nan = 1; continue; }
@@ -150,9 +244,17 @@ DC_TARGET static inline void DC_FN(dc_soft_target_row)(const DC_T *x, const DC_T
             dc_lse_raise_max(&st, (double)b);
         }
         a_seen += ts.asum - a_before;
-        if (st.max > -INFINITY)
-            shift += DC_FN(dc_block_soft)(xb, a, t + start, w != NULL ? w + start : NULL,
-                                          is_log, len, (DC_T)st.max, &st);
+        if (st.max > -INFINITY) {
+            ptrdiff_t done = 0;
+#ifdef DC_HAVE_VEC
+            if (vec_taken > 0)
+                shift += DC_FN(dc_block_soft_vec)(xb, tb, wb, is_log, vec_taken,
+                                                  (DC_T)st.max, &st, &done);
+#endif
+            shift += DC_FN(dc_block_soft)(xb + done, a + done, tb + done,
+                                          wb != NULL ? wb + done : NULL, is_log, len - done,
+                                          (DC_T)st.max, &st);
+        }
     }
     res->psum = ts.psum;
     res->nbad = ts.nbad;
@@ -183,6 +285,43 @@ DC_TARGET static inline void DC_FN(dc_soft_log_probs)(const DC_T *x, const DC_T 
     DC_FN(dc_soft_target_row)(x, lp, w, n, 1, want_h, res);
 }
 
+#ifdef DC_HAVE_VEC
+/* The terms of dc_soft_logits' second pass over the whole vectors of a block (the same
+ * formulas, in lanes); adds to sums[] = {ce, h, kl, Σa} and returns how many values it
+ * took (the rest is the scalar loop's). */
+DC_TARGET static inline ptrdiff_t DC_FN(dc_logits_terms_vec)(
+    const DC_T *x, const DC_T *t, const DC_T *w, ptrdiff_t n, DC_T mx, DC_T mt, DC_T inv_st,
+    DC_T log_st, double *sums)
+{
+    const DC_V zero = {0}, inf = zero + (DC_T)INFINITY, ninf = zero - (DC_T)INFINITY;
+    DC_V c = zero, h = zero, k = zero, a_sum = zero;
+    const ptrdiff_t whole = n - n % DC_VLEN;
+    for (ptrdiff_t i = 0; i < whole; i += DC_VLEN) {
+        const DC_V dt = *(const DC_V *)(t + i) - mt, dx = *(const DC_V *)(x + i) - mx;
+        const DC_V p = DC_VEXP(dt) * inv_st;
+        DC_V a = p;
+        DC_VI has = dt > ninf;
+        if (w != NULL) {
+            const DC_V wv = *(const DC_V *)(w + i);
+            a = wv * p;
+            has &= wv != zero;
+        }
+        const DC_VI lost = dx == ninf;
+        a_sum += a;
+        c += DC_VSEL(has, DC_VSEL(lost, inf, a * -dx), zero);
+        h += DC_VSEL(has, a * (dt - log_st), zero);
+        k += DC_VSEL(has, DC_VSEL(lost, inf, a * (dt - dx)), zero);
+    }
+    for (int j = 0; j < DC_VLEN; j++) {
+        sums[0] += c[j];
+        sums[1] += h[j];
+        sums[2] += k[j];
+        sums[3] += a_sum[j];
+    }
+    return whole;
+}
+#endif
+
 /* Target given as logits t: p = softmax(t). Two passes: the log-sum-exp of both rows,
  * then with both maxima final,
  *     log p_i - log q_i = (t_i - M_t) - (x_i - M_x) + (log S_x - log S_t)
@@ -209,12 +348,17 @@ DC_TARGET static inline void DC_FN(dc_soft_logits)(const DC_T *x, const DC_T *t,
     const DC_T mx = (DC_T)sx.max, mt = (DC_T)st.max;
     const DC_T inv_st = (DC_T)(1.0 / dc_lse_sum(&st));
     const DC_T log_st = (DC_T)dc_lse_log_sum(&st);
-    double ce = 0.0, hs = 0.0, kl = 0.0, asum = 0.0;
+    double sums[4] = {0.0, 0.0, 0.0, 0.0}; /* ce, h, kl, Σa */
     for (ptrdiff_t start = 0; start < n; start += DC_BLOCK) {
         const ptrdiff_t len = DC_MIN_LEN(DC_BLOCK, n - start);
+        ptrdiff_t first = start;
+#ifdef DC_HAVE_VEC
+        first += DC_FN(dc_logits_terms_vec)(x + start, t + start, w != NULL ? w + start : NULL,
+                                            len, mx, mt, inv_st, log_st, sums);
+#endif
         DC_T c_[DC_LANES], h_[DC_LANES], k_[DC_LANES], a_[DC_LANES];
         for (int j = 0; j < DC_LANES; j++) { c_[j] = 0; h_[j] = 0; k_[j] = 0; a_[j] = 0; }
-        for (ptrdiff_t i = start; i < start + len; i++) {
+        for (ptrdiff_t i = first; i < start + len; i++) {
             const int j = (int)(i % DC_LANES);
             const DC_T dt = t[i] - mt, dx = x[i] - mx;
             const DC_T p = DC_EXP(dt) * inv_st;
@@ -228,8 +372,15 @@ DC_TARGET static inline void DC_FN(dc_soft_logits)(const DC_T *x, const DC_T *t,
             h_[j] += has ? a * (dt - log_st) : (DC_T)0;
             k_[j] += has ? (lost ? (DC_T)INFINITY : a * (dt - dx)) : (DC_T)0;
         }
-        for (int j = 0; j < DC_LANES; j++) { ce += c_[j]; hs += h_[j]; kl += k_[j]; asum += a_[j]; }
+        for (int j = 0; j < DC_LANES; j++) {
+            sums[0] += c_[j];
+            sums[1] += h_[j];
+            sums[2] += k_[j];
+            sums[3] += a_[j];
+        }
     }
+    const double ce = sums[0], hs = sums[1], asum = sums[3];
+    double kl = sums[2];
     const double log_sx = dc_lse_log_sum(&sx);
     res->asum = asum;
     res->ce = ce + asum * log_sx;
@@ -291,7 +442,7 @@ DC_TARGET static inline dc_target_sums DC_FN(dc_target_sums_row)(const DC_T *t, 
     dc_target_sums ts = {0.0, 0.0, 0.0, 0};
     for (ptrdiff_t start = 0; start < n; start += DC_BLOCK)
         DC_FN(dc_block_target)(t + start, NULL, DC_MIN_LEN(DC_BLOCK, n - start), is_log,
-                               want_h, a, &ts);
+                               want_h, 1, a, &ts);
     return ts;
 }
 
@@ -477,6 +628,13 @@ DC_TARGET static inline double DC_FN(dc_kl_logits)(const DC_T *t, const DC_T *x,
     return r.kl;
 }
 
+#ifdef DC_HAVE_VEC
+#undef DC_V
+#undef DC_VI
+#undef DC_VLEN
+#undef DC_VSEL
+#undef DC_VEXP
+#endif
 #undef DC_MIN_LEN
 #undef DC_LOG
 #undef DC_EXP
