@@ -12,10 +12,12 @@ import glob
 import os
 import shutil
 import sys
+import tempfile
 
 import numpy
 from Cython.Build import cythonize
 from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
 from setuptools.command.build_py import build_py
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -34,6 +36,37 @@ class build_py_with_headers(build_py):
                 shutil.copy2(os.path.join(HEADERS, name), target)
 
 
+class build_ext_openmp(build_ext):
+    """Use OpenMP where the compiler has it (threads over rows); build without it (one
+    thread) where it does not, e.g. Apple clang without libomp."""
+
+    def build_extensions(self):
+        flags = self._openmp_flags()
+        for ext in self.extensions:
+            ext.extra_compile_args += flags[0]
+            ext.extra_link_args += flags[1]
+        super().build_extensions()
+
+    def _openmp_flags(self):
+        if os.environ.get("DIVCORE_NO_OPENMP"):
+            return [], []
+        candidates = ([["/openmp"], []] if self.compiler.compiler_type == "msvc"
+                      else [["-fopenmp"], ["-fopenmp"]])
+        with tempfile.TemporaryDirectory() as tmp:
+            src = os.path.join(tmp, "omp_check.c")
+            with open(src, "w") as f:
+                f.write("#include <omp.h>\nint main(void) { return omp_get_max_threads() < 1; }\n")
+            try:
+                objs = self.compiler.compile([src], output_dir=tmp,
+                                             extra_postargs=candidates[0])
+                self.compiler.link_executable(objs, os.path.join(tmp, "omp_check"),
+                                              extra_postargs=candidates[1])
+            except Exception:  # noqa: BLE001 - any failure means: no OpenMP here
+                print("divcore: OpenMP not available, building single-threaded")
+                return [], []
+        return candidates[0], candidates[1]
+
+
 if sys.platform == "win32":
     compile_args = ["/O2"]
 else:
@@ -43,7 +76,8 @@ extensions = [
     Extension(
         "divcore._core",
         ["divcore/_core.pyx"],
-        depends=sorted(glob.glob(os.path.join("src", "divcore", "*.h"))),
+        depends=sorted(glob.glob(os.path.join("src", "divcore", "*.h")))
+        + [os.path.join("divcore", "_threads.h")],
         include_dirs=[os.path.join(HERE, "src"), numpy.get_include()],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
         extra_compile_args=compile_args,
@@ -61,5 +95,5 @@ setup(
             "initializedcheck": False,
         },
     ),
-    cmdclass={"build_py": build_py_with_headers},
+    cmdclass={"build_py": build_py_with_headers, "build_ext": build_ext_openmp},
 )

@@ -27,11 +27,14 @@ __all__ = [
     "decompose",
     "entropy",
     "get_include",
+    "get_num_threads",
     "js_divergence",
     "kl_divergence",
     "kl_divergence_and_grad",
     "log_softmax",
     "logsumexp",
+    "set_num_threads",
+    "show_config",
     "softmax",
 ]
 
@@ -107,6 +110,32 @@ cross_entropy_and_grad = _functions["cross_entropy_and_grad"]
 kl_divergence_and_grad = _functions["kl_divergence_and_grad"]
 js_divergence = _functions["js_divergence"]
 binary_cross_entropy = _functions["binary_cross_entropy"]
+
+
+def set_num_threads(n):
+    """Threads for large inputs (rows are split between them). 0, the default, follows
+    OpenMP: OMP_NUM_THREADS, or threadpoolctl's limits. Small inputs always run on the
+    calling thread. No effect on the reference backend."""
+    if _backend == "compiled":
+        _kernels.set_num_threads(int(n))
+
+
+def get_num_threads():
+    """Threads a large call uses (1 without OpenMP, or on the reference backend)."""
+    return _kernels.get_num_threads() if _backend == "compiled" else 1
+
+
+def show_config():
+    """What this divcore computes with: version, backend, SIMD path, threads. Returns the
+    facts as a dict and prints them."""
+    info = {"version": __version__, "backend": _backend, "simd": "none (pure Python)",
+            "openmp": False, "threads": 1}
+    if _backend == "compiled":
+        info.update(simd=_kernels.simd_path(), openmp=_kernels.has_openmp(),
+                    threads=_kernels.get_num_threads())
+    for key, value in info.items():
+        print(f"{key:>8}: {value}")
+    return info
 
 
 def backend():

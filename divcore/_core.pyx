@@ -8,10 +8,15 @@ one-row buffer (rows.h), applies class weights and reports the first bad row.
 from libc.math cimport INFINITY, fabs
 from libc.stdint cimport int64_t
 from libc.stdlib cimport free, malloc
+from libc.string cimport memset
+from cython.parallel cimport parallel, prange
+cimport numpy as np
 
 import numpy as np
 
 from divcore import _errors
+
+np.import_array()
 
 
 cdef extern from "divcore/dispatch.h" nogil:
@@ -271,19 +276,6 @@ cdef dc_rows rows_of(const real[:, :] x, const unsigned char[:, :] mask,
     return r
 
 
-cdef class RowBuffer:
-    """Scratch space for one row (gathered logits, target, smoothed target)."""
-    cdef void *data
-
-    def __cinit__(self, Py_ssize_t n_values, Py_ssize_t itemsize):
-        self.data = malloc((n_values if n_values > 0 else 1) * itemsize)
-        if self.data == NULL:
-            raise MemoryError(f"cannot allocate a row buffer of {n_values} values")
-
-    def __dealloc__(self):
-        free(self.data)
-
-
 cdef inline const real *weights_of(const real[:] weight):
     if weight is None or weight.shape[0] == 0:
         return NULL
@@ -338,33 +330,289 @@ cdef inline const real *soft_row(const dc_rows *rx, Py_ssize_t i, const real *xr
     return tr
 
 
+# ------------------------------------------------------------------ jobs and threads
+
+cdef extern from "_threads.h" nogil:
+    int dc_omp_max_threads()
+    int dc_have_openmp()
+
+
+cdef enum:
+    OP_LSE
+    OP_LOG_SOFTMAX
+    OP_CE_LABEL
+    OP_CE_LABEL_GRAD
+    OP_SOFT
+    OP_SOFT_GRAD
+    OP_ENTROPY
+    OP_JS
+
+
+ctypedef struct Job:
+    # One batch of rows for run_rows: what to compute, on what, and where to put it.
+    int op
+    dc_rows rx                  # the logits (or entropy input)
+    dc_rows rt                  # a soft target
+    const void *weight          # (C,) class weights of the rows' dtype, or NULL
+    const int64_t *labels
+    int has_ignore
+    int64_t ignored
+    int kind                    # DC_TARGET_*: the soft target's (or entropy input's) kind
+    int reverse
+    int want_h
+    int want_kl                 # OP_SOFT_GRAD: the loss is the KL
+    int check                   # validate the targets
+    int exponentiate            # OP_LOG_SOFTMAX: softmax instead
+    double eps
+    double tol
+    double beta
+    double scale                # gradients: d(reduced loss)/d(row loss) · 1/(T log base)
+    double *ce                  # per-row results (NULL when not wanted)
+    double *h
+    double *kl
+    double *row_weight
+    double *psum                # per-row target sums, kept for the message of a bad row
+    Py_ssize_t *nbad
+    unsigned char *bad          # 1 where a row failed validation
+    char *out                   # (N, C) C-contiguous output of the rows' dtype
+
+
+cdef int _threads_wanted = 0     # 0: OpenMP's own count (OMP_NUM_THREADS, threadpoolctl)
+# Below this many values a call stays on the calling thread: entering a parallel region
+# costs microseconds, more than small inputs take.
+cdef Py_ssize_t PARALLEL_MIN_VALUES = 1 << 16
+
+
+def set_num_threads(int n):
+    """Threads for large inputs; 0 (the default) follows OpenMP (OMP_NUM_THREADS,
+    threadpoolctl)."""
+    global _threads_wanted
+    if n < 0:
+        raise ValueError(f"the number of threads must be >= 0, got {n}")
+    _threads_wanted = n
+
+
+def get_num_threads():
+    """Threads a large call will use (1 in a build without OpenMP)."""
+    if not dc_have_openmp():
+        return 1
+    return _threads_wanted if _threads_wanted > 0 else dc_omp_max_threads()
+
+
+def has_openmp():
+    return bool(dc_have_openmp())
+
+
+cdef int threads_for(Py_ssize_t n_rows, Py_ssize_t n) noexcept nogil:
+    cdef int t
+    if not dc_have_openmp() or n_rows < 2 or n_rows * n < PARALLEL_MIN_VALUES:
+        return 1
+    t = _threads_wanted if _threads_wanted > 0 else dc_omp_max_threads()
+    return <int>n_rows if n_rows < t else t
+
+
+cdef void run_row(const Job *job, Py_ssize_t i, real *xbuf, real *tbuf,
+                  real *sbuf) noexcept nogil:
+    """Row i of the job, with this thread's one-row buffers."""
+    cdef Py_ssize_t n = job.rx.n, c
+    cdef const real *w = <const real *>job.weight
+    cdef const real *xr
+    cdef const real *tr
+    cdef const real *used
+    cdef real *out = (<real *>job.out) + i * n if job.out != NULL else NULL
+    cdef dc_soft_result res
+    cdef int64_t y
+    cdef double wy, psum
+    cdef Py_ssize_t nbad
+    cdef int grad = job.op == OP_CE_LABEL_GRAD or job.op == OP_SOFT_GRAD
+    res.tmax, res.tsum = 0.0, 1.0  # set by the logits-target kernels only
+    if job.op == OP_LSE:
+        job.ce[i] = logsumexp_row(row_of(&job.rx, i, <real>-INFINITY, xbuf), n)
+    elif job.op == OP_LOG_SOFTMAX:
+        log_softmax_row(row_of(&job.rx, i, <real>-INFINITY, xbuf), n, job.exponentiate, out)
+    elif job.op == OP_CE_LABEL or job.op == OP_CE_LABEL_GRAD:
+        y = job.labels[i]           # in range: checked before the loop
+        if job.has_ignore and y == job.ignored:
+            job.ce[i] = 0.0
+            job.row_weight[i] = 0.0
+            if grad:
+                for c in range(n):
+                    out[c] = 0
+            return
+        wy = w[y] if w != NULL else 1.0
+        job.row_weight[i] = wy
+        xr = row_of(&job.rx, i, <real>-INFINITY, xbuf)
+        if job.eps == 0.0:
+            if grad:
+                job.ce[i] = wy * ce_label_grad_row(xr, n, y, job.scale * wy, out)
+            else:
+                job.ce[i] = wy * ce_label_row(xr, n, y)
+                if job.kl != NULL:
+                    job.kl[i] = job.ce[i]
+            return
+        smoothed_target(&job.rx, i, <const real *>NULL, y, job.eps, sbuf)
+        soft_target_row(xr, <const real *>sbuf, w, n, 0, job.want_h, &res)
+        job.ce[i] = res.ce
+        if job.h != NULL:
+            job.h[i] = res.h
+            job.kl[i] = res.kl
+        if grad:
+            soft_grad_row(xr, <const real *>sbuf, w, n, DC_TARGET_PROBS, &res, job.scale, out)
+    elif job.op == OP_SOFT or job.op == OP_SOFT_GRAD:
+        xr = row_of(&job.rx, i, <real>-INFINITY, xbuf)
+        tr = row_of(&job.rt, i, <real>-INFINITY, tbuf)
+        used = soft_row(&job.rx, i, xr, tr, w, n, job.kind, job.reverse, job.eps,
+                        job.want_h, sbuf, &res)
+        if job.check and target_row_bad(res.psum, res.nbad, job.tol):
+            job.bad[i] = 1
+            job.psum[i] = res.psum
+            job.nbad[i] = res.nbad
+            return
+        if not grad:
+            if job.ce != NULL:
+                job.ce[i] = res.ce
+            if job.h != NULL:
+                job.h[i] = res.h
+            if job.kl != NULL:
+                job.kl[i] = res.kl
+        elif job.reverse:
+            job.ce[i] = res.kl
+            kl_reverse_grad_row(xr, tr, n, job.kind, &res, res.kl, job.scale, out)
+        else:
+            job.ce[i] = res.kl if job.want_kl else res.ce
+            soft_grad_row(xr, used, w, n, DC_TARGET_PROBS if job.eps != 0.0 else job.kind,
+                          &res, job.scale, out)
+    elif job.op == OP_ENTROPY:
+        if job.kind == DC_TARGET_LOGITS:
+            job.ce[i] = entropy_logits_row(row_of(&job.rx, i, <real>-INFINITY, xbuf), n)
+            return
+        # masked entries are left out: probability 0, log-probability -inf
+        xr = row_of(&job.rx, i,
+                    <real>0 if job.kind == DC_TARGET_PROBS else <real>-INFINITY, xbuf)
+        job.ce[i] = entropy_target_row(xr, n, job.kind == DC_TARGET_LOG_PROBS, &psum, &nbad)
+        if job.check and target_row_bad(psum, nbad, job.tol):
+            job.bad[i] = 1
+            job.psum[i] = psum
+            job.nbad[i] = nbad
+    elif job.op == OP_JS:
+        job.ce[i] = js_row(row_of(&job.rx, i, <real>-INFINITY, xbuf),
+                           row_of(&job.rt, i, <real>-INFINITY, tbuf), n, job.kind,
+                           job.beta, &psum, &nbad)
+        if job.check and target_row_bad(psum, nbad, job.tol):
+            job.bad[i] = 1
+            job.psum[i] = psum
+            job.nbad[i] = nbad
+
+
+cdef int run_rows(const Job *job, Py_ssize_t n_rows, real *typed) except -1:
+    """Every row of the job: on the calling thread for small inputs, else spread over
+    OpenMP threads, each with its own three one-row buffers. The GIL is released."""
+    cdef Py_ssize_t n = job.rx.n, i
+    cdef Py_ssize_t nbuf = n if n > 0 else 1
+    cdef int nt = threads_for(n_rows, n)
+    cdef int failed = 0
+    cdef int *failed_p = &failed
+    cdef real *buf = NULL
+    if nt <= 1:
+        buf = <real *>malloc(3 * nbuf * sizeof(real))
+        if buf == NULL:
+            raise MemoryError(f"cannot allocate row buffers of {n} values")
+        with nogil:
+            for i in range(n_rows):
+                run_row(job, i, buf, buf + nbuf, buf + 2 * nbuf)
+        free(buf)
+        return 0
+    with nogil, parallel(num_threads=nt):
+        buf = <real *>malloc(3 * nbuf * sizeof(real))
+        if buf == NULL:
+            failed_p[0] = 1
+        for i in prange(n_rows, schedule="static"):
+            if buf != NULL:
+                run_row(job, i, buf, buf + nbuf, buf + 2 * nbuf)
+        free(buf)
+    if failed:
+        raise MemoryError(f"cannot allocate row buffers of {n} values")
+    return 0
+
+
+cdef Job new_job(int op):
+    cdef Job job
+    memset(&job, 0, sizeof(Job))
+    job.op = op
+    return job
+
+
+cdef class _Validation:
+    """Per-row flags and sums of a validated batch, for the message of the first bad row."""
+    cdef object bad, psum, nbad
+
+    def __cinit__(self, Py_ssize_t n_rows):
+        self.bad = np.zeros(n_rows, dtype=np.uint8)
+        self.psum = np.zeros(n_rows, dtype=np.float64)
+        self.nbad = np.zeros(n_rows, dtype=np.intp)
+
+    cdef void attach(self, Job *job):
+        cdef unsigned char[::1] b = self.bad
+        cdef double[::1] p = self.psum
+        cdef Py_ssize_t[::1] k = self.nbad
+        if b.shape[0] > 0:
+            job.bad, job.psum, job.nbad = &b[0], &p[0], &k[0]
+
+    def raise_first(self, double tol, str argument, bint can_skip):
+        if self.bad.shape[0] and self.bad.any():
+            row = int(np.argmax(self.bad))
+            _check_target_row(row, float(self.psum[row]), int(self.nbad[row]), tol,
+                              argument, can_skip)
+
+
+cdef double *data_of(object arr):
+    """The first element of a float64 per-row result (None: NULL)."""
+    cdef double[::1] v
+    if arr is None:
+        return NULL
+    v = arr
+    return &v[0] if v.shape[0] > 0 else NULL
+
+
+cdef check_labels(const int64_t[:] labels, Py_ssize_t n, object ignore_index):
+    """IndexError for the first label out of [0, n) that is not ignore_index."""
+    cdef Py_ssize_t i
+    cdef bint has_ignore = ignore_index is not None
+    cdef int64_t ignored = ignore_index if has_ignore else 0
+    cdef int64_t y
+    for i in range(labels.shape[0]):
+        y = labels[i]
+        if (y < 0 or y >= n) and not (has_ignore and y == ignored):
+            raise _errors.label_out_of_range(i, y, n)
+
+
+cdef char *rows_out(object out):
+    """The (N, C) C-contiguous output array's first byte."""
+    return <char *>np.PyArray_DATA(out) if out is not None else NULL
+
+
 # --------------------------------------------------------------------- row functions
 
 def lse_rows(const real[:, :] x, const unsigned char[:, :] where, double temperature):
     """Per-row log-sum-exp of x / T (masked classes left out)."""
-    cdef Py_ssize_t n_rows = x.shape[0], n = x.shape[1], i
-    out = np.empty(n_rows, dtype=np.float64)
-    cdef double[::1] o = out
-    cdef dc_rows r = rows_of(x, where, temperature)
-    cdef RowBuffer xbuf = RowBuffer(n, sizeof(real))
-    with nogil:
-        for i in range(n_rows):
-            o[i] = logsumexp_row(row_of(&r, i, <real>-INFINITY, <real *>xbuf.data), n)
+    out = np.empty(x.shape[0], dtype=np.float64)
+    cdef Job job = new_job(OP_LSE)
+    job.rx = rows_of(x, where, temperature)
+    job.ce = data_of(out)
+    run_rows(&job, x.shape[0], <real *>NULL)
     return out
 
 
 def log_softmax_rows(const real[:, :] x, const unsigned char[:, :] where, double temperature,
                      real[:, ::1] out, bint exponentiate):
     """Write log_softmax(x / T) (or softmax with `exponentiate`) row by row into out."""
-    cdef Py_ssize_t n_rows = x.shape[0], n = x.shape[1], i
-    cdef dc_rows r = rows_of(x, where, temperature)
-    cdef RowBuffer xbuf = RowBuffer(n, sizeof(real))
-    if n == 0:
+    if x.shape[1] == 0 or x.shape[0] == 0:
         return
-    with nogil:
-        for i in range(n_rows):
-            log_softmax_row(row_of(&r, i, <real>-INFINITY, <real *>xbuf.data), n,
-                            exponentiate, &out[i, 0])
+    cdef Job job = new_job(OP_LOG_SOFTMAX)
+    job.rx = rows_of(x, where, temperature)
+    job.exponentiate = exponentiate
+    job.out = <char *>&out[0, 0]
+    run_rows(&job, x.shape[0], <real *>NULL)
 
 
 def ce_labels_rows(const real[:, :] x, const int64_t[:] labels,
@@ -373,54 +621,42 @@ def ce_labels_rows(const real[:, :] x, const int64_t[:] labels,
     """Per-row Σ_c w_c p'_c (lse - x_c) for integer labels (p' the smoothed one-hot), with
     want_entropy the target's weighted entropy and the KL, and each row's weight in the
     mean (0 when ignored). ignore_index None: no row is ignored."""
-    cdef Py_ssize_t n_rows = x.shape[0], n = x.shape[1], i
-    cdef Py_ssize_t bad_row = -1
-    cdef bint has_ignore = ignore_index is not None
-    cdef int64_t ignored = ignore_index if has_ignore else 0
-    cdef int64_t y, bad_label = 0
-    cdef double wy
-    cdef dc_soft_result res
+    cdef Py_ssize_t n_rows = x.shape[0]
+    check_labels(labels, x.shape[1], ignore_index)
     ce = np.empty(n_rows, dtype=np.float64)
     h = np.zeros(n_rows, dtype=np.float64) if want_entropy else None
     kl = np.zeros(n_rows, dtype=np.float64) if want_entropy else None
     row_weight = np.empty(n_rows, dtype=np.float64)
-    cdef double[::1] ce_v = ce, rw_v = row_weight
-    cdef double[::1] h_v = h
-    cdef double[::1] kl_v = kl
-    cdef dc_rows r = rows_of(x, where, temperature)
-    cdef RowBuffer xbuf = RowBuffer(n, sizeof(real))
-    cdef RowBuffer pbuf = RowBuffer(n, sizeof(real))
-    cdef const real *w = weights_of(weight)
-    cdef const real *row
-    with nogil:
-        for i in range(n_rows):
-            y = labels[i]
-            if has_ignore and y == ignored:
-                ce_v[i] = 0.0
-                rw_v[i] = 0.0
-                continue
-            if y < 0 or y >= n:
-                bad_row = i
-                bad_label = y
-                break
-            wy = w[y] if w != NULL else 1.0
-            rw_v[i] = wy
-            row = row_of(&r, i, <real>-INFINITY, <real *>xbuf.data)
-            if label_smoothing == 0.0:
-                ce_v[i] = wy * ce_label_row(row, n, y)
-                if want_entropy:
-                    kl_v[i] = ce_v[i]
-            else:
-                smoothed_target(&r, i, <const real *>NULL, y, label_smoothing,
-                                <real *>pbuf.data)
-                soft_target_row(row, <const real *>pbuf.data, w, n, 0, want_entropy, &res)
-                ce_v[i] = res.ce
-                if want_entropy:
-                    h_v[i] = res.h
-                    kl_v[i] = res.kl
-    if bad_row >= 0:
-        raise _errors.label_out_of_range(bad_row, bad_label, n)
+    cdef Job job = new_job(OP_CE_LABEL)
+    job.rx = rows_of(x, where, temperature)
+    job.weight = weights_of(weight)
+    job.labels = &labels[0] if n_rows > 0 else NULL
+    job.has_ignore = ignore_index is not None
+    job.ignored = ignore_index if job.has_ignore else 0
+    job.eps = label_smoothing
+    job.want_h = want_entropy
+    job.ce, job.h, job.kl = data_of(ce), data_of(h), data_of(kl)
+    job.row_weight = data_of(row_weight)
+    run_rows(&job, n_rows, <real *>NULL)
     return ce, h, kl, row_weight
+
+
+cdef Job soft_job(int op, const real[:, :] x, const real[:, :] target, str target_type,
+                  const unsigned char[:, :] where, double temperature, const real[:] weight,
+                  double label_smoothing, bint reverse, bint validate, double tol):
+    cdef Job job = new_job(op)
+    cdef const unsigned char[:, :] no_mask = None
+    job.kind = target_kind_code(target_type)
+    job.rx = rows_of(x, where, temperature)
+    # A logits target is masked and tempered like the logits; probabilities are not.
+    job.rt = rows_of(target, where if job.kind == DC_TARGET_LOGITS else no_mask,
+                     temperature if job.kind == DC_TARGET_LOGITS else 1.0)
+    job.weight = weights_of(weight)
+    job.eps = label_smoothing
+    job.reverse = reverse
+    job.check = validate and job.kind != DC_TARGET_LOGITS
+    job.tol = tol
+    return job
 
 
 def soft_rows(const real[:, :] x, const real[:, :] target, str target_type,
@@ -428,46 +664,18 @@ def soft_rows(const real[:, :] x, const real[:, :] target, str target_type,
               double label_smoothing, bint reverse, bint validate, double tol, tuple want):
     """Per-row cross-entropy, target entropy and KL for probs / log_probs / logits targets
     (docs/design.md, item 4). Returns (ce, h, kl), None for what is not in `want`."""
-    cdef Py_ssize_t n_rows = x.shape[0], n = x.shape[1], i
-    cdef int kind = target_kind_code(target_type)
-    cdef int check = validate and kind != DC_TARGET_LOGITS
-    cdef int want_h = ("h" in want) or ("kl" in want)
-    cdef Py_ssize_t bad_row = -1
-    cdef dc_soft_result res
+    cdef Py_ssize_t n_rows = x.shape[0]
     ce = np.full(n_rows, np.nan) if ("ce" in want and not reverse) else None
     h = np.full(n_rows, np.nan) if ("h" in want and not reverse) else None
     kl = np.full(n_rows, np.nan) if "kl" in want else None
-    cdef double[::1] ce_v = ce
-    cdef double[::1] h_v = h
-    cdef double[::1] kl_v = kl
-    cdef dc_rows rx = rows_of(x, where, temperature)
-    cdef const unsigned char[:, :] no_mask = None
-    # A logits target is masked and tempered like the logits; probabilities are not.
-    cdef dc_rows rt = rows_of(target, where if kind == DC_TARGET_LOGITS else no_mask,
-                              temperature if kind == DC_TARGET_LOGITS else 1.0)
-    cdef RowBuffer xbuf = RowBuffer(n, sizeof(real))
-    cdef RowBuffer tbuf = RowBuffer(n, sizeof(real))
-    cdef RowBuffer sbuf = RowBuffer(n, sizeof(real))
-    cdef const real *w = weights_of(weight)
-    cdef const real *xr
-    cdef const real *tr
-    with nogil:
-        for i in range(n_rows):
-            xr = row_of(&rx, i, <real>-INFINITY, <real *>xbuf.data)
-            tr = row_of(&rt, i, <real>-INFINITY, <real *>tbuf.data)
-            soft_row(&rx, i, xr, tr, w, n, kind, reverse, label_smoothing, want_h,
-                     <real *>sbuf.data, &res)
-            if check and target_row_bad(res.psum, res.nbad, tol):
-                bad_row = i
-                break
-            if ce_v is not None:
-                ce_v[i] = res.ce
-            if h_v is not None:
-                h_v[i] = res.h
-            if kl_v is not None:
-                kl_v[i] = res.kl
-    if bad_row >= 0:
-        _check_target_row(bad_row, res.psum, res.nbad, tol, "target", True)
+    cdef Job job = soft_job(OP_SOFT, x, target, target_type, where, temperature, weight,
+                            label_smoothing, reverse, validate, tol)
+    job.want_h = ("h" in want) or ("kl" in want)
+    job.ce, job.h, job.kl = data_of(ce), data_of(h), data_of(kl)
+    cdef _Validation checks = _Validation(n_rows if job.check else 0)
+    checks.attach(&job)
+    run_rows(&job, n_rows, <real *>NULL)
+    checks.raise_first(tol, "target", True)
     return ce, h, kl
 
 
@@ -475,29 +683,18 @@ def entropy_rows(const real[:, :] x, str input_type, const unsigned char[:, :] w
                  double temperature, double tol):
     """Per-row entropy of softmax(x / T), of probabilities, or of log-probabilities
     (masked entries left out); probability rows are always validated."""
-    cdef Py_ssize_t n_rows = x.shape[0], n = x.shape[1], i
-    cdef int is_logits = input_type == "logits"
-    cdef int is_log = input_type == "log_probs"
-    cdef real fill = <real>0 if input_type == "probs" else <real>-INFINITY
-    cdef Py_ssize_t bad_row = -1, nbad = 0
-    cdef double psum = 0.0
+    cdef Py_ssize_t n_rows = x.shape[0]
     out = np.empty(n_rows, dtype=np.float64)
-    cdef double[::1] o = out
-    cdef dc_rows r = rows_of(x, where, temperature)
-    cdef RowBuffer xbuf = RowBuffer(n, sizeof(real))
-    cdef const real *row
-    with nogil:
-        for i in range(n_rows):
-            row = row_of(&r, i, fill, <real *>xbuf.data)
-            if is_logits:
-                o[i] = entropy_logits_row(row, n)
-            else:
-                o[i] = entropy_target_row(row, n, is_log, &psum, &nbad)
-                if target_row_bad(psum, nbad, tol):
-                    bad_row = i
-                    break
-    if bad_row >= 0:
-        _check_target_row(bad_row, psum, nbad, tol, "x", False)
+    cdef Job job = new_job(OP_ENTROPY)
+    job.kind = DC_TARGET_LOGITS if input_type == "logits" else target_kind_code(input_type)
+    job.rx = rows_of(x, where, temperature)
+    job.check = job.kind != DC_TARGET_LOGITS
+    job.tol = tol
+    job.ce = data_of(out)
+    cdef _Validation checks = _Validation(n_rows if job.check else 0)
+    checks.attach(&job)
+    run_rows(&job, n_rows, <real *>NULL)
+    checks.raise_first(tol, "x", False)
     return out
 
 
@@ -519,47 +716,28 @@ def ce_labels_grad_rows(const real[:, :] x, const int64_t[:] labels,
     """ce_labels_rows' per-row loss and row weights, and into `grad` the gradient of the
     reduced loss (in units of `base`) with respect to the logits before the temperature.
     Ignored rows get exactly 0. All labels are checked before anything is written."""
-    cdef Py_ssize_t n_rows = x.shape[0], n = x.shape[1], i, c
+    cdef Py_ssize_t n_rows = x.shape[0], n = x.shape[1], i
     cdef bint has_ignore = ignore_index is not None
     cdef int64_t ignored = ignore_index if has_ignore else 0
-    cdef int64_t y
-    cdef double denom = 0.0, scale, wy
-    cdef dc_soft_result res
+    cdef double denom = 0.0
     cdef const real *w = weights_of(weight)
+    check_labels(labels, n, ignore_index)
+    for i in range(n_rows):  # the weights of the mean
+        if not (has_ignore and labels[i] == ignored):
+            denom += w[labels[i]] if w != NULL else 1.0
     ce = np.zeros(n_rows, dtype=np.float64)
     row_weight = np.zeros(n_rows, dtype=np.float64)
-    cdef double[::1] ce_v = ce, rw_v = row_weight
-    for i in range(n_rows):  # the weights of the mean, and every label's range first
-        y = labels[i]
-        if has_ignore and y == ignored:
-            continue
-        if y < 0 or y >= n:
-            raise _errors.label_out_of_range(i, y, n)
-        rw_v[i] = w[y] if w != NULL else 1.0
-        denom += rw_v[i]
-    scale = _grad_scale(reduction, denom, temperature, log_base)
-    cdef dc_rows r = rows_of(x, where, temperature)
-    cdef RowBuffer xbuf = RowBuffer(n, sizeof(real))
-    cdef RowBuffer pbuf = RowBuffer(n, sizeof(real))
-    cdef const real *row
-    with nogil:
-        for i in range(n_rows):
-            y = labels[i]
-            if has_ignore and y == ignored:
-                for c in range(n):
-                    grad[i, c] = 0
-                continue
-            wy = rw_v[i]
-            row = row_of(&r, i, <real>-INFINITY, <real *>xbuf.data)
-            if label_smoothing == 0.0:
-                ce_v[i] = wy * ce_label_grad_row(row, n, y, scale * wy, &grad[i, 0])
-            else:
-                smoothed_target(&r, i, <const real *>NULL, y, label_smoothing,
-                                <real *>pbuf.data)
-                soft_target_row(row, <const real *>pbuf.data, w, n, 0, 0, &res)
-                ce_v[i] = res.ce
-                soft_grad_row(row, <const real *>pbuf.data, w, n, DC_TARGET_PROBS, &res,
-                              scale, &grad[i, 0])
+    cdef Job job = new_job(OP_CE_LABEL_GRAD)
+    job.rx = rows_of(x, where, temperature)
+    job.weight = w
+    job.labels = &labels[0] if n_rows > 0 else NULL
+    job.has_ignore = has_ignore
+    job.ignored = ignored
+    job.eps = label_smoothing
+    job.scale = _grad_scale(reduction, denom, temperature, log_base)
+    job.ce, job.row_weight = data_of(ce), data_of(row_weight)
+    job.out = <char *>&grad[0, 0] if n_rows > 0 and n > 0 else NULL
+    run_rows(&job, n_rows if n > 0 else 0, <real *>NULL)
     return ce, row_weight
 
 
@@ -570,46 +748,19 @@ def soft_grad_rows(const real[:, :] x, const real[:, :] target, str target_type,
     """Per-row cross-entropy (loss='ce') or KL (loss='kl') against a soft target, and
     into `grad` the gradient of the reduced loss. For a fixed target the two gradients
     are the same array: KL = CE - H(p) and H(p) does not depend on the logits."""
-    cdef Py_ssize_t n_rows = x.shape[0], n = x.shape[1], i
-    cdef int kind = target_kind_code(target_type)
-    cdef int check = validate and kind != DC_TARGET_LOGITS
-    cdef int want_kl = loss == "kl"
-    cdef int want_h = want_kl or reverse
-    # the kind of the row the gradient reads: a smoothed target is probabilities
-    cdef int used_kind = DC_TARGET_PROBS if label_smoothing != 0.0 else kind
-    cdef double scale = _grad_scale(reduction, <double>n_rows, temperature, log_base)
-    cdef Py_ssize_t bad_row = -1
-    cdef dc_soft_result res
+    cdef Py_ssize_t n_rows = x.shape[0], n = x.shape[1]
     values = np.full(n_rows, np.nan)
-    cdef double[::1] v = values
-    cdef const unsigned char[:, :] no_mask = None
-    cdef dc_rows rx = rows_of(x, where, temperature)
-    cdef dc_rows rt = rows_of(target, where if kind == DC_TARGET_LOGITS else no_mask,
-                              temperature if kind == DC_TARGET_LOGITS else 1.0)
-    cdef RowBuffer xbuf = RowBuffer(n, sizeof(real))
-    cdef RowBuffer tbuf = RowBuffer(n, sizeof(real))
-    cdef RowBuffer sbuf = RowBuffer(n, sizeof(real))
-    cdef const real *w = weights_of(weight)
-    cdef const real *xr
-    cdef const real *tr
-    cdef const real *used
-    with nogil:
-        for i in range(n_rows):
-            xr = row_of(&rx, i, <real>-INFINITY, <real *>xbuf.data)
-            tr = row_of(&rt, i, <real>-INFINITY, <real *>tbuf.data)
-            used = soft_row(&rx, i, xr, tr, w, n, kind, reverse, label_smoothing, want_h,
-                            <real *>sbuf.data, &res)
-            if check and target_row_bad(res.psum, res.nbad, tol):
-                bad_row = i
-                break
-            if reverse:
-                v[i] = res.kl
-                kl_reverse_grad_row(xr, tr, n, kind, &res, res.kl, scale, &grad[i, 0])
-            else:
-                v[i] = res.kl if want_kl else res.ce
-                soft_grad_row(xr, used, w, n, used_kind, &res, scale, &grad[i, 0])
-    if bad_row >= 0:
-        _check_target_row(bad_row, res.psum, res.nbad, tol, "target", True)
+    cdef Job job = soft_job(OP_SOFT_GRAD, x, target, target_type, where, temperature,
+                            weight, label_smoothing, reverse, validate, tol)
+    job.want_kl = loss == "kl"
+    job.want_h = job.want_kl or reverse
+    job.scale = _grad_scale(reduction, <double>n_rows, temperature, log_base)
+    job.ce = data_of(values)
+    job.out = <char *>&grad[0, 0] if n_rows > 0 and n > 0 else NULL
+    cdef _Validation checks = _Validation(n_rows if job.check else 0)
+    checks.attach(&job)
+    run_rows(&job, n_rows if n > 0 else 0, <real *>NULL)
+    checks.raise_first(tol, "target", True)
     return values
 
 
@@ -617,29 +768,17 @@ def js_rows(const real[:, :] x, const real[:, :] target, str target_type,
             const unsigned char[:, :] where, double temperature, double beta, bint validate,
             double tol):
     """Per-row generalised Jensen-Shannon divergence (weight beta on the target)."""
-    cdef Py_ssize_t n_rows = x.shape[0], n = x.shape[1], i
-    cdef int kind = target_kind_code(target_type)
-    cdef int check = validate and kind != DC_TARGET_LOGITS
-    cdef double psum = 0.0
-    cdef Py_ssize_t nbad = 0, bad_row = -1
+    cdef Py_ssize_t n_rows = x.shape[0]
     values = np.empty(n_rows, dtype=np.float64)
-    cdef double[::1] v = values
-    cdef const unsigned char[:, :] no_mask = None
-    cdef dc_rows rx = rows_of(x, where, temperature)
-    cdef dc_rows rt = rows_of(target, where if kind == DC_TARGET_LOGITS else no_mask,
-                              temperature if kind == DC_TARGET_LOGITS else 1.0)
-    cdef RowBuffer xbuf = RowBuffer(n, sizeof(real))
-    cdef RowBuffer tbuf = RowBuffer(n, sizeof(real))
-    with nogil:
-        for i in range(n_rows):
-            v[i] = js_row(row_of(&rx, i, <real>-INFINITY, <real *>xbuf.data),
-                          row_of(&rt, i, <real>-INFINITY, <real *>tbuf.data), n, kind, beta,
-                          &psum, &nbad)
-            if check and target_row_bad(psum, nbad, tol):
-                bad_row = i
-                break
-    if bad_row >= 0:
-        _check_target_row(bad_row, psum, nbad, tol, "target", True)
+    cdef const real[:] no_weight = None
+    cdef Job job = soft_job(OP_JS, x, target, target_type, where, temperature, no_weight,
+                            0.0, False, validate, tol)
+    job.beta = beta
+    job.ce = data_of(values)
+    cdef _Validation checks = _Validation(n_rows if job.check else 0)
+    checks.attach(&job)
+    run_rows(&job, n_rows, <real *>NULL)
+    checks.raise_first(tol, "target", True)
     return values
 
 
