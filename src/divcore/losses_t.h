@@ -11,6 +11,16 @@
 #define DC_VLEN ((ptrdiff_t)(sizeof(DC_V) / sizeof(DC_T)))
 #define DC_VSEL(mask, a, b) ((DC_V)(((mask) & (DC_VI)(a)) | (~(mask) & (DC_VI)(b))))
 #define DC_VEXP DC_ISA_NAME(dc_vexp, DC_SFX)
+/* Double vectors, for the outputs computed in double from DC_T values (see simd_t.h):
+ * the loops below take 2·DC_VDLEN values at a time (one float vector), through
+ * DC_VLOAD2 / DC_VSTORE2, and leave the rest to the scalar loop. */
+#define DC_VD DC_ISA_NAME(dc_v, f64)
+#define DC_VDI DC_ISA_NAME(dc_vi, f64)
+#define DC_VDLEN ((ptrdiff_t)(sizeof(DC_VD) / sizeof(double)))
+#define DC_VDSEL(mask, a, b) ((DC_VD)(((mask) & (DC_VDI)(a)) | (~(mask) & (DC_VDI)(b))))
+#define DC_VDEXP DC_ISA_NAME(dc_vexp, f64)
+#define DC_VLOAD2 DC_ISA_NAME(dc_vload2, DC_SFX)
+#define DC_VSTORE2 DC_ISA_NAME(dc_vstore2, DC_SFX)
 #endif
 
 /* ---------------------------------------------------------------- log-sum-exp, softmax */
@@ -21,6 +31,30 @@ DC_TARGET static inline double DC_FN(dc_logsumexp)(const DC_T *x, ptrdiff_t n)
     dc_lse_state st = DC_FN(dc_lse_scan)(x, n);
     return dc_lse_value(&st);
 }
+
+#ifdef DC_HAVE_VEC
+/* dc_log_softmax_row's outputs over the row's whole vector pairs, the same formulas in
+ * double lanes: c is log S, or 1/S with `exponentiate`. Returns how many it wrote. */
+DC_TARGET static inline ptrdiff_t DC_FN(dc_log_softmax_vec)(const DC_T *x, ptrdiff_t n,
+                                                           int exponentiate, double m,
+                                                           double c, DC_T *out)
+{
+    const ptrdiff_t step = 2 * DC_VDLEN, whole = n - n % step;
+    DC_VD lo, hi;
+    if (exponentiate) {
+        for (ptrdiff_t i = 0; i < whole; i += step) {
+            DC_VLOAD2(x + i, &lo, &hi);
+            DC_VSTORE2(out + i, DC_VDEXP(lo - m) * c, DC_VDEXP(hi - m) * c);
+        }
+    } else {
+        for (ptrdiff_t i = 0; i < whole; i += step) {
+            DC_VLOAD2(x + i, &lo, &hi);
+            DC_VSTORE2(out + i, (lo - m) - c, (hi - m) - c);
+        }
+    }
+    return whole;
+}
+#endif
 
 /* out_i = log q_i = (x_i - M) - log S, or q_i = exp(x_i - M) / S with `exponentiate`.
  * Subtracting M first keeps the largest entry's log q exact (-log S, not lse - M rounded).
@@ -36,13 +70,15 @@ DC_TARGET static inline int DC_FN(dc_log_softmax_row)(const DC_T *x, ptrdiff_t n
     /* In double, rounded once: exp(x - M) has relative error |x - M|·eps when x - M is
      * rounded first, which float32 cannot afford for tiny probabilities. */
     const double m = st.max;
-    if (exponentiate) {
-        const double inv_s = 1.0 / dc_lse_sum(&st);
-        for (ptrdiff_t i = 0; i < n; i++) out[i] = (DC_T)(dc_exp_f64((double)x[i] - m) * inv_s);
-    } else {
-        const double log_s = dc_lse_log_sum(&st);
-        for (ptrdiff_t i = 0; i < n; i++) out[i] = (DC_T)(((double)x[i] - m) - log_s);
-    }
+    const double c = exponentiate ? 1.0 / dc_lse_sum(&st) : dc_lse_log_sum(&st);
+    ptrdiff_t i = 0;
+#ifdef DC_HAVE_VEC
+    i = DC_FN(dc_log_softmax_vec)(x, n, exponentiate, m, c, out);
+#endif
+    if (exponentiate)
+        for (; i < n; i++) out[i] = (DC_T)(dc_exp_f64((double)x[i] - m) * c);
+    else
+        for (; i < n; i++) out[i] = (DC_T)(((double)x[i] - m) - c);
     return 1;
 }
 
@@ -458,6 +494,37 @@ DC_TARGET static inline void DC_FN(dc_target_check)(const DC_T *t, ptrdiff_t n, 
 
 /* ------------------------------------------------------------------------- entropy */
 
+#ifdef DC_HAVE_VEC
+/* dc_entropy_logits' terms over a block's whole groups of DC_LANES values, added to u_:
+ * lane j of accumulator a is u_[a·DC_VDLEN + j], which takes the same values (those at
+ * i % DC_LANES == a·DC_VDLEN + j, i counted from the block's start) in the same order as
+ * in the scalar loop, so the sum is the same at every instruction set (DC_LANES is a
+ * multiple of 2·DC_VDLEN). Returns how many values it took. */
+DC_TARGET static inline ptrdiff_t DC_FN(dc_entropy_terms_vec)(const DC_T *x, ptrdiff_t n,
+                                                             double m, double *u_)
+{
+    enum { NACC = DC_LANES / (sizeof(DC_VD) / sizeof(double)) };
+    const DC_VD zero = {0};
+    DC_VD u[NACC];
+    for (int a = 0; a < NACC; a++) u[a] = zero;
+    const ptrdiff_t whole = n - n % DC_LANES;
+    for (ptrdiff_t i = 0; i < whole; i += DC_LANES) {
+        for (int a = 0; a < NACC; a += 2) {
+            DC_VD d0, d1;
+            DC_VLOAD2(x + i + a * DC_VDLEN, &d0, &d1);
+            d0 = d0 - m;
+            d1 = d1 - m;
+            const DC_VD e0 = DC_VDEXP(d0), e1 = DC_VDEXP(d1);
+            u[a] += DC_VDSEL(e0 != zero, e0 * -d0, zero);
+            u[a + 1] += DC_VDSEL(e1 != zero, e1 * -d1, zero);
+        }
+    }
+    for (int a = 0; a < NACC; a++)
+        for (int j = 0; j < DC_VDLEN; j++) u_[a * DC_VDLEN + j] += u[a][j];
+    return whole;
+}
+#endif
+
 /* H(softmax(x)) = Σ q_i (lse - x_i) = log S + Σ e_i (M - x_i) / S,  e_i = exp(x_i - M):
  * non-negative terms only. */
 DC_TARGET static inline double DC_FN(dc_entropy_logits)(const DC_T *x, ptrdiff_t n)
@@ -472,8 +539,12 @@ DC_TARGET static inline double DC_FN(dc_entropy_logits)(const DC_T *x, ptrdiff_t
         const ptrdiff_t len = DC_MIN_LEN(DC_BLOCK, n - start);
         double u_[DC_LANES];
         for (int j = 0; j < DC_LANES; j++) u_[j] = 0;
-        for (ptrdiff_t i = start; i < start + len; i++) {
-            const double d = (double)x[i] - m;
+        ptrdiff_t i = 0;
+#ifdef DC_HAVE_VEC
+        i = DC_FN(dc_entropy_terms_vec)(x + start, len, m, u_);
+#endif
+        for (; i < len; i++) {
+            const double d = (double)x[start + i] - m;
             const double e = dc_exp_f64(d);
             u_[i % DC_LANES] += e != 0 ? e * -d : 0.0;
         }
@@ -547,6 +618,88 @@ DC_TARGET static inline double DC_FN(dc_js_row)(const DC_T *x, const DC_T *t, pt
 
 /* ------------------------------------------------------------------------ gradients */
 
+#ifdef DC_HAVE_VEC
+/* The three gradient loops below over the row's whole vector pairs, the same formulas in
+ * double lanes; each returns how many values it wrote (the rest is the scalar loop's). */
+
+/* dc_soft_grad's g = scale·(mass·q - a). */
+DC_TARGET static inline ptrdiff_t DC_FN(dc_soft_grad_vec)(const DC_T *x, const DC_T *t,
+                                                         const DC_T *w, ptrdiff_t n, int kind,
+                                                         double m, double inv_s, double tmax,
+                                                         double log_ts, double mass,
+                                                         double scale, DC_T *g)
+{
+    const ptrdiff_t step = 2 * DC_VDLEN, whole = n - n % step;
+    for (ptrdiff_t i = 0; i < whole; i += step) {
+        DC_VD x0, x1, p0, p1;
+        DC_VLOAD2(x + i, &x0, &x1);
+        DC_VLOAD2(t + i, &p0, &p1);
+        const DC_VD q0 = DC_VDEXP(x0 - m) * inv_s, q1 = DC_VDEXP(x1 - m) * inv_s;
+        if (kind == DC_TARGET_LOG_PROBS) {
+            p0 = DC_VDEXP(p0);
+            p1 = DC_VDEXP(p1);
+        } else if (kind == DC_TARGET_LOGITS) {
+            p0 = DC_VDEXP((p0 - tmax) - log_ts);
+            p1 = DC_VDEXP((p1 - tmax) - log_ts);
+        }
+        if (w != NULL) {
+            DC_VD w0, w1;
+            DC_VLOAD2(w + i, &w0, &w1);
+            p0 = w0 * p0;
+            p1 = w1 * p1;
+        }
+        DC_VSTORE2(g + i, scale * (mass * q0 - p0), scale * (mass * q1 - p1));
+    }
+    return whole;
+}
+
+/* dc_ce_label_grad's g = scale·q (the label's entry is the caller's). */
+DC_TARGET static inline ptrdiff_t DC_FN(dc_ce_label_grad_vec)(const DC_T *x, ptrdiff_t n,
+                                                             double m, double inv_s,
+                                                             double scale, DC_T *g)
+{
+    const ptrdiff_t step = 2 * DC_VDLEN, whole = n - n % step;
+    for (ptrdiff_t i = 0; i < whole; i += step) {
+        DC_VD x0, x1;
+        DC_VLOAD2(x + i, &x0, &x1);
+        DC_VSTORE2(g + i, scale * (DC_VDEXP(x0 - m) * inv_s),
+                   scale * (DC_VDEXP(x1 - m) * inv_s));
+    }
+    return whole;
+}
+
+/* dc_kl_reverse_grad's g = scale·q·((log q - log p) - kl), 0 where q = 0. The log of a
+ * probability target is the C library's, a lane at a time. */
+DC_TARGET static inline ptrdiff_t DC_FN(dc_kl_reverse_grad_vec)(const DC_T *x, const DC_T *t,
+                                                               ptrdiff_t n, int kind, double m,
+                                                               double log_s, double tmax,
+                                                               double log_ts, double kl,
+                                                               double scale, DC_T *g)
+{
+    const DC_VD zero = {0};
+    const ptrdiff_t step = 2 * DC_VDLEN, whole = n - n % step;
+    for (ptrdiff_t i = 0; i < whole; i += step) {
+        DC_VD x0, x1, lp0, lp1;
+        DC_VLOAD2(x + i, &x0, &x1);
+        DC_VLOAD2(t + i, &lp0, &lp1);
+        if (kind == DC_TARGET_PROBS) {
+            for (int j = 0; j < DC_VDLEN; j++) {
+                lp0[j] = log(lp0[j]);
+                lp1[j] = log(lp1[j]);
+            }
+        } else if (kind == DC_TARGET_LOGITS) {
+            lp0 = (lp0 - tmax) - log_ts;
+            lp1 = (lp1 - tmax) - log_ts;
+        }
+        const DC_VD lq0 = (x0 - m) - log_s, lq1 = (x1 - m) - log_s;
+        const DC_VD q0 = DC_VDEXP(lq0), q1 = DC_VDEXP(lq1);
+        DC_VSTORE2(g + i, DC_VDSEL(q0 != zero, scale * q0 * ((lq0 - lp0) - kl), zero),
+                   DC_VDSEL(q1 != zero, scale * q1 * ((lq1 - lp1) - kl), zero));
+    }
+    return whole;
+}
+#endif
+
 /* ∂/∂x of the cross-entropy Σ a_c (lse - x_c), a = w·p, written to g:
  *     g_c = scale · (A·q_c - a_c),   A = Σ a,   q = softmax(x) = exp(x - M) / S
  * The same for KL(p ‖ q), which differs from it by the constant H(p). M, S and A come
@@ -562,7 +715,12 @@ DC_TARGET static inline void DC_FN(dc_soft_grad)(const DC_T *x, const DC_T *t, c
     }
     const double inv_s = 1.0 / r->sum, log_ts = log(r->tsum);
     const double mass = r->asum;
-    for (ptrdiff_t i = 0; i < n; i++) {
+    ptrdiff_t i = 0;
+#ifdef DC_HAVE_VEC
+    i = DC_FN(dc_soft_grad_vec)(x, t, w, n, kind, r->max, inv_s, r->tmax, log_ts, mass, scale,
+                                g);
+#endif
+    for (; i < n; i++) {
         const double q = dc_exp_f64((double)x[i] - r->max) * inv_s;
         double p = kind == DC_TARGET_PROBS ? (double)t[i]
                    : dc_exp_f64(DC_FN(dc_target_log)(t[i], kind, r->tmax, log_ts));
@@ -582,7 +740,11 @@ DC_TARGET static inline double DC_FN(dc_ce_label_grad)(const DC_T *x, ptrdiff_t 
         return NAN;
     }
     const double inv_s = 1.0 / dc_lse_sum(&st);
-    for (ptrdiff_t i = 0; i < n; i++)
+    ptrdiff_t i = 0;
+#ifdef DC_HAVE_VEC
+    i = DC_FN(dc_ce_label_grad_vec)(x, n, st.max, inv_s, scale, g);
+#endif
+    for (; i < n; i++)
         g[i] = (DC_T)(scale * (dc_exp_f64((double)x[i] - st.max) * inv_s));
     /* q_y - 1 = expm1(-loss): exact for a confident prediction, where q_y - 1 cancels. */
     const double loss = (st.max - (double)x[label]) + dc_lse_log_sum(&st);
@@ -602,7 +764,12 @@ DC_TARGET static inline void DC_FN(dc_kl_reverse_grad)(const DC_T *x, const DC_T
         return;
     }
     const double log_s = log(r->sum), log_ts = log(r->tsum);
-    for (ptrdiff_t i = 0; i < n; i++) {
+    ptrdiff_t i = 0;
+#ifdef DC_HAVE_VEC
+    i = DC_FN(dc_kl_reverse_grad_vec)(x, t, n, kind, r->max, log_s, r->tmax, log_ts, kl, scale,
+                                      g);
+#endif
+    for (; i < n; i++) {
         const double lq = ((double)x[i] - r->max) - log_s;
         const double q = dc_exp_f64(lq);
         const double lp = DC_FN(dc_target_log)(t[i], kind, r->tmax, log_ts);
@@ -634,6 +801,13 @@ DC_TARGET static inline double DC_FN(dc_kl_logits)(const DC_T *t, const DC_T *x,
 #undef DC_VLEN
 #undef DC_VSEL
 #undef DC_VEXP
+#undef DC_VD
+#undef DC_VDI
+#undef DC_VDLEN
+#undef DC_VDSEL
+#undef DC_VDEXP
+#undef DC_VLOAD2
+#undef DC_VSTORE2
 #endif
 #undef DC_MIN_LEN
 #undef DC_LOG
