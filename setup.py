@@ -4,9 +4,10 @@ The C kernels live in src/divcore/*.h (header-only, no Python.h). They are compi
 divcore._core and copied into the package as divcore/include/divcore/ so that
 divcore.get_include() can hand them to other extensions.
 
-Flags: -O3 only. Never -ffast-math / -Ofast (they switch the whole process to
-flush-to-zero and break the -inf/NaN contract) and never -march=native (a wheel must run
-on any x86-64; fast paths are chosen at run time).
+Flags: -O3 only. No fast-math style flags (they switch the whole process to
+flush-to-zero and break the -inf/NaN contract) and no tuning for the build machine's CPU
+(a wheel must run on any x86-64): the AVX2 / AVX-512 kernels are chosen at run time
+(src/divcore/dispatch.h).
 """
 import glob
 import os

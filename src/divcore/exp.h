@@ -51,56 +51,82 @@ static inline int64_t dc_bits_f64(double f)
     return i;
 }
 
+/* The constants and the polynomial, shared with the vector exp of simd_t.h: written once,
+ * applied to a float / double or to a vector of them (`zero` is 0 of that type, so that
+ * `zero + c` is c in every lane). */
+#define DC_EXP_F32_LO -104.0f /* below: rounds to 0 */
+#define DC_EXP_F32_HI 89.0f   /* above: overflows to +inf */
+#define DC_EXP_F32_SHIFTER 12582912.0f /* 1.5·2^23 */
+#define DC_EXP_F32_SHIFTER_BITS 0x4b400000
+#define DC_EXP_F32_LOG2E 1.44269504088896341f
+#define DC_EXP_F32_LN2_HI 0.693359375f    /* 9 significant bits: n·ln2_hi is exact */
+#define DC_EXP_F32_LN2_LO -2.12194440e-4f /* ln 2 - ln2_hi */
+#define DC_EXP_F32_POLY(p, r, zero)                                                   \
+    do {                                                                              \
+        p = (zero) + 1.9875691500e-4f;                                                \
+        p = p * (r) + 1.3981999507e-3f;                                               \
+        p = p * (r) + 8.3334519073e-3f;                                               \
+        p = p * (r) + 4.1665795894e-2f;                                               \
+        p = p * (r) + 1.6666665459e-1f;                                               \
+        p = p * (r) + 5.0000001201e-1f;                                               \
+        p = p * (r) * (r) + (r) + 1.0f;                                               \
+    } while (0)
+
+#define DC_EXP_F64_LO -746.0
+#define DC_EXP_F64_HI 710.0
+#define DC_EXP_F64_SHIFTER 6755399441055744.0 /* 1.5·2^52 */
+#define DC_EXP_F64_SHIFTER_BITS 0x4338000000000000LL
+#define DC_EXP_F64_LOG2E 1.4426950408889634
+#define DC_EXP_F64_LN2_HI 6.93147180369123816490e-01 /* 32 significant bits */
+#define DC_EXP_F64_LN2_LO 1.90821492927058770002e-10
+#define DC_EXP_F64_POLY(p, r, zero)                                                   \
+    do {                                                                              \
+        p = (zero) + 1.0 / 6227020800.0;                                              \
+        p = p * (r) + 1.0 / 479001600.0;                                              \
+        p = p * (r) + 1.0 / 39916800.0;                                               \
+        p = p * (r) + 1.0 / 3628800.0;                                                \
+        p = p * (r) + 1.0 / 362880.0;                                                 \
+        p = p * (r) + 1.0 / 40320.0;                                                  \
+        p = p * (r) + 1.0 / 5040.0;                                                   \
+        p = p * (r) + 1.0 / 720.0;                                                    \
+        p = p * (r) + 1.0 / 120.0;                                                    \
+        p = p * (r) + 1.0 / 24.0;                                                     \
+        p = p * (r) + 1.0 / 6.0;                                                      \
+        p = p * (r) + 0.5;                                                            \
+        p = p * (r) * (r) + (r) + 1.0;                                                \
+    } while (0)
+
 static inline float dc_exp_f32(float x)
 {
-    float xc = x < -104.0f ? -104.0f : x; /* below: rounds to 0 */
-    xc = xc > 89.0f ? 89.0f : xc;         /* above: overflows to +inf */
-    const float shifter = 12582912.0f;    /* 1.5·2^23 */
-    const float t = xc * 1.44269504088896341f + shifter;
-    const float n = t - shifter;
-    float r = xc - n * 0.693359375f;      /* ln2_hi, 9 significant bits */
-    r = r - n * -2.12194440e-4f;          /* ln2_lo = ln 2 - ln2_hi */
-    float p = 1.9875691500e-4f;
-    p = p * r + 1.3981999507e-3f;
-    p = p * r + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
-    p = p * r * r + r + 1.0f;
+    float xc = x < DC_EXP_F32_LO ? DC_EXP_F32_LO : x;
+    xc = xc > DC_EXP_F32_HI ? DC_EXP_F32_HI : xc;
+    const float t = xc * DC_EXP_F32_LOG2E + DC_EXP_F32_SHIFTER;
+    const float n = t - DC_EXP_F32_SHIFTER;
+    float r = xc - n * DC_EXP_F32_LN2_HI;
+    r = r - n * DC_EXP_F32_LN2_LO;
+    float p;
+    DC_EXP_F32_POLY(p, r, 0.0f);
     /* n as an integer is in t's low mantissa bits: no float-to-int conversion needed. */
-    const int32_t ni = dc_bits_f32(t) - dc_bits_f32(shifter);
+    const int32_t ni = dc_bits_f32(t) - DC_EXP_F32_SHIFTER_BITS;
     const int32_t n1 = ni >> 1, n2 = ni - n1;
     return p * dc_f32_from_bits((n1 + 127) << 23) * dc_f32_from_bits((n2 + 127) << 23);
 }
 
 static inline double dc_exp_f64(double x)
 {
-    double xc = x < -746.0 ? -746.0 : x;
-    xc = xc > 710.0 ? 710.0 : xc;
-    const double shifter = 6755399441055744.0; /* 1.5·2^52 */
-    const double t = xc * 1.4426950408889634 + shifter;
-    const double n = t - shifter;
-    double r = xc - n * 6.93147180369123816490e-01; /* ln2_hi, 32 significant bits */
-    r = r - n * 1.90821492927058770002e-10;          /* ln2_lo */
-    double p = 1.0 / 6227020800.0;
-    p = p * r + 1.0 / 479001600.0;
-    p = p * r + 1.0 / 39916800.0;
-    p = p * r + 1.0 / 3628800.0;
-    p = p * r + 1.0 / 362880.0;
-    p = p * r + 1.0 / 40320.0;
-    p = p * r + 1.0 / 5040.0;
-    p = p * r + 1.0 / 720.0;
-    p = p * r + 1.0 / 120.0;
-    p = p * r + 1.0 / 24.0;
-    p = p * r + 1.0 / 6.0;
-    p = p * r + 0.5;
-    p = p * r * r + r + 1.0;
+    double xc = x < DC_EXP_F64_LO ? DC_EXP_F64_LO : x;
+    xc = xc > DC_EXP_F64_HI ? DC_EXP_F64_HI : xc;
+    const double n = (xc * DC_EXP_F64_LOG2E + DC_EXP_F64_SHIFTER) - DC_EXP_F64_SHIFTER;
+    double r = xc - n * DC_EXP_F64_LN2_HI;
+    r = r - n * DC_EXP_F64_LN2_LO;
+    double p;
+    DC_EXP_F64_POLY(p, r, 0.0);
     /* Split n = n1 + n2 in double (both exact) and read each as an integer from the
      * shifter's bits: only 64-bit integer add and shift, which every x86-64 has in SIMD
      * (a 64-bit float-to-int conversion needs AVX-512). */
-    const double n1 = (n * 0.5 + shifter) - shifter;
-    const int64_t i1 = dc_bits_f64(n1 + shifter) - dc_bits_f64(shifter);
-    const int64_t i2 = dc_bits_f64((n - n1) + shifter) - dc_bits_f64(shifter);
+    const double n1 = (n * 0.5 + DC_EXP_F64_SHIFTER) - DC_EXP_F64_SHIFTER;
+    const int64_t i1 = dc_bits_f64(n1 + DC_EXP_F64_SHIFTER) - DC_EXP_F64_SHIFTER_BITS;
+    const int64_t i2 = dc_bits_f64((n - n1) + DC_EXP_F64_SHIFTER) - DC_EXP_F64_SHIFTER_BITS;
     return p * dc_f64_from_bits((i1 + 1023) << 52) * dc_f64_from_bits((i2 + 1023) << 52);
 }
 
