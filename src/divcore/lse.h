@@ -59,8 +59,8 @@ static inline void dc_sum_add(double *s, double *c, double v)
 
 static inline void dc_lse_raise_max(dc_lse_state *st, double b)
 {
-    /* exp(-inf) = 0 at the start */
-    st->rest = (st->at_max + (st->rest + st->rest_c)) * exp(st->max - b);
+    const double sum = st->at_max + (st->rest + st->rest_c);
+    st->rest = sum != 0.0 ? sum * exp(st->max - b) : 0.0; /* nothing to move at the start */
     st->rest_c = 0.0;
     st->at_max = 0.0;
     st->max = b;

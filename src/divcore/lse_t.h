@@ -13,6 +13,27 @@
 #define DC_VEXP DC_ISA_NAME(dc_vexp, DC_SFX)
 #define DC_VACC 4
 
+/* The last n < DC_VLEN values of a block as a vector, the missing lanes -inf: a -inf
+ * lane is never the max and its exp is 0, so short rows (C = 10) stay in vector code. */
+DC_TARGET DC_VINLINE DC_V DC_FN(dc_vload_tail)(const DC_T *x, ptrdiff_t n)
+{
+    const DC_V zero = {0};
+    DC_V v = zero - (DC_T)INFINITY;
+    for (ptrdiff_t j = 0; j < n; j++) v[j] = x[j];
+    return v;
+}
+
+/* Σ of a vector's lanes in double, pairwise (halving), so equal lanes add exactly. */
+DC_TARGET static inline double DC_FN(dc_vsum_pairwise)(DC_V v)
+{
+    double lanes[sizeof(DC_V) / sizeof(DC_T)];
+    ptrdiff_t len = DC_VLEN;
+    for (ptrdiff_t j = 0; j < len; j++) lanes[j] = (double)v[j];
+    for (; len > 1; len /= 2)
+        for (ptrdiff_t j = 0; j < len / 2; j++) lanes[j] = lanes[2 * j] + lanes[2 * j + 1];
+    return lanes[0];
+}
+
 /* The block's max into *out; returns 1 if the block holds a NaN. */
 DC_TARGET static inline int DC_FN(dc_block_max)(const DC_T *x, ptrdiff_t n, DC_T *out)
 {
@@ -20,9 +41,13 @@ DC_TARGET static inline int DC_FN(dc_block_max)(const DC_T *x, ptrdiff_t n, DC_T
     DC_V m = zero - (DC_T)INFINITY;
     DC_VI nan = {0};
     const ptrdiff_t whole = n - n % DC_VLEN;
-    ptrdiff_t i = 0;
-    for (; i < whole; i += DC_VLEN) {
+    for (ptrdiff_t i = 0; i < whole; i += DC_VLEN) {
         const DC_V v = *(const DC_V *)(x + i);
+        nan |= v != v;
+        m = DC_VSEL(v > m, v, m);
+    }
+    if (whole < n) {
+        const DC_V v = DC_FN(dc_vload_tail)(x + whole, n - whole);
         nan |= v != v;
         m = DC_VSEL(v > m, v, m);
     }
@@ -32,17 +57,14 @@ DC_TARGET static inline int DC_FN(dc_block_max)(const DC_T *x, ptrdiff_t n, DC_T
         bad |= nan[j] != 0;
         best = m[j] > best ? m[j] : best;
     }
-    for (; i < n; i++) {
-        bad |= x[i] != x[i];
-        best = x[i] > best ? x[i] : best;
-    }
     *out = best;
     return bad;
 }
 
 /* For a block below or at the running max m: how many values equal m (each contributes
  * exp(0) = 1 exactly: counted, not summed), and Σ exp(x - m) over the others, summed in
- * vector lanes of the input's precision. */
+ * vector lanes of the input's precision, then pairwise across lanes and added to the
+ * row's compensated sum once per block. */
 DC_TARGET static inline void DC_FN(dc_block_expsum)(const DC_T *x, ptrdiff_t n, DC_T m,
                                                    dc_lse_state *st)
 {
@@ -61,17 +83,16 @@ DC_TARGET static inline void DC_FN(dc_block_expsum)(const DC_T *x, ptrdiff_t n, 
             k[a] += DC_VSEL(top, one, zero);
         }
     }
-    double ks = 0.0;
-    for (int a = 0; a < DC_VACC; a++)
-        for (int j = 0; j < DC_VLEN; j++) {
-            dc_sum_add(&st->rest, &st->rest_c, (double)r[a][j]);
-            ks += k[a][j];
-        }
-    for (; i < n; i++) {
-        if (x[i] == m) ks += 1.0;
-        else dc_sum_add(&st->rest, &st->rest_c, (double)DC_EXP(x[i] - m));
+    for (int a = 0; i < n; i += DC_VLEN, a = (a + 1) % DC_VACC) {
+        const DC_V v = n - i >= DC_VLEN ? *(const DC_V *)(x + i)
+                                        : DC_FN(dc_vload_tail)(x + i, n - i);
+        const DC_VI top = v == m;
+        r[a] += DC_VSEL(top, zero, DC_VEXP(v - m));
+        k[a] += DC_VSEL(top, one, zero);
     }
-    st->at_max += ks;
+    const DC_V rsum = (r[0] + r[1]) + (r[2] + r[3]), ksum = (k[0] + k[1]) + (k[2] + k[3]);
+    dc_sum_add(&st->rest, &st->rest_c, DC_FN(dc_vsum_pairwise)(rsum));
+    st->at_max += DC_FN(dc_vsum_pairwise)(ksum);
 }
 
 #undef DC_V
