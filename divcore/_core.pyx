@@ -799,3 +799,39 @@ def bce_flat(const real[:] x, const real[:] y, const real[:] weight,
                 out[i] = l
             total += l
     return total
+
+
+# ----------------------------------------------------------------- the one-row fast path
+
+cdef extern from "numpy/arrayobject.h":
+    # not declared in numpy's .pxd: a numpy scalar of the given dtype from a C value
+    object array_scalar "PyArray_Scalar" (void *data, np.dtype descr, object base)
+
+def ce_label_one_row(object logits, object target, Py_ssize_t ignore_index):
+    """cross_entropy(row, label) for the commonest tiny call: a 1-d, C-contiguous, aligned,
+    native float32/float64 numpy row and a Python int label in [0, C). Returns the loss as
+    a numpy scalar of the row's dtype, or None when the call is anything else (the general
+    path then handles it, with all its checks and messages). Same kernel, same value."""
+    cdef np.ndarray arr
+    cdef Py_ssize_t n, label
+    cdef int typenum
+    cdef double loss
+    cdef float loss32
+    if type(logits) is not np.ndarray or type(target) is not int:
+        return None
+    arr = <np.ndarray>logits
+    if np.PyArray_NDIM(arr) != 1 or not np.PyArray_ISCARRAY_RO(arr) \
+            or not np.PyArray_ISNOTSWAPPED(arr):
+        return None
+    typenum = np.PyArray_TYPE(arr)
+    if typenum != np.NPY_FLOAT and typenum != np.NPY_DOUBLE:
+        return None
+    n = np.PyArray_DIM(arr, 0)
+    label = target
+    if label < 0 or label >= n or label == ignore_index:
+        return None  # an ignored row, or an error the general path words
+    if typenum == np.NPY_FLOAT:
+        loss32 = <float>dcd_dc_ce_label_f32(<const float *>np.PyArray_DATA(arr), n, label)
+        return array_scalar(&loss32, np.PyArray_DescrFromType(typenum), None)
+    loss = dcd_dc_ce_label_f64(<const double *>np.PyArray_DATA(arr), n, label)
+    return array_scalar(&loss, np.PyArray_DescrFromType(typenum), None)

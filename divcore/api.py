@@ -19,6 +19,10 @@ _REDUCTIONS = ("none", "sum", "mean")
 _TARGET_TYPES = ("auto", "labels", "probs", "log_probs", "logits")
 _INPUT_TYPES = ("logits", "probs", "log_probs")
 _INT64 = np.iinfo(np.int64)
+# The defaults of label_smoothing and temperature, as objects: the one-row shortcut takes
+# only calls that left them alone.
+_ZERO = 0.0
+_ONE = 1.0
 
 
 class Decomposition(NamedTuple):
@@ -297,6 +301,9 @@ def _finish_loss(lg, values, row_weight, reduction, log_base):
 
 def make_functions(kernels):
     """The public functions of SPEC §3, computing with the row kernels of `kernels`."""
+    # The compiled core's shortcut for the commonest tiny call (one contiguous row, an int
+    # label, default keywords): the same kernel without the argument normalisation.
+    one_row = getattr(kernels, "ce_label_one_row", None)
 
     def _class_rows(x, axis, where, name="x"):
         """logsumexp / softmax: `axis` may be an int, a tuple or None (all axes)."""
@@ -430,14 +437,22 @@ def make_functions(kernels):
         return value, grad
 
     def cross_entropy(logits, target, *, axis=-1, target_type="auto", weight=None,
-                      ignore_index=-100, label_smoothing=0.0, temperature=1.0, where=None,
-                      reduction="mean", base=None, validate=True):
+                      ignore_index=-100, label_smoothing=_ZERO, temperature=_ONE,
+                      where=None, reduction="mean", base=None, validate=True):
         """Cross-entropy H(p, q) = -Σ p log softmax(logits / T), per row, reduced.
 
         `target`: integer labels, or probabilities / log-probabilities / logits of the
         logits' shape (`target_type`). torch semantics for `weight`, `ignore_index`,
         `label_smoothing` and the weighted mean; see SPEC §3.
         """
+        if (one_row is not None and weight is None and where is None and base is None
+                and temperature is _ONE and label_smoothing is _ZERO
+                and type(axis) is int and axis == -1 and type(ignore_index) is int
+                and (target_type == "auto" or target_type == "labels")
+                and (reduction == "mean" or reduction == "sum" or reduction == "none")):
+            value = one_row(logits, target, ignore_index)
+            if value is not None:  # one row: its loss is the mean, the sum and the row
+                return value
         _check_reduction(reduction)
         log_base = _log_base(base)
         lg, rows, row_weight = _losses(
