@@ -29,42 +29,19 @@ enum { DC_SIMD_BASELINE = 0, DC_SIMD_AVX2 = 1, DC_SIMD_AVX512 = 2 };
 #define DC_ISA_NAME(name, sfx) DC_CAT3(name, sfx, avx2)
 #define DC_TARGET __attribute__((target("avx2,fma")))
 #define DC_VBYTES 32
-#include "simd_t.h"
-#undef DC_VBYTES
-#define DC_T float
-#define DC_SFX f32
-#include "lse_t.h"
-#include "losses_t.h"
-#undef DC_T
-#undef DC_SFX
-#define DC_T double
-#define DC_SFX f64
-#include "lse_t.h"
-#include "losses_t.h"
-#undef DC_T
-#undef DC_SFX
+#include "isa_t.h"
 #undef DC_ISA_NAME
 #undef DC_TARGET
+#undef DC_VBYTES
 
 #define DC_ISA_NAME(name, sfx) DC_CAT3(name, sfx, avx512)
 #define DC_TARGET __attribute__((target("avx512f,avx512dq,avx512vl,avx512bw,avx2,fma")))
 #define DC_VBYTES 64
-#include "simd_t.h"
-#undef DC_VBYTES
-#define DC_T float
-#define DC_SFX f32
-#include "lse_t.h"
-#include "losses_t.h"
-#undef DC_T
-#undef DC_SFX
-#define DC_T double
-#define DC_SFX f64
-#include "lse_t.h"
-#include "losses_t.h"
-#undef DC_T
-#undef DC_SFX
+#include "isa_t.h"
 #undef DC_ISA_NAME
 #undef DC_TARGET
+#undef DC_VBYTES
+
 #define DC_ISA_NAME(name, sfx) DC_CAT(name, sfx)
 #define DC_TARGET
 #endif

@@ -86,16 +86,8 @@ enum { DC_TARGET_PROBS = 0, DC_TARGET_LOG_PROBS = 1, DC_TARGET_LOGITS = 2 };
  * make it negative. A NaN stays NaN (unlike fmax). */
 static inline double dc_clamp_nonnegative(double v) { return v < 0.0 ? 0.0 : v; }
 
-#define DC_T float
-#define DC_SFX f32
-#include "losses_t.h"
-#undef DC_T
-#undef DC_SFX
-
-#define DC_T double
-#define DC_SFX f64
-#include "losses_t.h"
-#undef DC_T
-#undef DC_SFX
+#define DC_TEMPLATE "losses_t.h"
+#include "for_each_type.h"
+#undef DC_TEMPLATE
 
 #endif /* DIVCORE_LOSSES_H */

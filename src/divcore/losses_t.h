@@ -6,11 +6,6 @@
 #define DC_LOG DC_CAT(dc_log, DC_SFX)
 #define DC_MIN_LEN(a, b) ((a) < (b) ? (a) : (b))
 #ifdef DC_HAVE_VEC
-#define DC_V DC_ISA_NAME(dc_v, DC_SFX)
-#define DC_VI DC_ISA_NAME(dc_vi, DC_SFX)
-#define DC_VLEN ((ptrdiff_t)(sizeof(DC_V) / sizeof(DC_T)))
-#define DC_VSEL(mask, a, b) ((DC_V)(((mask) & (DC_VI)(a)) | (~(mask) & (DC_VI)(b))))
-#define DC_VEXP DC_ISA_NAME(dc_vexp, DC_SFX)
 /* Double vectors, for the outputs computed in double from DC_T values (see simd_t.h):
  * the loops below take 2·DC_VDLEN values at a time (one float vector), through
  * DC_VLOAD2 / DC_VSTORE2, and leave the rest to the scalar loop. */
@@ -796,11 +791,6 @@ DC_TARGET static inline double DC_FN(dc_kl_logits)(const DC_T *t, const DC_T *x,
 }
 
 #ifdef DC_HAVE_VEC
-#undef DC_V
-#undef DC_VI
-#undef DC_VLEN
-#undef DC_VSEL
-#undef DC_VEXP
 #undef DC_VD
 #undef DC_VDI
 #undef DC_VDLEN

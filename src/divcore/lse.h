@@ -107,16 +107,8 @@ static inline double dc_lse_value(const dc_lse_state *st)
 #include "simd_t.h"
 #undef DC_VBYTES
 
-#define DC_T float
-#define DC_SFX f32
-#include "lse_t.h"
-#undef DC_T
-#undef DC_SFX
-
-#define DC_T double
-#define DC_SFX f64
-#include "lse_t.h"
-#undef DC_T
-#undef DC_SFX
+#define DC_TEMPLATE "lse_t.h"
+#include "for_each_type.h"
+#undef DC_TEMPLATE
 
 #endif /* DIVCORE_LSE_H */

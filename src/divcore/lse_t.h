@@ -6,11 +6,6 @@
 #define DC_EXP DC_CAT(dc_exp, DC_SFX)
 
 #ifdef DC_HAVE_VEC
-#define DC_V DC_ISA_NAME(dc_v, DC_SFX)
-#define DC_VI DC_ISA_NAME(dc_vi, DC_SFX)
-#define DC_VLEN ((ptrdiff_t)(sizeof(DC_V) / sizeof(DC_T)))
-#define DC_VSEL(mask, a, b) ((DC_V)(((mask) & (DC_VI)(a)) | (~(mask) & (DC_VI)(b))))
-#define DC_VEXP DC_ISA_NAME(dc_vexp, DC_SFX)
 #define DC_VACC 4
 
 /* The last n < DC_VLEN values of a block as a vector, the missing lanes -inf: a -inf
@@ -95,11 +90,6 @@ DC_TARGET static inline void DC_FN(dc_block_expsum)(const DC_T *x, ptrdiff_t n, 
     st->at_max += DC_FN(dc_vsum_pairwise)(ksum);
 }
 
-#undef DC_V
-#undef DC_VI
-#undef DC_VLEN
-#undef DC_VSEL
-#undef DC_VEXP
 #undef DC_VACC
 #else
 /* The block's max into *out; returns 1 if the block holds a NaN. A NaN sticks in its lane

@@ -33,16 +33,8 @@ static inline ptrdiff_t dc_rows_count_kept(const dc_rows *r, ptrdiff_t i)
     return kept;
 }
 
-#define DC_T float
-#define DC_SFX f32
-#include "rows_t.h"
-#undef DC_T
-#undef DC_SFX
-
-#define DC_T double
-#define DC_SFX f64
-#include "rows_t.h"
-#undef DC_T
-#undef DC_SFX
+#define DC_TEMPLATE "rows_t.h"
+#include "for_each_type.h"
+#undef DC_TEMPLATE
 
 #endif /* DIVCORE_ROWS_H */

@@ -15,6 +15,14 @@
 #if (defined(__GNUC__) || defined(__clang__)) && !defined(DIVCORE_NO_VECTORS)
 #define DC_HAVE_VEC 1
 
+/* The vector types and exp of the template being compiled: DC_SFX and DC_ISA_NAME are the
+ * includer's, and expand where these are used. */
+#define DC_V DC_ISA_NAME(dc_v, DC_SFX)
+#define DC_VI DC_ISA_NAME(dc_vi, DC_SFX)
+#define DC_VLEN ((ptrdiff_t)(sizeof(DC_V) / sizeof(DC_T)))
+#define DC_VSEL(mask, a, b) ((DC_V)(((mask) & (DC_VI)(a)) | (~(mask) & (DC_VI)(b))))
+#define DC_VEXP DC_ISA_NAME(dc_vexp, DC_SFX)
+
 /* Vector functions are always inlined: called out of line, a function compiled for one
  * target would pass vectors differently from a caller compiled for another. */
 #define DC_VINLINE static inline __attribute__((always_inline))

@@ -1,0 +1,11 @@
+/* divcore/isa_t.h: every kernel template, for the instruction set that dispatch.h names
+ * with DC_ISA_NAME, DC_TARGET and DC_VBYTES. */
+#include "simd_t.h"
+
+#define DC_TEMPLATE "lse_t.h"
+#include "for_each_type.h"
+#undef DC_TEMPLATE
+
+#define DC_TEMPLATE "losses_t.h"
+#include "for_each_type.h"
+#undef DC_TEMPLATE
