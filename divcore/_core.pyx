@@ -565,6 +565,17 @@ cdef class _Validation:
                               argument, can_skip)
 
 
+cdef int run_rows_validated(Job *job, Py_ssize_t n_rows, real *typed, str argument,
+                            bint can_skip) except -1:
+    """run_rows, then the error of the first row that failed validation (if the job
+    validates): the flags are per row, so a threaded run reports the same row."""
+    cdef _Validation checks = _Validation(n_rows if job.check else 0)
+    checks.attach(job)
+    run_rows(job, n_rows, typed)
+    checks.raise_first(job.tol, argument, can_skip)
+    return 0
+
+
 cdef double *data_of(object arr):
     """The first element of a float64 per-row result (None: NULL)."""
     cdef double[::1] v
@@ -672,10 +683,7 @@ def soft_rows(const real[:, :] x, const real[:, :] target, str target_type,
                             label_smoothing, reverse, validate, tol)
     job.want_h = ("h" in want) or ("kl" in want)
     job.ce, job.h, job.kl = data_of(ce), data_of(h), data_of(kl)
-    cdef _Validation checks = _Validation(n_rows if job.check else 0)
-    checks.attach(&job)
-    run_rows(&job, n_rows, <real *>NULL)
-    checks.raise_first(tol, "target", True)
+    run_rows_validated(&job, n_rows, <real *>NULL, "target", True)
     return ce, h, kl
 
 
@@ -691,10 +699,7 @@ def entropy_rows(const real[:, :] x, str input_type, const unsigned char[:, :] w
     job.check = job.kind != DC_TARGET_LOGITS
     job.tol = tol
     job.ce = data_of(out)
-    cdef _Validation checks = _Validation(n_rows if job.check else 0)
-    checks.attach(&job)
-    run_rows(&job, n_rows, <real *>NULL)
-    checks.raise_first(tol, "x", False)
+    run_rows_validated(&job, n_rows, <real *>NULL, "x", False)
     return out
 
 
@@ -757,10 +762,7 @@ def soft_grad_rows(const real[:, :] x, const real[:, :] target, str target_type,
     job.scale = _grad_scale(reduction, <double>n_rows, temperature, log_base)
     job.ce = data_of(values)
     job.out = <char *>&grad[0, 0] if n_rows > 0 and n > 0 else NULL
-    cdef _Validation checks = _Validation(n_rows if job.check else 0)
-    checks.attach(&job)
-    run_rows(&job, n_rows if n > 0 else 0, <real *>NULL)
-    checks.raise_first(tol, "target", True)
+    run_rows_validated(&job, n_rows if n > 0 else 0, <real *>NULL, "target", True)
     return values
 
 
@@ -775,10 +777,7 @@ def js_rows(const real[:, :] x, const real[:, :] target, str target_type,
                             0.0, False, validate, tol)
     job.beta = beta
     job.ce = data_of(values)
-    cdef _Validation checks = _Validation(n_rows if job.check else 0)
-    checks.attach(&job)
-    run_rows(&job, n_rows, <real *>NULL)
-    checks.raise_first(tol, "target", True)
+    run_rows_validated(&job, n_rows, <real *>NULL, "target", True)
     return values
 
 
