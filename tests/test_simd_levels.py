@@ -8,71 +8,56 @@ import json
 import os
 import subprocess
 import sys
-import textwrap
 
 import numpy as np
 import pytest
 
 import divcore
-import divcore.reference as ref
+import divcore.reference
 
 pytestmark = pytest.mark.skipif(divcore.backend() != "compiled",
                                 reason="needs the compiled core")
 
-SCRIPT = textwrap.dedent("""
-    import json, sys
-    import numpy as np
-    import divcore, divcore._core
-    rng = np.random.default_rng(7)
-    out = {"simd": divcore._core.simd_path()}
-    for dtype in ("float32", "float64"):
-        x = (rng.standard_normal((5, 1037)) * 4).astype(dtype)
-        x[1, :300] = -np.inf
-        x[2, 5] = 60.0                        # a dominant class: tiny losses
-        t = (rng.standard_normal((5, 1037)) * 2).astype(dtype)
-        y = np.array([3, 900, 5, 1036, 0])
-        p = divcore.softmax(t)
-        res = {
-            "lse": divcore.logsumexp(x),
-            "ce": divcore.cross_entropy(x, y, reduction="none"),
-            "soft": divcore.cross_entropy(x, p, reduction="none"),
-            "kl": divcore.kl_divergence(x, t, target_type="logits", reduction="none"),
-            "ent": divcore.entropy(x),
-            "lsm": divcore.log_softmax(x)[:, ::97],
-            "grad": divcore.cross_entropy_and_grad(x, y)[1][:, ::97],
-        }
-        out[dtype] = {k: np.asarray(v, dtype=np.float64).tolist() for k, v in res.items()}
-    json.dump(out, sys.stdout)
-""")
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+# A level's subprocess runs results() of this very module on the compiled functions.
+SCRIPT = (
+    "import json, sys; sys.path.insert(0, {here!r})\n"
+    "import divcore, divcore._core\n"
+    "from test_simd_levels import results\n"
+    "out = {{dt: {{k: v.tolist() for k, v in results(divcore, dt).items()}}\n"
+    "       for dt in ('float32', 'float64')}}\n"
+    "out['simd'] = divcore._core.simd_path()\n"
+    "json.dump(out, sys.stdout)\n"
+).format(here=HERE)
 
 
-def _reference(dtype):
+def results(dc, dtype):
+    """The functions under test on fixed inputs, computed with module `dc` (divcore or
+    divcore.reference): a long row (several blocks and a vector tail), a row with -inf,
+    a dominant class (tiny losses)."""
     rng = np.random.default_rng(7)
-    res = None
-    for dt in ("float32", "float64"):
-        x = (rng.standard_normal((5, 1037)) * 4).astype(dt)
-        x[1, :300] = -np.inf
-        x[2, 5] = 60.0
-        t = (rng.standard_normal((5, 1037)) * 2).astype(dt)
-        y = np.array([3, 900, 5, 1036, 0])
-        if dt != dtype:
-            continue
-        p = divcore.softmax(t)
-        res = {
-            "lse": ref.logsumexp(x),
-            "ce": ref.cross_entropy(x, y, reduction="none"),
-            "soft": ref.cross_entropy(x, p, reduction="none"),
-            "kl": ref.kl_divergence(x, t, target_type="logits", reduction="none"),
-            "ent": ref.entropy(x),
-            "lsm": ref.log_softmax(x)[:, ::97],
-            "grad": ref.cross_entropy_and_grad(x, y)[1][:, ::97],
-        }
+    x = (rng.standard_normal((5, 1037)) * 4).astype(dtype)
+    x[1, :300] = -np.inf
+    x[2, 5] = 60.0
+    t = (rng.standard_normal((5, 1037)) * 2).astype(dtype)
+    y = np.array([3, 900, 5, 1036, 0])
+    p = divcore.softmax(t)
+    res = {
+        "lse": dc.logsumexp(x),
+        "ce": dc.cross_entropy(x, y, reduction="none"),
+        "soft": dc.cross_entropy(x, p, reduction="none"),
+        "kl": dc.kl_divergence(x, t, target_type="logits", reduction="none"),
+        "ent": dc.entropy(x),
+        "lsm": dc.log_softmax(x)[:, ::97],
+        "grad": dc.cross_entropy_and_grad(x, y)[1][:, ::97],
+    }
     return {k: np.asarray(v, dtype=np.float64) for k, v in res.items()}
 
 
 @pytest.fixture(scope="module")
 def references():
-    return {dt: _reference(dt) for dt in ("float32", "float64")}
+    return {dt: results(divcore.reference, dt) for dt in ("float32", "float64")}
 
 
 @pytest.mark.parametrize("level", ["baseline", "avx2", "avx512"])
