@@ -12,6 +12,15 @@
 #include <stdint.h>
 #include <string.h>
 
+#if (defined(__GNUC__) || defined(__clang__)) && defined(__x86_64__) && \
+    !defined(DIVCORE_NO_VECTORS) && !defined(DIVCORE_NO_INTRINSICS)
+/* A few single instructions the vector extensions cannot spell (max with x86's NaN rule,
+ * AVX-512's scalef); GCC and clang allow them inside functions with a matching target
+ * attribute, without compiling the whole file for that target. */
+#include <immintrin.h>
+#define DC_X86_INTRINSICS 1
+#endif
+
 #if (defined(__GNUC__) || defined(__clang__)) && !defined(DIVCORE_NO_VECTORS)
 #define DC_HAVE_VEC 1
 
@@ -22,6 +31,8 @@
 #define DC_VLEN ((ptrdiff_t)(sizeof(DC_V) / sizeof(DC_T)))
 #define DC_VSEL(mask, a, b) ((DC_V)(((mask) & (DC_VI)(a)) | (~(mask) & (DC_VI)(b))))
 #define DC_VEXP DC_ISA_NAME(dc_vexp, DC_SFX)
+#define DC_VEXP_NONPOS DC_ISA_NAME(dc_vexp_nonpos, DC_SFX)
+#define DC_VMAX_KEEP DC_ISA_NAME(dc_vmax_keep, DC_SFX)
 
 /* Vector functions are always inlined: called out of line, a function compiled for one
  * target would pass vectors differently from a caller compiled for another. */

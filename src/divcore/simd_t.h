@@ -19,40 +19,115 @@ typedef int32_t DC_ISA_NAME(dc_vi, f32) __attribute__((vector_size(DC_VBYTES), a
 typedef double DC_ISA_NAME(dc_v, f64) __attribute__((vector_size(DC_VBYTES), aligned(8), may_alias));
 typedef int64_t DC_ISA_NAME(dc_vi, f64) __attribute__((vector_size(DC_VBYTES), aligned(8), may_alias));
 
-/* exp.h's dc_exp_f32 / dc_exp_f64 lane by lane: the same constants and polynomial. */
+/* max(a, b) / min(a, b), b where a or b is NaN: x86's maxps/minps rule, one instruction
+ * there (the vector-extension select compiles to a compare and a blend). */
+#if defined(DC_X86_INTRINSICS) && DC_VBYTES == 64
+#define DC_VMAXPS(a, b) ((DC_VF32)_mm512_max_ps((__m512)(a), (__m512)(b)))
+#define DC_VMAXPD(a, b) ((DC_VF64)_mm512_max_pd((__m512d)(a), (__m512d)(b)))
+#define DC_VMINPS(a, b) ((DC_VF32)_mm512_min_ps((__m512)(a), (__m512)(b)))
+#define DC_VMINPD(a, b) ((DC_VF64)_mm512_min_pd((__m512d)(a), (__m512d)(b)))
+#elif defined(DC_X86_INTRINSICS) && DC_VBYTES == 32
+#define DC_VMAXPS(a, b) ((DC_VF32)_mm256_max_ps((__m256)(a), (__m256)(b)))
+#define DC_VMAXPD(a, b) ((DC_VF64)_mm256_max_pd((__m256d)(a), (__m256d)(b)))
+#define DC_VMINPS(a, b) ((DC_VF32)_mm256_min_ps((__m256)(a), (__m256)(b)))
+#define DC_VMINPD(a, b) ((DC_VF64)_mm256_min_pd((__m256d)(a), (__m256d)(b)))
+#elif defined(DC_X86_INTRINSICS) && DC_VBYTES == 16
+#define DC_VMAXPS(a, b) ((DC_VF32)_mm_max_ps((__m128)(a), (__m128)(b)))
+#define DC_VMAXPD(a, b) ((DC_VF64)_mm_max_pd((__m128d)(a), (__m128d)(b)))
+#define DC_VMINPS(a, b) ((DC_VF32)_mm_min_ps((__m128)(a), (__m128)(b)))
+#define DC_VMINPD(a, b) ((DC_VF64)_mm_min_pd((__m128d)(a), (__m128d)(b)))
+#else
+#define DC_VMAXPS(a, b) DC_VSEL32((a) > (b), a, b)
+#define DC_VMAXPD(a, b) DC_VSEL64((a) > (b), a, b)
+#define DC_VMINPS(a, b) DC_VSEL32((a) < (b), a, b)
+#define DC_VMINPD(a, b) DC_VSEL64((a) < (b), a, b)
+#endif
+
+DC_TARGET DC_VINLINE DC_VF32 DC_ISA_NAME(dc_vmax_keep, f32)(DC_VF32 a, DC_VF32 b)
+{
+    return DC_VMAXPS(a, b);
+}
+
+DC_TARGET DC_VINLINE DC_VF64 DC_ISA_NAME(dc_vmax_keep, f64)(DC_VF64 a, DC_VF64 b)
+{
+    return DC_VMAXPD(a, b);
+}
+
+/* p·2^n for integral n in [-150, 128] (float) / [-1075, 1024] (double), rounded once:
+ * AVX-512's scalef does exactly this. Elsewhere 2^n is built from its bits in two factors
+ * (each a normal number), so results in the subnormals are rounded once, by the second
+ * product. `t` is n + shifter, whose low mantissa bits hold n as an integer. */
+DC_TARGET DC_VINLINE DC_VF32 DC_ISA_NAME(dc_vscale, f32)(DC_VF32 p, DC_VF32 n, DC_VF32 t)
+{
+#if defined(DC_X86_INTRINSICS) && DC_VBYTES == 64
+    (void)t;
+    return (DC_VF32)_mm512_scalef_ps((__m512)p, (__m512)n);
+#else
+    (void)n;
+    /* e1 = ⌊(n + 254)/2⌋ = ⌊n/2⌋ + 127 and e2 = n + 254 - e1 = ⌈n/2⌉ + 127: the two
+     * biased exponents, with the bias folded into the one subtraction. */
+    const DC_VIF32 b = (DC_VIF32)t - (int32_t)(DC_EXP_F32_SHIFTER_BITS - 254);
+    const DC_VIF32 e1 = b >> 1, e2 = b - e1;
+    return p * (DC_VF32)(e1 << 23) * (DC_VF32)(e2 << 23);
+#endif
+}
+
+DC_TARGET DC_VINLINE DC_VF64 DC_ISA_NAME(dc_vscale, f64)(DC_VF64 p, DC_VF64 n)
+{
+#if defined(DC_X86_INTRINSICS) && DC_VBYTES == 64
+    return (DC_VF64)_mm512_scalef_pd((__m512d)p, (__m512d)n);
+#else
+    /* Split n = n1 + n2 in double (both exact) and read each as an integer from the
+     * shifter's bits: only 64-bit integer add and shift, which every x86-64 has in SIMD
+     * (a 64-bit float-to-int conversion needs AVX-512). */
+    const DC_VF64 n1 = (n * 0.5 + DC_EXP_F64_SHIFTER) - DC_EXP_F64_SHIFTER;
+    const int64_t sbits = (int64_t)DC_EXP_F64_SHIFTER_BITS - 1023;
+    const DC_VIF64 e1 = (DC_VIF64)(n1 + DC_EXP_F64_SHIFTER) - sbits;
+    const DC_VIF64 e2 = (DC_VIF64)((n - n1) + DC_EXP_F64_SHIFTER) - sbits;
+    return p * (DC_VF64)(e1 << 52) * (DC_VF64)(e2 << 52);
+#endif
+}
+
+/* exp.h's dc_exp_f32 / dc_exp_f64 lane by lane: the same constants, polynomial and
+ * (correctly rounded once) scaling, so a lane gives the scalar's value. The clamps keep a
+ * NaN lane NaN (DC_VMAX* return their second operand on NaN). */
+DC_TARGET DC_VINLINE DC_VF32 DC_ISA_NAME(dc_vexp_nonpos, f32)(DC_VF32 x);
 DC_TARGET DC_VINLINE DC_VF32 DC_ISA_NAME(dc_vexp, f32)(DC_VF32 x)
 {
     const DC_VF32 zero = {0};
-    const DC_VF32 lo = zero + DC_EXP_F32_LO, hi = zero + DC_EXP_F32_HI;
-    DC_VF32 xc = DC_VSEL32(x < lo, lo, x);
-    xc = DC_VSEL32(xc > hi, hi, xc);
+    return DC_ISA_NAME(dc_vexp_nonpos, f32)(DC_VMINPS(zero + DC_EXP_F32_HI, x));
+}
+
+/* exp(x) for x ≤ DC_EXP_F32_HI (no upper clamp: the sums' x - M ≤ 0), or NaN. */
+DC_TARGET DC_VINLINE DC_VF32 DC_ISA_NAME(dc_vexp_nonpos, f32)(DC_VF32 x)
+{
+    const DC_VF32 zero = {0};
+    const DC_VF32 xc = DC_VMAXPS(zero + DC_EXP_F32_LO, x);
     const DC_VF32 t = xc * DC_EXP_F32_LOG2E + DC_EXP_F32_SHIFTER;
     const DC_VF32 n = t - DC_EXP_F32_SHIFTER;
     DC_VF32 r = xc - n * DC_EXP_F32_LN2_HI;
     r = r - n * DC_EXP_F32_LN2_LO;
     DC_VF32 p;
     DC_EXP_F32_POLY(p, r, zero);
-    const DC_VIF32 ni = (DC_VIF32)t - (int32_t)DC_EXP_F32_SHIFTER_BITS;
-    const DC_VIF32 n1 = ni >> 1, n2 = ni - n1;
-    return p * (DC_VF32)((n1 + 127) << 23) * (DC_VF32)((n2 + 127) << 23);
+    return DC_ISA_NAME(dc_vscale, f32)(p, n, t);
 }
 
-DC_TARGET DC_VINLINE DC_VF64 DC_ISA_NAME(dc_vexp, f64)(DC_VF64 x)
+DC_TARGET DC_VINLINE DC_VF64 DC_ISA_NAME(dc_vexp_nonpos, f64)(DC_VF64 x)
 {
     const DC_VF64 zero = {0};
-    const DC_VF64 lo = zero + DC_EXP_F64_LO, hi = zero + DC_EXP_F64_HI;
-    DC_VF64 xc = DC_VSEL64(x < lo, lo, x);
-    xc = DC_VSEL64(xc > hi, hi, xc);
+    const DC_VF64 xc = DC_VMAXPD(zero + DC_EXP_F64_LO, x);
     const DC_VF64 n = (xc * DC_EXP_F64_LOG2E + DC_EXP_F64_SHIFTER) - DC_EXP_F64_SHIFTER;
     DC_VF64 r = xc - n * DC_EXP_F64_LN2_HI;
     r = r - n * DC_EXP_F64_LN2_LO;
     DC_VF64 p;
     DC_EXP_F64_POLY(p, r, zero);
-    const DC_VF64 n1 = (n * 0.5 + DC_EXP_F64_SHIFTER) - DC_EXP_F64_SHIFTER;
-    const int64_t sbits = (int64_t)DC_EXP_F64_SHIFTER_BITS;
-    const DC_VIF64 i1 = (DC_VIF64)(n1 + DC_EXP_F64_SHIFTER) - sbits;
-    const DC_VIF64 i2 = (DC_VIF64)((n - n1) + DC_EXP_F64_SHIFTER) - sbits;
-    return p * (DC_VF64)((i1 + 1023) << 52) * (DC_VF64)((i2 + 1023) << 52);
+    return DC_ISA_NAME(dc_vscale, f64)(p, n);
+}
+
+DC_TARGET DC_VINLINE DC_VF64 DC_ISA_NAME(dc_vexp, f64)(DC_VF64 x)
+{
+    const DC_VF64 zero = {0};
+    return DC_ISA_NAME(dc_vexp_nonpos, f64)(DC_VMINPD(zero + DC_EXP_F64_HI, x));
 }
 
 /* Rows as double vectors, for the elementwise outputs that are computed in double (see
@@ -134,4 +209,8 @@ DC_TARGET DC_VINLINE void DC_ISA_NAME(dc_vstore2, f64)(double *out, DC_VF64 lo, 
 #undef DC_VIF64
 #undef DC_VSEL32
 #undef DC_VSEL64
+#undef DC_VMAXPS
+#undef DC_VMAXPD
+#undef DC_VMINPS
+#undef DC_VMINPD
 #endif /* DC_HAVE_VEC */
