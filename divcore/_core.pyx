@@ -1,4 +1,4 @@
-# cython: language_level=3
+# cython: language_level=3, boundscheck=False, wraparound=False
 """The compiled backend: loops over the rows of (N, C) arrays, calling the C row kernels
 of src/divcore/. Same functions and semantics as divcore._refkernels (docs/design.md).
 
@@ -94,6 +94,26 @@ cdef extern from "divcore/dispatch.h" nogil:
                                 const dc_soft_result *r, double kl, double scale, float *g)
     void dcd_dc_kl_reverse_grad_f64(const double *x, const double *t, Py_ssize_t n, int kind,
                                 const dc_soft_result *r, double kl, double scale, double *g)
+    ctypedef struct dc_lse_state:
+        double max
+        double at_max
+        double rest
+        double rest_c
+        int nan
+    enum:
+        DC_LANES_MAX_N
+    void dcd_dc_lse_scan_rows_f32(const dc_rows *r, Py_ssize_t first, Py_ssize_t count,
+                                  dc_lse_state *out, double *log_sum)
+    void dcd_dc_lse_scan_rows_f64(const dc_rows *r, Py_ssize_t first, Py_ssize_t count,
+                                  dc_lse_state *out, double *log_sum)
+    int dcd_dc_log_softmax_of_state_f32(const float *x, Py_ssize_t n, const dc_lse_state *st,
+                                        double log_sum, int exponentiate, float *out)
+    int dcd_dc_log_softmax_of_state_f64(const double *x, Py_ssize_t n, const dc_lse_state *st,
+                                        double log_sum, int exponentiate, double *out)
+    double dc_lse_value_of_log_sum(const dc_lse_state *st, double log_sum)
+    double dc_ce_label_of_log_sum(const dc_lse_state *st, double log_sum, double x_y)
+    float dc_row_value_f32(const dc_rows *r, Py_ssize_t i, Py_ssize_t c, float fill)
+    double dc_row_value_f64(const dc_rows *r, Py_ssize_t i, Py_ssize_t c, double fill)
     double dc_bce_logit(double x, double y, double pw)
     int dc_simd_select()
     const char *dc_simd_name(int level)
@@ -125,6 +145,31 @@ cdef inline const real *row_of(const dc_rows *r, Py_ssize_t i, real fill,
         return dc_row_f32(r, i, fill, buf)
     else:
         return dc_row_f64(r, i, fill, buf)
+
+
+cdef inline double row_value(const dc_rows *r, Py_ssize_t i, Py_ssize_t c,
+                             real fill) noexcept nogil:
+    if real is float:
+        return dc_row_value_f32(r, i, c, fill)
+    else:
+        return dc_row_value_f64(r, i, c, fill)
+
+
+cdef inline void lse_scan_rows(const dc_rows *r, Py_ssize_t first, Py_ssize_t count,
+                               dc_lse_state *out, double *log_sum, real *typed) noexcept nogil:
+    if real is float:
+        dcd_dc_lse_scan_rows_f32(r, first, count, out, log_sum)
+    else:
+        dcd_dc_lse_scan_rows_f64(r, first, count, out, log_sum)
+
+
+cdef inline void log_softmax_of_state(const real *x, Py_ssize_t n, const dc_lse_state *st,
+                                      double log_sum, int exponentiate,
+                                      real *out) noexcept nogil:
+    if real is float:
+        dcd_dc_log_softmax_of_state_f32(x, n, st, log_sum, exponentiate, out)
+    else:
+        dcd_dc_log_softmax_of_state_f64(x, n, st, log_sum, exponentiate, out)
 
 
 cdef inline void smoothed_target(const dc_rows *r, Py_ssize_t i, const real *p,
@@ -504,31 +549,89 @@ cdef void run_row(const Job *job, Py_ssize_t i, real *xbuf, real *tbuf,
             job.nbad[i] = nbad
 
 
+cdef enum:
+    LANE_CHUNK = 256    # short rows scanned per dc_lse_scan_rows call (states on the stack)
+
+
+cdef inline bint in_lanes(const Job *job) noexcept nogil:
+    """Short rows whose result needs only the log-sum-exp: scanned many rows at a time,
+    one row per vector lane (lanes_t.h), instead of one short row at a time."""
+    return 0 < job.rx.n <= DC_LANES_MAX_N and (
+        job.op == OP_LSE or job.op == OP_LOG_SOFTMAX
+        or (job.op == OP_CE_LABEL and job.eps == 0.0))
+
+
+cdef void run_lane_chunk(const Job *job, Py_ssize_t first, Py_ssize_t count,
+                         real *xbuf) noexcept nogil:
+    """Rows first .. first + count - 1 of an in_lanes job: the same results as run_row."""
+    cdef dc_lse_state st[LANE_CHUNK]
+    cdef double log_sum[LANE_CHUNK]
+    cdef Py_ssize_t n = job.rx.n, j, i
+    cdef const real *w = <const real *>job.weight
+    cdef int64_t y
+    cdef double wy
+    lse_scan_rows(&job.rx, first, count, st, log_sum, xbuf)
+    for j in range(count):
+        i = first + j
+        if job.op == OP_LSE:
+            job.ce[i] = dc_lse_value_of_log_sum(&st[j], log_sum[j])
+        elif job.op == OP_LOG_SOFTMAX:
+            log_softmax_of_state(row_of(&job.rx, i, <real>-INFINITY, xbuf), n, &st[j],
+                                 log_sum[j], job.exponentiate, (<real *>job.out) + i * n)
+        else:
+            y = job.labels[i]           # in range: checked before the loop
+            if job.has_ignore and y == job.ignored:
+                job.ce[i] = 0.0
+                job.row_weight[i] = 0.0
+                continue
+            wy = w[y] if w != NULL else 1.0
+            job.row_weight[i] = wy
+            job.ce[i] = wy * dc_ce_label_of_log_sum(
+                &st[j], log_sum[j], row_value(&job.rx, i, y, <real>-INFINITY))
+            if job.kl != NULL:
+                job.kl[i] = job.ce[i]
+
+
+cdef inline void run_span(const Job *job, Py_ssize_t unit, Py_ssize_t n_rows, bint lanes,
+                          real *buf, Py_ssize_t nbuf) noexcept nogil:
+    """Work unit `unit` of run_rows: one chunk of rows in lanes, else one row."""
+    cdef Py_ssize_t first
+    if lanes:
+        first = unit * LANE_CHUNK
+        run_lane_chunk(job, first, min(<Py_ssize_t>LANE_CHUNK, n_rows - first), buf)
+    else:
+        run_row(job, unit, buf, buf + nbuf, buf + 2 * nbuf)
+
+
 cdef int run_rows(const Job *job, Py_ssize_t n_rows, real *typed) except -1:
     """Every row of the job: on the calling thread for small inputs, else spread over
     OpenMP threads, each with its own three one-row buffers. The GIL is released."""
-    cdef Py_ssize_t n = job.rx.n, i
+    cdef Py_ssize_t n = job.rx.n, u
     cdef Py_ssize_t nbuf = n if n > 0 else 1
+    cdef bint lanes = in_lanes(job)
+    cdef Py_ssize_t units = (n_rows + LANE_CHUNK - 1) // LANE_CHUNK if lanes else n_rows
     cdef int nt = threads_for(n_rows, n)
     cdef int failed = 0
     cdef int *failed_p = &failed
     cdef real *buf = NULL
+    if nt > units:
+        nt = <int>units
     if nt <= 1:
         buf = <real *>malloc(3 * nbuf * sizeof(real))
         if buf == NULL:
             raise MemoryError(f"cannot allocate row buffers of {n} values")
         with nogil:
-            for i in range(n_rows):
-                run_row(job, i, buf, buf + nbuf, buf + 2 * nbuf)
+            for u in range(units):
+                run_span(job, u, n_rows, lanes, buf, nbuf)
         free(buf)
         return 0
     with nogil, parallel(num_threads=nt):
         buf = <real *>malloc(3 * nbuf * sizeof(real))
         if buf == NULL:
             failed_p[0] = 1
-        for i in prange(n_rows, schedule="static"):
+        for u in prange(units, schedule="static"):
             if buf != NULL:
-                run_row(job, i, buf, buf + nbuf, buf + 2 * nbuf)
+                run_span(job, u, n_rows, lanes, buf, nbuf)
         free(buf)
     if failed:
         raise MemoryError(f"cannot allocate row buffers of {n} values")

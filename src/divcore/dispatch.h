@@ -94,6 +94,18 @@ static inline const char *dc_simd_name(int level)
 
 DC_DISPATCH_BOTH(double, double, dc_logsumexp, (const float *x, ptrdiff_t n),
                  (const double *x, ptrdiff_t n), (x, n))
+DC_DISPATCH_BOTH(void, void, dc_lse_scan_rows,
+                 (const dc_rows *r, ptrdiff_t first, ptrdiff_t count, dc_lse_state *out,
+                  double *log_sum),
+                 (const dc_rows *r, ptrdiff_t first, ptrdiff_t count, dc_lse_state *out,
+                  double *log_sum),
+                 (r, first, count, out, log_sum))
+DC_DISPATCH_BOTH(int, int, dc_log_softmax_of_state,
+                 (const float *x, ptrdiff_t n, const dc_lse_state *st, double log_sum, int e,
+                  float *out),
+                 (const double *x, ptrdiff_t n, const dc_lse_state *st, double log_sum, int e,
+                  double *out),
+                 (x, n, st, log_sum, e, out))
 DC_DISPATCH_BOTH(int, int, dc_log_softmax_row,
                  (const float *x, ptrdiff_t n, int e, float *out),
                  (const double *x, ptrdiff_t n, int e, double *out), (x, n, e, out))

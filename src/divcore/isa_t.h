@@ -6,6 +6,10 @@
 #include "for_each_type.h"
 #undef DC_TEMPLATE
 
+#define DC_TEMPLATE "lanes_t.h"
+#include "for_each_type.h"
+#undef DC_TEMPLATE
+
 #define DC_TEMPLATE "losses_t.h"
 #include "for_each_type.h"
 #undef DC_TEMPLATE

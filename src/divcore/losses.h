@@ -23,6 +23,7 @@
 #include <math.h>
 #include <stddef.h>
 #include "lse.h"
+#include "rows.h" /* dc_lse_scan_rows: short rows are scanned in lanes */
 
 /* What the soft-target kernels return. h and kl are filled only when asked for. */
 typedef struct {
@@ -78,6 +79,17 @@ typedef struct {
     double psum, asum, hsum;
     ptrdiff_t nbad;
 } dc_target_sums;
+
+/* -log q_y = lse - x_y = (M - x_y) + log S, from a row's scan st and its
+ * log S = log1p((at_max - 1) + rest). Both terms are ≥ 0, so there is no cancellation;
+ * when x_y is the max the first is 0 and the loss keeps its relative precision however
+ * small it is. x_y = -inf gives +inf; a row without a distribution gives NaN. */
+static inline double dc_ce_label_of_log_sum(const dc_lse_state *st, double log_sum,
+                                            double x_y)
+{
+    if (!dc_lse_ok(st)) return NAN;
+    return (st->max - x_y) + log_sum;
+}
 
 /* Target kinds of the JS and gradient kernels. */
 enum { DC_TARGET_PROBS = 0, DC_TARGET_LOG_PROBS = 1, DC_TARGET_LOGITS = 2 };

@@ -23,8 +23,9 @@
 /* log Σ exp(x_i): NaN for a NaN or +inf value, -inf for an empty or all -inf row. */
 DC_TARGET static inline double DC_FN(dc_logsumexp)(const DC_T *x, ptrdiff_t n)
 {
-    dc_lse_state st = DC_FN(dc_lse_scan)(x, n);
-    return dc_lse_value(&st);
+    double log_sum;
+    const dc_lse_state st = DC_FN(dc_lse_scan_log_sum)(x, n, &log_sum);
+    return dc_lse_value_of_log_sum(&st, log_sum);
 }
 
 #ifdef DC_HAVE_VEC
@@ -51,21 +52,23 @@ DC_TARGET static inline ptrdiff_t DC_FN(dc_log_softmax_vec)(const DC_T *x, ptrdi
 }
 #endif
 
-/* out_i = log q_i = (x_i - M) - log S, or q_i = exp(x_i - M) / S with `exponentiate`.
- * Subtracting M first keeps the largest entry's log q exact (-log S, not lse - M rounded).
- * A row without a distribution is all NaN. Returns 1 if it had one. */
-DC_TARGET static inline int DC_FN(dc_log_softmax_row)(const DC_T *x, ptrdiff_t n, int exponentiate,
-                                            DC_T *out)
+/* out_i = log q_i = (x_i - M) - log S, or q_i = exp(x_i - M) / S with `exponentiate`,
+ * from the row's scan st and its log S = dc_lse_log_sum(st) (unused with `exponentiate`).
+ * Subtracting M first keeps the largest entry's log q exact (-log S, not lse - M
+ * rounded). A row without a distribution is all NaN. Returns 1 if it had one. */
+DC_TARGET static inline int DC_FN(dc_log_softmax_of_state)(const DC_T *x, ptrdiff_t n,
+                                                         const dc_lse_state *st,
+                                                         double log_sum, int exponentiate,
+                                                         DC_T *out)
 {
-    dc_lse_state st = DC_FN(dc_lse_scan)(x, n);
-    if (!dc_lse_ok(&st)) {
+    if (!dc_lse_ok(st)) {
         for (ptrdiff_t i = 0; i < n; i++) out[i] = (DC_T)NAN;
         return 0;
     }
     /* In double, rounded once: exp(x - M) has relative error |x - M|·eps when x - M is
      * rounded first, which float32 cannot afford for tiny probabilities. */
-    const double m = st.max;
-    const double c = exponentiate ? 1.0 / dc_lse_sum(&st) : dc_lse_log_sum(&st);
+    const double m = st->max;
+    const double c = exponentiate ? 1.0 / dc_lse_sum(st) : log_sum;
     ptrdiff_t i = 0;
 #ifdef DC_HAVE_VEC
     i = DC_FN(dc_log_softmax_vec)(x, n, exponentiate, m, c, out);
@@ -75,6 +78,15 @@ DC_TARGET static inline int DC_FN(dc_log_softmax_row)(const DC_T *x, ptrdiff_t n
     else
         for (; i < n; i++) out[i] = (DC_T)(((double)x[i] - m) - c);
     return 1;
+}
+
+/* log_softmax (or softmax with `exponentiate`) of the row x into out. */
+DC_TARGET static inline int DC_FN(dc_log_softmax_row)(const DC_T *x, ptrdiff_t n, int exponentiate,
+                                            DC_T *out)
+{
+    double log_sum;
+    const dc_lse_state st = DC_FN(dc_lse_scan_log_sum)(x, n, &log_sum);
+    return DC_FN(dc_log_softmax_of_state)(x, n, &st, log_sum, exponentiate, out);
 }
 
 DC_TARGET static inline int DC_FN(dc_log_softmax)(const DC_T *x, ptrdiff_t n, DC_T *out)
@@ -89,14 +101,12 @@ DC_TARGET static inline int DC_FN(dc_softmax)(const DC_T *x, ptrdiff_t n, DC_T *
 
 /* ------------------------------------------------------------- cross-entropy, a label */
 
-/* -log q_y = lse - x_y = (M - x_y) + log1p((at_max - 1) + rest), label in [0, n).
- * Both terms are ≥ 0, so there is no cancellation; when x_y is the max the first is 0 and
- * the loss keeps its relative precision however small it is. x_y = -inf gives +inf. */
+/* -log q_y for a label in [0, n): see dc_ce_label_of_log_sum. */
 DC_TARGET static inline double DC_FN(dc_ce_label)(const DC_T *x, ptrdiff_t n, ptrdiff_t label)
 {
-    dc_lse_state st = DC_FN(dc_lse_scan)(x, n);
-    if (!dc_lse_ok(&st)) return NAN;
-    return (st.max - (double)x[label]) + dc_lse_log_sum(&st);
+    double log_sum;
+    const dc_lse_state st = DC_FN(dc_lse_scan_log_sum)(x, n, &log_sum);
+    return dc_ce_label_of_log_sum(&st, log_sum, n > 0 ? (double)x[label] : 0.0);
 }
 
 /* ------------------------------------------------------------------ soft-target rows */

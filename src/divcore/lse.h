@@ -85,12 +85,18 @@ static inline double dc_lse_sum(const dc_lse_state *st)
     return st->at_max + (st->rest + st->rest_c);
 }
 
-/* The log-sum-exp of the row: NaN for a NaN or +inf value, -inf with no finite value. */
-static inline double dc_lse_value(const dc_lse_state *st)
+/* The log-sum-exp of the row, M + log S, with log S = dc_lse_log_sum(st) given: NaN for a
+ * NaN or +inf value, -inf with no finite value. */
+static inline double dc_lse_value_of_log_sum(const dc_lse_state *st, double log_sum)
 {
     if (st->nan || st->max == INFINITY) return NAN;
     if (st->max == -INFINITY) return -INFINITY;
-    return st->max + dc_lse_log_sum(st);
+    return st->max + log_sum;
+}
+
+static inline double dc_lse_value(const dc_lse_state *st)
+{
+    return dc_lse_value_of_log_sum(st, dc_lse_ok(st) ? dc_lse_log_sum(st) : 0.0);
 }
 
 #define DC_CAT2(a, b) a##_##b

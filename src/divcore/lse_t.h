@@ -8,15 +8,9 @@
 #ifdef DC_HAVE_VEC
 #define DC_VACC 4
 
-/* The last n < DC_VLEN values of a block as a vector, the missing lanes -inf: a -inf
- * lane is never the max and its exp is 0, so short rows (C = 10) stay in vector code. */
-DC_TARGET DC_VINLINE DC_V DC_FN(dc_vload_tail)(const DC_T *x, ptrdiff_t n)
-{
-    const DC_V zero = {0};
-    DC_V v = zero - (DC_T)INFINITY;
-    for (ptrdiff_t j = 0; j < n; j++) v[j] = x[j];
-    return v;
-}
+/* The last n < DC_VLEN values of a block as a vector, the missing lanes -inf (simd_t.h):
+ * a -inf lane is never the max and its exp is 0, so short rows stay in vector code. */
+#define DC_VLOAD_TAIL DC_ISA_NAME(dc_vload_tail, DC_SFX)
 
 /* Σ of a vector's lanes in double, pairwise (halving), so equal lanes add exactly. */
 DC_TARGET static inline double DC_FN(dc_vsum_pairwise)(DC_V v)
@@ -42,7 +36,7 @@ DC_TARGET static inline int DC_FN(dc_block_max)(const DC_T *x, ptrdiff_t n, DC_T
         m = DC_VSEL(v > m, v, m);
     }
     if (whole < n) {
-        const DC_V v = DC_FN(dc_vload_tail)(x + whole, n - whole);
+        const DC_V v = DC_VLOAD_TAIL(x + whole, n - whole);
         nan |= v != v;
         m = DC_VSEL(v > m, v, m);
     }
@@ -65,7 +59,7 @@ DC_TARGET static inline DC_T DC_FN(dc_block_max_skip_nan)(const DC_T *x, ptrdiff
     DC_V m = zero - (DC_T)INFINITY;
     const ptrdiff_t whole = n - n % DC_VLEN;
     for (ptrdiff_t i = 0; i < whole; i += DC_VLEN) m = DC_VMAX_KEEP(*(const DC_V *)(x + i), m);
-    if (whole < n) m = DC_VMAX_KEEP(DC_FN(dc_vload_tail)(x + whole, n - whole), m);
+    if (whole < n) m = DC_VMAX_KEEP(DC_VLOAD_TAIL(x + whole, n - whole), m);
     DC_T best = -INFINITY;
     for (int j = 0; j < DC_VLEN; j++) best = m[j] > best ? m[j] : best;
     return best;
@@ -102,7 +96,7 @@ DC_TARGET static inline void DC_FN(dc_block_expsum)(const DC_T *x, ptrdiff_t n, 
     }
     for (int a = 0; i < n; i += DC_VLEN, a = (a + 1) % DC_VACC) {
         const DC_V v = n - i >= DC_VLEN ? *(const DC_V *)(x + i)
-                                        : DC_FN(dc_vload_tail)(x + i, n - i);
+                                        : DC_VLOAD_TAIL(x + i, n - i);
         const DC_VI top = v == m;
         r[a] += DC_VSEL(top, zero, DC_VEXP_NONPOS(v - m));
         k[a] += DC_VSEL(top, one, zero);
@@ -113,6 +107,7 @@ DC_TARGET static inline void DC_FN(dc_block_expsum)(const DC_T *x, ptrdiff_t n, 
 }
 
 #undef DC_VACC
+#undef DC_VLOAD_TAIL
 #else
 /* The block's max into *out; returns 1 if the block holds a NaN. A NaN sticks in its lane
  * (nothing compares greater than it), so one pass finds both. */

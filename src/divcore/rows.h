@@ -37,4 +37,11 @@ static inline ptrdiff_t dc_rows_count_kept(const dc_rows *r, ptrdiff_t i)
 #include "for_each_type.h"
 #undef DC_TEMPLATE
 
+/* The longest rows dc_lse_scan_rows takes (its columns live on the stack). */
+#define DC_LANES_MAX_N 64
+
+#define DC_TEMPLATE "lanes_t.h"
+#include "for_each_type.h"
+#undef DC_TEMPLATE
+
 #endif /* DIVCORE_ROWS_H */

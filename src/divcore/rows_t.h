@@ -25,6 +25,15 @@ static inline const DC_T *DC_FN(dc_row)(const dc_rows *r, ptrdiff_t i, DC_T fill
     return buf;
 }
 
+/* Value c of row i as dc_row gives it (x / T, or `fill` at a masked class). */
+static inline DC_T DC_FN(dc_row_value)(const dc_rows *r, ptrdiff_t i, ptrdiff_t c, DC_T fill)
+{
+    if (r->mask != NULL && !r->mask[i * r->mask_row_stride + c * r->mask_col_stride])
+        return fill;
+    const DC_T v = *(const DC_T *)(r->data + i * r->row_stride + c * r->col_stride);
+    return r->temperature == 1.0 ? v : (DC_T)((double)v / r->temperature);
+}
+
 /* A label-smoothed target p' = (1 - eps)·p + (eps / kept)·[class kept], written to out.
  * p == NULL means the one-hot target of `label`. The mask is r's (kept = unmasked). */
 static inline void DC_FN(dc_smoothed_target)(const dc_rows *r, ptrdiff_t i, const DC_T *p,

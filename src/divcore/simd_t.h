@@ -20,12 +20,14 @@ typedef double DC_ISA_NAME(dc_v, f64) __attribute__((vector_size(DC_VBYTES), ali
 typedef int64_t DC_ISA_NAME(dc_vi, f64) __attribute__((vector_size(DC_VBYTES), aligned(8), may_alias));
 
 /* max(a, b) / min(a, b), b where a or b is NaN: x86's maxps/minps rule, one instruction
- * there (the vector-extension select compiles to a compare and a blend). */
+ * there (the vector-extension select compiles to a compare and a blend). The AVX-512 forms
+ * are the masked ones with every lane kept: GCC 12's unmasked wrappers start from an
+ * "undefined" vector that g++ -Wall reports as uninitialised. */
 #if defined(DC_X86_INTRINSICS) && DC_VBYTES == 64
-#define DC_VMAXPS(a, b) ((DC_VF32)_mm512_max_ps((__m512)(a), (__m512)(b)))
-#define DC_VMAXPD(a, b) ((DC_VF64)_mm512_max_pd((__m512d)(a), (__m512d)(b)))
-#define DC_VMINPS(a, b) ((DC_VF32)_mm512_min_ps((__m512)(a), (__m512)(b)))
-#define DC_VMINPD(a, b) ((DC_VF64)_mm512_min_pd((__m512d)(a), (__m512d)(b)))
+#define DC_VMAXPS(a, b) ((DC_VF32)_mm512_mask_max_ps((__m512)(a), (__mmask16)-1, (__m512)(a), (__m512)(b)))
+#define DC_VMAXPD(a, b) ((DC_VF64)_mm512_mask_max_pd((__m512d)(a), (__mmask8)-1, (__m512d)(a), (__m512d)(b)))
+#define DC_VMINPS(a, b) ((DC_VF32)_mm512_mask_min_ps((__m512)(a), (__mmask16)-1, (__m512)(a), (__m512)(b)))
+#define DC_VMINPD(a, b) ((DC_VF64)_mm512_mask_min_pd((__m512d)(a), (__mmask8)-1, (__m512d)(a), (__m512d)(b)))
 #elif defined(DC_X86_INTRINSICS) && DC_VBYTES == 32
 #define DC_VMAXPS(a, b) ((DC_VF32)_mm256_max_ps((__m256)(a), (__m256)(b)))
 #define DC_VMAXPD(a, b) ((DC_VF64)_mm256_max_pd((__m256d)(a), (__m256d)(b)))
@@ -61,7 +63,7 @@ DC_TARGET DC_VINLINE DC_VF32 DC_ISA_NAME(dc_vscale, f32)(DC_VF32 p, DC_VF32 n, D
 {
 #if defined(DC_X86_INTRINSICS) && DC_VBYTES == 64
     (void)t;
-    return (DC_VF32)_mm512_scalef_ps((__m512)p, (__m512)n);
+    return (DC_VF32)_mm512_mask_scalef_ps((__m512)p, (__mmask16)-1, (__m512)p, (__m512)n);
 #else
     (void)n;
     /* e1 = ⌊(n + 254)/2⌋ = ⌊n/2⌋ + 127 and e2 = n + 254 - e1 = ⌈n/2⌉ + 127: the two
@@ -75,7 +77,7 @@ DC_TARGET DC_VINLINE DC_VF32 DC_ISA_NAME(dc_vscale, f32)(DC_VF32 p, DC_VF32 n, D
 DC_TARGET DC_VINLINE DC_VF64 DC_ISA_NAME(dc_vscale, f64)(DC_VF64 p, DC_VF64 n)
 {
 #if defined(DC_X86_INTRINSICS) && DC_VBYTES == 64
-    return (DC_VF64)_mm512_scalef_pd((__m512d)p, (__m512d)n);
+    return (DC_VF64)_mm512_mask_scalef_pd((__m512d)p, (__mmask8)-1, (__m512d)p, (__m512d)n);
 #else
     /* Split n = n1 + n2 in double (both exact) and read each as an integer from the
      * shifter's bits: only 64-bit integer add and shift, which every x86-64 has in SIMD
@@ -128,6 +130,80 @@ DC_TARGET DC_VINLINE DC_VF64 DC_ISA_NAME(dc_vexp, f64)(DC_VF64 x)
 {
     const DC_VF64 zero = {0};
     return DC_ISA_NAME(dc_vexp_nonpos, f64)(DC_VMINPD(zero + DC_EXP_F64_HI, x));
+}
+
+/* The first n < lanes values at x as a vector, the other lanes -inf, reading nothing past
+ * x + n: a masked load where the target has one. Elsewhere the lanes are set one by one,
+ * which compiles to a store of each and a vector load (a store-forwarding stall). */
+DC_TARGET DC_VINLINE DC_VF32 DC_ISA_NAME(dc_vload_tail, f32)(const float *x, ptrdiff_t n)
+{
+    const DC_VF32 zero = {0}, ninf = zero - INFINITY;
+#if defined(DC_X86_INTRINSICS) && DC_VBYTES == 64
+    return (DC_VF32)_mm512_mask_loadu_ps((__m512)ninf, (__mmask16)((1u << n) - 1u), x);
+#elif defined(DC_X86_INTRINSICS) && DC_VBYTES == 32
+    const DC_VIF32 lane = {0, 1, 2, 3, 4, 5, 6, 7};
+    const DC_VIF32 keep = lane < (int32_t)n;
+    const DC_VF32 v = (DC_VF32)_mm256_maskload_ps(x, (__m256i)keep);
+    return DC_VSEL32(keep, v, ninf);
+#else
+    DC_VF32 v = ninf;
+    for (ptrdiff_t j = 0; j < n; j++) v[j] = x[j];
+    return v;
+#endif
+}
+
+DC_TARGET DC_VINLINE DC_VF64 DC_ISA_NAME(dc_vload_tail, f64)(const double *x, ptrdiff_t n)
+{
+    const DC_VF64 zero = {0}, ninf = zero - INFINITY;
+#if defined(DC_X86_INTRINSICS) && DC_VBYTES == 64
+    return (DC_VF64)_mm512_mask_loadu_pd((__m512d)ninf, (__mmask8)((1u << n) - 1u), x);
+#elif defined(DC_X86_INTRINSICS) && DC_VBYTES == 32
+    const DC_VIF64 lane = {0, 1, 2, 3};
+    const DC_VIF64 keep = lane < (int64_t)n;
+    const DC_VF64 v = (DC_VF64)_mm256_maskload_pd(x, (__m256i)keep);
+    return DC_VSEL64(keep, v, ninf);
+#else
+    DC_VF64 v = ninf;
+    for (ptrdiff_t j = 0; j < n; j++) v[j] = x[j];
+    return v;
+#endif
+}
+
+/* log1p(u) for u ≥ 0 (NaN stays NaN), in double lanes: what a short row's log S =
+ * log1p((at_max - 1) + rest) needs without a libm call per row.
+ *     w = 1 + u (rounded),  log1p(u) = log w + (u - (w - 1)) / w   (first-order correction
+ *                                       for the rounding of w; exact when w = 1)
+ *     w = 2^k · f,  f ∈ [√½, √2),   log w = k·ln 2 + log f
+ *     log f = f1 - h + s·(h + R),   f1 = f - 1, h = f1²/2, s = f1 / (2 + f1), z = s²,
+ *     R = Σ_{j≥1} 2 z^j / (2j + 1)
+ * (log f = 2 atanh s = 2s + s·R, and 2s = f1 - h + s·h.) |s| ≤ 0.172, so z^j/(2j+1)
+ * falls below 2^-60 by j = 11. k·ln 2 is split into an exact high part and a low part. */
+DC_TARGET DC_VINLINE DC_VF64 DC_ISA_NAME(dc_vlog1p, f64)(DC_VF64 u)
+{
+    const DC_VF64 zero = {0};
+    const DC_VF64 w = u + 1.0;
+    const DC_VF64 corr = (u - (w - 1.0)) / w;
+    const DC_VIF64 hx = (DC_VIF64)w;
+    const DC_VIF64 k = (hx - (int64_t)0x3fe6a09e667f3bcdLL) >> 52; /* f = w / 2^k ∈ [√½, √2) */
+    const DC_VF64 f = (DC_VF64)(hx - (k << 52));
+    /* k (small, ≥ 0) as a double through the bits of 2^52 + k: no int64 conversion needed */
+    const DC_VF64 kd = (DC_VF64)(k + (int64_t)0x4330000000000000LL) - 4503599627370496.0;
+    const DC_VF64 f1 = f - 1.0, h = 0.5 * f1 * f1;
+    const DC_VF64 s = f1 / (f1 + 2.0), z = s * s;
+    DC_VF64 R = zero + 2.0 / 23.0;
+    R = R * z + 2.0 / 21.0;
+    R = R * z + 2.0 / 19.0;
+    R = R * z + 2.0 / 17.0;
+    R = R * z + 2.0 / 15.0;
+    R = R * z + 2.0 / 13.0;
+    R = R * z + 2.0 / 11.0;
+    R = R * z + 2.0 / 9.0;
+    R = R * z + 2.0 / 7.0;
+    R = R * z + 2.0 / 5.0;
+    R = R * z + 2.0 / 3.0;
+    R = R * z;
+    const double ln2_hi = 6.93147180369123816490e-01, ln2_lo = 1.90821492927058770002e-10;
+    return kd * ln2_hi + (f1 - (h - (s * (h + R) + (kd * ln2_lo + corr))));
 }
 
 /* Rows as double vectors, for the elementwise outputs that are computed in double (see

@@ -1,0 +1,157 @@
+/* divcore/lanes_t.h: log-sum-exp of many short rows, one row per vector lane (type-generic
+ * body of rows.h and of each instruction set in dispatch.h; DC_T, DC_SFX defined).
+ *
+ * A row of C = 10 values fills less than one AVX-512 vector, so scanning it along the row
+ * spends its time on a partial vector and on reducing lanes. For rows of at most
+ * DC_LANES_MAX_N values the rows are instead transposed, DC_VLEN at a time, into columns
+ * col[c] = (value c of each row) and scanned with whole vectors:
+ *     M = max_c col[c],   S = (count of col[c] == M) + Σ_{col[c] < M} exp(col[c] - M)
+ * per lane, which is exactly what dc_lse_scan computes for one row (the values equal to the
+ * max counted, not summed; a NaN found through the sum; float rows summed in float lanes).
+ * Only the order of the additions differs. */
+
+#define DC_FN(name) DC_ISA_NAME(name, DC_SFX)
+
+#ifdef DC_HAVE_VEC
+/* Rows first .. first + count - 1 (count ≤ DC_VLEN) of r as columns, read as dc_row reads
+ * them (x / T in double rounded once, -inf at masked classes); missing lanes are -inf. */
+DC_TARGET static inline void DC_FN(dc_rows_columns)(const dc_rows *r, ptrdiff_t first,
+                                                   ptrdiff_t count, DC_V *col)
+{
+    const DC_V zero = {0};
+    const ptrdiff_t n = r->n, rs = r->row_stride, cs = r->col_stride;
+    const char *base = r->data + first * rs;
+    for (ptrdiff_t c = 0; c < n; c++) col[c] = zero - (DC_T)INFINITY;
+    if (r->temperature == 1.0) {
+        for (ptrdiff_t c = 0; c < n; c++)
+            for (ptrdiff_t j = 0; j < count; j++)
+                col[c][j] = *(const DC_T *)(base + j * rs + c * cs);
+    } else {
+        const double t = r->temperature;
+        for (ptrdiff_t c = 0; c < n; c++)
+            for (ptrdiff_t j = 0; j < count; j++)
+                col[c][j] = (DC_T)((double)*(const DC_T *)(base + j * rs + c * cs) / t);
+    }
+    if (r->mask != NULL) {
+        for (ptrdiff_t j = 0; j < count; j++) {
+            const unsigned char *m = r->mask + (first + j) * r->mask_row_stride;
+            for (ptrdiff_t c = 0; c < n; c++)
+                if (!m[c * r->mask_col_stride]) col[c][j] = -(DC_T)INFINITY;
+        }
+    }
+}
+
+/* The running state dc_lse_scan would return, for rows first .. first + count - 1 of r
+ * (any count; r->n ≤ DC_LANES_MAX_N), into out[0 .. count), and, unless log_sum is NULL,
+ * each row's log S = log1p((at_max - 1) + rest) (dc_lse_log_sum) into log_sum[0 .. count),
+ * computed in double lanes too (dc_vlog1p, < 1 ulp). */
+DC_TARGET static inline void DC_FN(dc_lse_scan_rows)(const dc_rows *r, ptrdiff_t first,
+                                                    ptrdiff_t count, dc_lse_state *out,
+                                                    double *log_sum)
+{
+    typedef DC_ISA_NAME(dc_v, f64) vd;
+    const DC_V zero = {0}, one = zero + 1;
+    const ptrdiff_t n = r->n;
+    DC_V col[DC_LANES_MAX_N];
+    double u[DC_VLEN];
+    for (ptrdiff_t g = 0; g < count; g += DC_VLEN) {
+        const ptrdiff_t lanes = count - g < DC_VLEN ? count - g : DC_VLEN;
+        DC_FN(dc_rows_columns)(r, first + g, lanes, col);
+        DC_V m = zero - (DC_T)INFINITY;
+        for (ptrdiff_t c = 0; c < n; c++) m = DC_VMAX_KEEP(col[c], m);
+        DC_V s = zero, k = zero;
+        for (ptrdiff_t c = 0; c < n; c++) {
+            const DC_VI top = col[c] == m;
+            s += DC_VSEL(top, zero, DC_VEXP_NONPOS(col[c] - m));
+            k += DC_VSEL(top, one, zero);
+        }
+        for (ptrdiff_t j = 0; j < lanes; j++) {
+            dc_lse_state *st = out + g + j;
+            st->max = (double)m[j];
+            st->at_max = (double)k[j];
+            st->rest = (double)s[j];
+            st->rest_c = 0.0;
+            st->nan = s[j] != s[j];
+            u[j] = (st->at_max - 1.0) + st->rest;
+        }
+        if (log_sum == NULL) continue;
+        for (ptrdiff_t j = lanes; j < DC_VLEN; j++) u[j] = 0.0;
+        for (ptrdiff_t j = 0; j < DC_VLEN; j += (ptrdiff_t)(sizeof(vd) / sizeof(double))) {
+            const vd l = DC_ISA_NAME(dc_vlog1p, f64)(*(const vd *)(u + j));
+            for (ptrdiff_t q = 0; q < (ptrdiff_t)(sizeof(vd) / sizeof(double)); q++)
+                if (j + q < lanes) log_sum[g + j + q] = l[q];
+        }
+    }
+}
+#else
+DC_TARGET static inline void DC_FN(dc_lse_scan_rows)(const dc_rows *r, ptrdiff_t first,
+                                                    ptrdiff_t count, dc_lse_state *out,
+                                                    double *log_sum)
+{
+    DC_T buf[DC_LANES_MAX_N];
+    for (ptrdiff_t i = 0; i < count; i++) {
+        out[i] = DC_FN(dc_lse_scan)(DC_CAT(dc_row, DC_SFX)(r, first + i, -(DC_T)INFINITY, buf),
+                                    r->n);
+        if (log_sum != NULL) log_sum[i] = dc_lse_log_sum(&out[i]);
+    }
+}
+#endif
+
+#ifdef DC_HAVE_VEC
+/* One contiguous row of at most DC_LANES_MAX_N values, with the same arithmetic as its lane
+ * in dc_lse_scan_rows: the same max, the same exp of each value, the same sequence of
+ * additions 0 + e_0 + e_1 + ... in DC_T, the same dc_vlog1p. Here the row runs along the
+ * vector (a whole row per few vectors) and only the sum is taken lane by lane. */
+DC_TARGET static inline dc_lse_state DC_FN(dc_lse_scan_short)(const DC_T *x, ptrdiff_t n,
+                                                             double *log_sum)
+{
+    typedef DC_ISA_NAME(dc_v, f64) vd;
+    const DC_V zero = {0};
+    DC_V m = zero - (DC_T)INFINITY;
+    ptrdiff_t i;
+    for (i = 0; i < n; i += DC_VLEN)
+        m = DC_VMAX_KEEP(n - i >= DC_VLEN ? *(const DC_V *)(x + i)
+                                          : DC_ISA_NAME(dc_vload_tail, DC_SFX)(x + i, n - i),
+                         m);
+    DC_T mx = -(DC_T)INFINITY;
+    for (int j = 0; j < DC_VLEN; j++) mx = m[j] > mx ? m[j] : mx;
+    DC_T s = 0, k = 0;
+    for (i = 0; i < n; i += DC_VLEN) {
+        const ptrdiff_t len = n - i < DC_VLEN ? n - i : DC_VLEN;
+        const DC_V v = len == DC_VLEN ? *(const DC_V *)(x + i)
+                                      : DC_ISA_NAME(dc_vload_tail, DC_SFX)(x + i, len);
+        const DC_VI top = v == mx;
+        const DC_V e = DC_VSEL(top, zero, DC_VEXP_NONPOS(v - mx));
+        for (ptrdiff_t j = 0; j < len; j++) {
+            s += e[j];
+            k += top[j] ? (DC_T)1 : (DC_T)0;
+        }
+    }
+    dc_lse_state st;
+    st.max = (double)mx;
+    st.at_max = (double)k;
+    st.rest = (double)s;
+    st.rest_c = 0.0;
+    st.nan = s != s;
+    const vd u = ((vd){0} + st.at_max - 1.0) + st.rest;
+    *log_sum = DC_ISA_NAME(dc_vlog1p, f64)(u)[0];
+    return st;
+}
+#endif
+
+/* One contiguous row's scan and log S = dc_lse_log_sum: a row of at most DC_LANES_MAX_N
+ * values gets the same bits from a one-row kernel (dc_ce_label, dc_logsumexp,
+ * dc_log_softmax_row) as from a batch of rows (dc_lse_scan_rows). */
+DC_TARGET static inline dc_lse_state DC_FN(dc_lse_scan_log_sum)(const DC_T *x, ptrdiff_t n,
+                                                               double *log_sum)
+{
+    dc_lse_state st;
+#ifdef DC_HAVE_VEC
+    if (n > 0 && n <= DC_LANES_MAX_N) return DC_FN(dc_lse_scan_short)(x, n, log_sum);
+#endif
+    st = DC_FN(dc_lse_scan)(x, n);
+    *log_sum = dc_lse_ok(&st) ? dc_lse_log_sum(&st) : 0.0;
+    return st;
+}
+
+#undef DC_FN
