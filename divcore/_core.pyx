@@ -110,6 +110,14 @@ cdef extern from "divcore/dispatch.h" nogil:
                                         double log_sum, int exponentiate, float *out)
     int dcd_dc_log_softmax_of_state_f64(const double *x, Py_ssize_t n, const dc_lse_state *st,
                                         double log_sum, int exponentiate, double *out)
+    void dc_lse_init(dc_lse_state *st)
+    void dc_lse_merge(dc_lse_state *into, const dc_lse_state *part)
+    int dc_lse_ok(const dc_lse_state *st)
+    double dc_lse_log_sum(const dc_lse_state *st)
+    void dcd_dc_lse_update_f32(dc_lse_state *st, const float *x, Py_ssize_t n)
+    void dcd_dc_lse_update_f64(dc_lse_state *st, const double *x, Py_ssize_t n)
+    enum:
+        DC_BLOCK
     double dc_lse_value_of_log_sum(const dc_lse_state *st, double log_sum)
     double dc_ce_label_of_log_sum(const dc_lse_state *st, double log_sum, double x_y)
     float dc_row_value_f32(const dc_rows *r, Py_ssize_t i, Py_ssize_t c, float fill)
@@ -161,6 +169,13 @@ cdef inline void lse_scan_rows(const dc_rows *r, Py_ssize_t first, Py_ssize_t co
         dcd_dc_lse_scan_rows_f32(r, first, count, out, log_sum)
     else:
         dcd_dc_lse_scan_rows_f64(r, first, count, out, log_sum)
+
+
+cdef inline void lse_update(dc_lse_state *st, const real *x, Py_ssize_t n) noexcept nogil:
+    if real is float:
+        dcd_dc_lse_update_f32(st, x, n)
+    else:
+        dcd_dc_lse_update_f64(st, x, n)
 
 
 cdef inline void log_softmax_of_state(const real *x, Py_ssize_t n, const dc_lse_state *st,
@@ -603,6 +618,65 @@ cdef inline void run_span(const Job *job, Py_ssize_t unit, Py_ssize_t n_rows, bi
         run_row(job, unit, buf, buf + nbuf, buf + 2 * nbuf)
 
 
+cdef enum:
+    MAX_ROW_PARTS = 64
+
+
+# A row at least this long, in a call with fewer rows than threads, is itself split into
+# block-aligned parts scanned by different threads (log-sum-exp, labels, log_softmax).
+cdef Py_ssize_t SPLIT_ROW_MIN_VALUES = 1 << 20
+
+
+cdef inline bint splits_rows(const Job *job, Py_ssize_t n_rows, int threads) noexcept nogil:
+    return (threads > 1 and n_rows < threads and job.rx.n >= SPLIT_ROW_MIN_VALUES
+            and job.rx.mask == NULL and job.rx.temperature == 1.0
+            and (job.op == OP_LSE or job.op == OP_LOG_SOFTMAX
+                 or (job.op == OP_CE_LABEL and job.eps == 0.0)))
+
+
+cdef void run_split_row(const Job *job, Py_ssize_t i, int nt, real *buf) noexcept nogil:
+    """Row i of a splits_rows job, over nt threads: each scans a part into its own state,
+    the states are merged in order (dc_lse_merge), and log_softmax writes its parts in
+    parallel again. buf: room for one row when the row cannot be read in place."""
+    cdef dc_lse_state parts[MAX_ROW_PARTS]
+    cdef Py_ssize_t n = job.rx.n, part, lo, hi
+    cdef Py_ssize_t span = ((n + nt - 1) // nt + DC_BLOCK - 1) // DC_BLOCK * DC_BLOCK
+    cdef const real *x = row_of(&job.rx, i, <real>-INFINITY, buf)
+    cdef const real *w = <const real *>job.weight
+    cdef double log_sum, wy
+    cdef int64_t y = 0
+    if job.op == OP_CE_LABEL:
+        y = job.labels[i]
+        if job.has_ignore and y == job.ignored:
+            job.ce[i] = 0.0
+            job.row_weight[i] = 0.0
+            return
+    for part in prange(nt, num_threads=nt, schedule="static"):
+        lo = part * span
+        hi = min(n, lo + span)
+        dc_lse_init(&parts[part])
+        if lo < hi:
+            lse_update(&parts[part], x + lo, hi - lo)
+    for part in range(1, nt):
+        dc_lse_merge(&parts[0], &parts[part])
+    log_sum = dc_lse_log_sum(&parts[0]) if dc_lse_ok(&parts[0]) else 0.0
+    if job.op == OP_LSE:
+        job.ce[i] = dc_lse_value_of_log_sum(&parts[0], log_sum)
+    elif job.op == OP_LOG_SOFTMAX:
+        for part in prange(nt, num_threads=nt, schedule="static"):
+            lo = part * span
+            hi = min(n, lo + span)
+            if lo < hi:
+                log_softmax_of_state(x + lo, hi - lo, &parts[0], log_sum, job.exponentiate,
+                                     (<real *>job.out) + i * n + lo)
+    else:
+        wy = w[y] if w != NULL else 1.0
+        job.row_weight[i] = wy
+        job.ce[i] = wy * dc_ce_label_of_log_sum(&parts[0], log_sum, x[y])
+        if job.kl != NULL:
+            job.kl[i] = job.ce[i]
+
+
 cdef int run_rows(const Job *job, Py_ssize_t n_rows, real *typed) except -1:
     """Every row of the job: on the calling thread for small inputs, else spread over
     OpenMP threads, each with its own three one-row buffers. The GIL is released."""
@@ -614,6 +688,18 @@ cdef int run_rows(const Job *job, Py_ssize_t n_rows, real *typed) except -1:
     cdef int failed = 0
     cdef int *failed_p = &failed
     cdef real *buf = NULL
+    cdef int threads = threads_for(2 * SPLIT_ROW_MIN_VALUES, 1)
+    if splits_rows(job, n_rows, threads):
+        if threads > MAX_ROW_PARTS:
+            threads = MAX_ROW_PARTS
+        buf = <real *>malloc(nbuf * sizeof(real))
+        if buf == NULL:
+            raise MemoryError(f"cannot allocate a row buffer of {n} values")
+        with nogil:
+            for u in range(n_rows):
+                run_split_row(job, u, threads, buf)
+        free(buf)
+        return 0
     if nt > units:
         nt = <int>units
     if nt <= 1:

@@ -95,3 +95,50 @@ def test_thread_count_settings(restore_threads):
         divcore.set_num_threads(-1)
     info = divcore.show_config()
     assert info["backend"] == "compiled" and info["simd"] in ("baseline", "avx2", "avx512")
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("case", ["plain", "tiny loss", "max late", "nan late", "inf",
+                                  "strided"])
+def test_one_huge_row_split_across_threads(dtype, case, restore_threads):
+    # A row of 2^20 + 3 values in a call of one row is cut into block-aligned parts, one
+    # per thread, whose states are merged: the same results as one thread up to rounding,
+    # and the special values of any part reach the whole row.
+    rng = np.random.default_rng(5)
+    n = (1 << 20) + 3
+    x = (rng.standard_normal(n) * 4).astype(dtype)
+    label = 7
+    if case == "tiny loss":
+        x[label] = 60.0
+    elif case == "max late":
+        x[n - 2] = 30.0
+    elif case == "nan late":
+        x[n - 1] = np.nan
+    elif case == "inf":
+        x[n // 2 + 1] = np.inf
+    elif case == "strided":
+        x = np.repeat(x, 2)[::2]            # not contiguous: read through the row buffer
+    results = {}
+    for threads in (1, 2, 3):
+        divcore.set_num_threads(threads)
+        results[threads] = (divcore.logsumexp(x), divcore.cross_entropy(x, label),
+                            divcore.log_softmax(x))
+    xd = x.astype(np.float64)
+    finite = np.all(np.isfinite(xd))
+    if finite:
+        m = xd.max()
+        want_lse = m + np.log(np.sum(np.exp(xd - m)))
+        want_ce = (m - xd[label]) + np.log(np.sum(np.exp(xd - m)))
+        if case == "tiny loss":             # the label is the max: log1p of the others
+            want_ce = np.log1p(np.sum(np.exp(np.delete(xd, label) - m)))
+    for threads in (2, 3):
+        lse, ce, ls = results[threads]
+        if not finite:
+            assert np.isnan(lse) and np.isnan(ce) and np.all(np.isnan(ls))
+            assert np.isnan(results[1][0]) and np.isnan(results[1][1])
+            continue
+        rtol = 1e-6 if dtype == np.float32 else 1e-13
+        np.testing.assert_allclose(lse, want_lse, rtol=rtol)
+        np.testing.assert_allclose(ce, want_ce, rtol=rtol)
+        np.testing.assert_allclose(ce, results[1][1], rtol=rtol)
+        np.testing.assert_allclose(ls, results[1][2], rtol=rtol, atol=rtol)

@@ -92,6 +92,12 @@ static inline const char *dc_simd_name(int level)
     DC_DISPATCH(ret_f32, name##_f32, params_f32, args)                          \
     DC_DISPATCH(ret_f64, name##_f64, params_f64, args)
 
+DC_DISPATCH_BOTH(void, void, dc_lse_update, (dc_lse_state *st, const float *x, ptrdiff_t n),
+                 (dc_lse_state *st, const double *x, ptrdiff_t n), (st, x, n))
+DC_DISPATCH_BOTH(double, double, dc_ce_probs, (const float *x, const float *p, ptrdiff_t n),
+                 (const double *x, const double *p, ptrdiff_t n), (x, p, n))
+DC_DISPATCH_BOTH(double, double, dc_kl_logits, (const float *t, const float *x, ptrdiff_t n),
+                 (const double *t, const double *x, ptrdiff_t n), (t, x, n))
 DC_DISPATCH_BOTH(double, double, dc_logsumexp, (const float *x, ptrdiff_t n),
                  (const double *x, ptrdiff_t n), (x, n))
 DC_DISPATCH_BOTH(void, void, dc_lse_scan_rows,

@@ -66,6 +66,29 @@ static inline void dc_lse_raise_max(dc_lse_state *st, double b)
     st->max = b;
 }
 
+/* Fold the state of another part of the same row into *into (a row split across threads):
+ * both sums move to the larger max, S = S_a·e^(M_a - M) + S_b·e^(M_b - M); the values
+ * equal to the common max stay counted in at_max. */
+static inline void dc_lse_merge(dc_lse_state *into, const dc_lse_state *part)
+{
+    into->nan |= part->nan;
+    if (part->max > into->max) {
+        dc_lse_state moved = *part;
+        dc_lse_raise_max(into, part->max);
+        into->at_max = moved.at_max;
+        dc_sum_add(&into->rest, &into->rest_c, moved.rest);
+        dc_sum_add(&into->rest, &into->rest_c, moved.rest_c);
+    } else if (part->max == into->max) {
+        into->at_max += part->at_max;
+        dc_sum_add(&into->rest, &into->rest_c, part->rest);
+        dc_sum_add(&into->rest, &into->rest_c, part->rest_c);
+    } else if (part->max > -INFINITY) {
+        const double scale = exp(part->max - into->max);
+        const double sum = part->at_max + (part->rest + part->rest_c);
+        dc_sum_add(&into->rest, &into->rest_c, sum * scale);
+    }
+}
+
 /* 1 when the row defines a distribution: no NaN, and a finite max (+inf gives NaN, no
  * finite value at all gives no distribution). */
 static inline int dc_lse_ok(const dc_lse_state *st)
