@@ -142,3 +142,19 @@ def test_one_huge_row_split_across_threads(dtype, case, restore_threads):
         np.testing.assert_allclose(ce, want_ce, rtol=rtol)
         np.testing.assert_allclose(ce, results[1][1], rtol=rtol)
         np.testing.assert_allclose(ls, results[1][2], rtol=rtol, atol=rtol)
+
+
+def test_threadpoolctl_limits_the_openmp_threads(restore_threads):
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    if not divcore._core.has_openmp():
+        pytest.skip("a build without OpenMP is single-threaded")
+    divcore.set_num_threads(0)              # follow OpenMP's own count
+    apis = {info["user_api"] for info in threadpoolctl.threadpool_info()}
+    assert "openmp" in apis                 # divcore's OpenMP runtime is visible to it
+    with threadpoolctl.threadpool_limits(limits=1, user_api="openmp"):
+        assert divcore.get_num_threads() == 1
+        x = np.random.default_rng(0).standard_normal((512, 1024))
+        serial = divcore.logsumexp(x)
+    with threadpoolctl.threadpool_limits(limits=2, user_api="openmp"):
+        assert divcore.get_num_threads() == 2
+        assert np.array_equal(divcore.logsumexp(x), serial)
