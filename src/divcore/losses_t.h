@@ -230,7 +230,7 @@ DC_TARGET static inline double DC_FN(dc_block_soft_vec)(const DC_T *x, const DC_
         const DC_VI top = v == m;
         sh += DC_VSEL(has, DC_VSEL(v == ninf, inf, a * (m - v)), zero);
         k += DC_VSEL(top, one, zero);
-        r += DC_VSEL(top, zero, DC_VEXP(v - m));
+        r += DC_VSEL(top, zero, DC_VEXP_NONPOS(v - m));
     }
     double shift = 0.0;
     for (int j = 0; j < DC_VLEN; j++) {
@@ -339,7 +339,7 @@ DC_TARGET static inline ptrdiff_t DC_FN(dc_logits_terms_vec)(
     const ptrdiff_t whole = n - n % DC_VLEN;
     for (ptrdiff_t i = 0; i < whole; i += DC_VLEN) {
         const DC_V dt = *(const DC_V *)(t + i) - mt, dx = *(const DC_V *)(x + i) - mx;
-        const DC_V p = DC_VEXP(dt) * inv_st;
+        const DC_V p = DC_VEXP_NONPOS(dt) * inv_st; /* dt ≤ 0: t ≤ its max */
         DC_V a = p;
         DC_VI has = dt > ninf;
         if (w != NULL) {
