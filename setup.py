@@ -29,14 +29,16 @@ HEADERS = os.path.join(HERE, "src", "divcore")
 
 
 class build_py_with_headers(build_py):
-    """Ship the C headers inside the package (divcore/include/divcore/*.h)."""
+    """Ship the C headers and their Cython declarations inside the package
+    (divcore/include/divcore/*.h, *.pxd): one folder, divcore.get_include(), for both
+    compilers."""
 
     def run(self):
         super().run()
         target = os.path.join(self.build_lib, "divcore", "include", "divcore")
         os.makedirs(target, exist_ok=True)
         for name in sorted(os.listdir(HEADERS)):
-            if name.endswith(".h"):
+            if name.endswith((".h", ".pxd")):
                 shutil.copy2(os.path.join(HEADERS, name), target)
 
 
