@@ -1,0 +1,31 @@
+# Type stub of divcore.reference: the same public functions, with the same signatures, as
+# divcore itself (both are built by divcore.api.make_functions).
+from divcore import (
+    Decomposition as Decomposition,
+    binary_cross_entropy as binary_cross_entropy,
+    cross_entropy as cross_entropy,
+    cross_entropy_and_grad as cross_entropy_and_grad,
+    decompose as decompose,
+    entropy as entropy,
+    js_divergence as js_divergence,
+    kl_divergence as kl_divergence,
+    kl_divergence_and_grad as kl_divergence_and_grad,
+    log_softmax as log_softmax,
+    logsumexp as logsumexp,
+    softmax as softmax,
+)
+
+__all__ = [
+    "Decomposition",
+    "binary_cross_entropy",
+    "cross_entropy",
+    "cross_entropy_and_grad",
+    "decompose",
+    "entropy",
+    "js_divergence",
+    "kl_divergence",
+    "kl_divergence_and_grad",
+    "log_softmax",
+    "logsumexp",
+    "softmax",
+]
