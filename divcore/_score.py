@@ -1,0 +1,321 @@
+"""`divcore score`: losses of logits stored in files against a target stored in files.
+
+Reading: .npy (memory-mapped, so a file larger than memory is read one block of rows at a
+time), .npz (one member, chosen with --key / --target-key when there are several),
+.csv (comma-separated) and .txt (whitespace-separated).
+
+Computing: every metric is computed per row with the library's own functions
+(`decompose` for cross-entropy, the target's entropy H(p) and KL(p || q);
+`js_divergence`) and reduced here in float64 over the whole file. Keeping the per-row
+values of all blocks and reducing them once makes the blockwise result bit-identical to a
+single call, whatever the block size.
+"""
+import math
+import os
+import sys
+import warnings
+import zipfile
+
+import numpy as np
+
+import divcore
+
+METRICS = ("cross_entropy", "entropy", "kl_divergence", "js_divergence")
+# decompose returns these three from one pass
+_DECOMPOSED = ("cross_entropy", "entropy", "kl_divergence")
+# A memory-mapped logits array is read in blocks of about this many bytes
+DEFAULT_BLOCK_BYTES = 64 << 20
+BLOCK_ROWS_ENV = "DIVCORE_SCORE_BLOCK_ROWS"
+_TEXT_SUFFIXES = {".csv": ",", ".txt": None}
+
+
+class ScoreError(Exception):
+    """A problem with the user's files or options: reported as one line, no traceback."""
+
+
+# ------------------------------------------------------------------------ reading
+
+def load_array(path, key=None, what="logits"):
+    """The array stored in `path` (.npy memory-mapped, .npz member `key`, .csv, .txt)."""
+    if not os.path.exists(path):
+        raise ScoreError(f"{what} file not found: {path}")
+    if os.path.isdir(path):
+        raise ScoreError(f"{what} file is a directory: {path}")
+    suffix = os.path.splitext(path)[1].lower()
+    if suffix == ".npy":
+        array = _load_npy(path)
+    elif suffix == ".npz":
+        array = _load_npz_member(path, key)
+    elif suffix in _TEXT_SUFFIXES:
+        array = _load_text(path, _TEXT_SUFFIXES[suffix])
+    else:
+        raise ScoreError(f"{path}: unknown file type {suffix or '(no suffix)'!r} "
+                         "(expected .npy, .npz, .csv or .txt)")
+    if key is not None and suffix != ".npz":
+        raise ScoreError(f"{path}: a key ({key!r}) only applies to .npz files")
+    if array.dtype.kind not in "fiub":
+        raise ScoreError(f"{path}: expected an array of numbers, got dtype {array.dtype}")
+    return array
+
+
+def _load_npy(path):
+    try:
+        # mmap: nothing is read until a block of rows is used
+        return np.load(path, mmap_mode="r", allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:
+        raise ScoreError(f"{path}: not a readable .npy file ({_one_line(exc)})") from None
+
+
+def _load_npz_member(path, key):
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            names = list(archive.files)
+            if key is None:
+                if len(names) != 1:
+                    raise ScoreError(f"{path}: holds {len(names)} arrays "
+                                     f"({', '.join(names) or 'none'}); choose one with a key")
+                key = names[0]
+            if key not in names:
+                raise ScoreError(f"{path}: no array named {key!r} "
+                                 f"(it holds: {', '.join(names) or 'none'})")
+            return archive[key]
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
+        raise ScoreError(f"{path}: not a readable .npz file ({_one_line(exc)})") from None
+
+
+def _load_text(path, delimiter):
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "input contained no data": reported below
+            array = np.loadtxt(path, delimiter=delimiter, dtype=np.float64, ndmin=1)
+    except (ValueError, OSError, UnicodeDecodeError) as exc:
+        raise ScoreError(f"{path}: not a table of numbers ({_one_line(exc)})") from None
+    if array.size == 0:
+        raise ScoreError(f"{path}: holds no numbers")
+    return array
+
+
+def _one_line(exc):
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def is_text_file(path):
+    return os.path.splitext(path)[1].lower() in _TEXT_SUFFIXES
+
+
+def resolve_target_type(logits, target, target_type, target_from_text):
+    """The target type to pass on. Text files hold floats only, so there 'auto' reads a
+    target with one dimension less than the logits (no class axis) as integer labels."""
+    if target_type != "auto" or not target_from_text:
+        return target_type
+    if target.ndim == logits.ndim - 1 or (logits.ndim == 1 and target.shape == (1,)):
+        return "labels"
+    return "probs"
+
+
+def as_labels(target, path, logits_ndim):
+    """Labels as integers: float values (a text file holds floats) must be whole numbers.
+    A text file cannot hold a 0-d array: one label for one row of logits comes back as
+    shape (1,) and is taken as the row's label."""
+    if logits_ndim == 1 and target.shape == (1,):
+        target = target.reshape(())
+    if target.dtype.kind in "iu":
+        return target
+    values = np.asarray(target)
+    whole = np.isfinite(values) & (values == np.round(values))
+    if not whole.all():
+        bad = int(np.argmax(~whole.reshape(-1)))
+        raise ScoreError(f"{path}: labels must be whole numbers, got {values.reshape(-1)[bad]!r}"
+                         f" at row {bad}")
+    return values.astype(np.int64)
+
+
+# ---------------------------------------------------------------------- computing
+
+def block_rows_for(logits, block_rows=None):
+    """How many rows (along the blocked axis) one block holds; None: all in one call.
+
+    Only a memory-mapped array is split (one in memory is already read); an explicit
+    `block_rows`, or DIVCORE_SCORE_BLOCK_ROWS, forces blocks of that size.
+    """
+    if block_rows is None:
+        env = os.environ.get(BLOCK_ROWS_ENV, "").strip()
+        if env:
+            try:
+                block_rows = int(env)
+            except ValueError:
+                raise ScoreError(f"{BLOCK_ROWS_ENV}={env!r} is not a whole number") from None
+    if block_rows is not None:
+        if block_rows < 1:
+            raise ScoreError(f"the block size must be at least 1 row, got {block_rows}")
+        return block_rows
+    if not isinstance(logits, np.memmap) or logits.nbytes <= DEFAULT_BLOCK_BYTES:
+        return None
+    row_bytes = max(1, logits.nbytes // max(1, logits.shape[0]))
+    return max(1, DEFAULT_BLOCK_BYTES // row_bytes)
+
+
+def _block_axis(ndim, class_axis):
+    """The axis cut into blocks: the first one that is not the class axis."""
+    return 1 if class_axis == 0 else 0
+
+
+class Progress:
+    """A one-line progress report on stderr, shown only when stderr is a terminal."""
+
+    def __init__(self, total, stream=None):
+        self.stream = stream if stream is not None else sys.stderr
+        self.total = total
+        self.shown = bool(getattr(self.stream, "isatty", lambda: False)()) and total > 0
+
+    def update(self, done):
+        if self.shown:
+            width = 30
+            filled = int(width * done / self.total)
+            self.stream.write(f"\rscoring [{'#' * filled}{'.' * (width - filled)}] "
+                              f"{done}/{self.total} rows")
+            self.stream.flush()
+
+    def close(self):
+        if self.shown:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+def score(logits, target, *, metrics=METRICS, axis=-1, target_type="auto", reduction="mean",
+          base=None, temperature=1.0, ignore_index=-100, validate=True, block_rows=None,
+          progress=None):
+    """Per-row values and reduced values of `metrics` for logits against target.
+
+    Returns (reduced, per_row): dicts keyed by metric; per_row values are float64 arrays
+    of the logits' shape without the class axis, reduced values are floats (or the
+    per-row arrays when reduction='none').
+    """
+    if logits.ndim == 0:
+        raise ScoreError("logits must have at least one dimension (the class axis)")
+    if not -logits.ndim <= axis < logits.ndim:
+        raise ScoreError(f"axis {axis} is out of range for logits of shape {logits.shape}")
+    class_axis = axis % logits.ndim
+    lead_shape = logits.shape[:class_axis] + logits.shape[class_axis + 1:]
+    labels = target_type == "labels" or (target_type == "auto" and target.dtype.kind in "iu")
+    # Checked here, not only by the library: blocks cut both arrays, and a block of a
+    # mis-shaped target could still look right
+    expected = lead_shape if labels else logits.shape
+    if target.shape != expected:
+        what = "labels" if labels else "a target of probabilities / logits"
+        hint = ""
+        if not labels and target.shape == lead_shape:
+            hint = " (floats read as labels need --target-type labels)"
+        raise ScoreError(f"target shape {target.shape} does not fit logits of shape "
+                         f"{logits.shape} with class axis {axis}: {what} must have shape "
+                         f"{expected}{hint}")
+    keywords = dict(axis=axis, target_type=target_type, temperature=temperature, base=base,
+                    validate=validate)
+
+    per_row = {m: np.empty(lead_shape, dtype=np.float64) for m in metrics}
+    kept = np.ones(lead_shape, dtype=bool)  # rows that count in the mean
+    if not lead_shape:  # one row, no blocks
+        _score_block(logits, target, labels, metrics, keywords, ignore_index,
+                     per_row, kept, ())
+    else:
+        n = lead_shape[0]
+        step = block_rows_for(logits, block_rows) or max(n, 1)
+        blocked = _block_axis(logits.ndim, class_axis)
+        bar = Progress(n) if progress is None else progress
+        for start in range(0, n, step):
+            rows = slice(start, min(start + step, n))
+            logit_block = _take(logits, blocked, rows)
+            target_block = _take(target, 0 if labels else blocked, rows)
+            _score_block(logit_block, target_block, labels, metrics, keywords,
+                         ignore_index, per_row, kept, rows)
+            bar.update(rows.stop)
+        bar.close()
+
+    if reduction == "none":
+        return dict(per_row), per_row
+    reduced = {}
+    count = int(np.count_nonzero(kept))
+    for m, values in per_row.items():
+        total = float(np.sum(values))
+        if reduction == "sum":
+            reduced[m] = total
+        else:
+            reduced[m] = total / count if count else math.nan
+    return reduced, per_row
+
+
+def _take(array, axis, rows):
+    index = [slice(None)] * array.ndim
+    index[axis] = rows
+    # np.asarray reads the block of a memmap into memory once
+    return np.asarray(array[tuple(index)])
+
+
+def _score_block(logits, target, labels, metrics, keywords, ignore_index, per_row, kept, rows):
+    """Fill per_row[metric][rows] and kept[rows] for one block."""
+    try:
+        if labels:
+            ignored = np.asarray(target) == ignore_index if ignore_index is not None else False
+            kept[rows] = ~np.asarray(ignored)
+        if any(m in _DECOMPOSED for m in metrics):
+            ce_keywords = dict(keywords)
+            if labels:
+                ce_keywords["ignore_index"] = ignore_index
+            parts = divcore.decompose(logits, target, reduction="none", **ce_keywords)
+            for m in _DECOMPOSED:
+                if m in per_row:
+                    per_row[m][rows] = getattr(parts, m)
+        if "js_divergence" in metrics:
+            per_row["js_divergence"][rows] = _js_rows(logits, target, labels, keywords,
+                                                      kept[rows])
+    except (ValueError, TypeError, IndexError, np.exceptions.AxisError) as exc:
+        start = rows.start if isinstance(rows, slice) else 0
+        raise ScoreError(_with_row_offset(_one_line(exc), start)) from None
+
+
+def _js_rows(logits, target, labels, keywords, kept):
+    """JS per row; ignored label rows count 0, as in cross-entropy (js_divergence itself
+    has no ignore_index: a label of -100 would be out of range)."""
+    if not labels or np.all(kept):
+        return divcore.js_divergence(logits, target, reduction="none", **keywords)
+    out = np.zeros(kept.shape, dtype=np.float64)
+    class_axis = keywords["axis"] % logits.ndim
+    moved = np.moveaxis(logits, class_axis, -1)
+    if kept.any():
+        kw = dict(keywords, axis=-1)
+        out[kept] = divcore.js_divergence(moved[kept], np.asarray(target)[kept],
+                                          reduction="none", **kw)
+    return out
+
+
+def _with_row_offset(message, start):
+    """A library error names the row within the block; say so when it is not row 0."""
+    if start:
+        return f"{message} (in the block of rows starting at row {start})"
+    return message
+
+
+# ------------------------------------------------------------------------ writing
+
+def write_per_row(path, per_row):
+    """Save per-row values: .npy (one metric: its array; several: stacked on a last axis
+    in the order given), .npz (one array per metric), .csv / .txt (one column each)."""
+    names = list(per_row)
+    suffix = os.path.splitext(path)[1].lower()
+    try:
+        if suffix == ".npz":
+            np.savez(path, **per_row)
+        elif suffix == ".npy":
+            values = per_row[names[0]] if len(names) == 1 else np.stack(
+                [per_row[m] for m in names], axis=-1)
+            np.save(path, values)
+        elif suffix in _TEXT_SUFFIXES:
+            columns = np.stack([per_row[m].reshape(-1) for m in names], axis=-1)
+            delimiter = "," if suffix == ".csv" else " "
+            np.savetxt(path, columns, delimiter=delimiter, header=delimiter.join(names),
+                       comments="", fmt="%.17g")
+        else:
+            raise ScoreError(f"--out {path}: unknown file type {suffix or '(no suffix)'!r} "
+                             "(expected .npy, .npz, .csv or .txt)")
+    except OSError as exc:
+        raise ScoreError(f"--out {path}: cannot write ({_one_line(exc)})") from None
