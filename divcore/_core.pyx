@@ -677,11 +677,21 @@ cdef void run_split_row(const Job *job, Py_ssize_t i, int nt, real *buf) noexcep
             job.kl[i] = job.ce[i]
 
 
+cdef inline bint read_in_place(const dc_rows *r, Py_ssize_t itemsize) noexcept nogil:
+    """dc_row returns a pointer into the array itself (no buffer needed), or r is unused."""
+    return r.data == NULL or (r.mask == NULL and r.temperature == 1.0
+                              and r.col_stride == itemsize)
+
+
 cdef int run_rows(const Job *job, Py_ssize_t n_rows, real *typed) except -1:
     """Every row of the job: on the calling thread for small inputs, else spread over
-    OpenMP threads, each with its own three one-row buffers. The GIL is released."""
+    OpenMP threads, each with its own three one-row buffers. The GIL is released. The
+    buffers hold a row only when some row must be gathered (strided, masked, tempered) or
+    smoothed: a row of 2^31 values read in place needs no copy of itself."""
     cdef Py_ssize_t n = job.rx.n, u
-    cdef Py_ssize_t nbuf = n if n > 0 else 1
+    cdef bint gathers = (not read_in_place(&job.rx, sizeof(real))
+                         or not read_in_place(&job.rt, sizeof(real)) or job.eps != 0.0)
+    cdef Py_ssize_t nbuf = n if n > 0 and gathers else 1
     cdef bint lanes = in_lanes(job)
     cdef Py_ssize_t units = (n_rows + LANE_CHUNK - 1) // LANE_CHUNK if lanes else n_rows
     cdef int nt = threads_for(n_rows, n)
@@ -951,7 +961,9 @@ def soft_grad_rows(const real[:, :] x, const real[:, :] target, str target_type,
     job.scale = _grad_scale(reduction, <double>n_rows, temperature, log_base)
     job.ce = data_of(values)
     job.out = <char *>&grad[0, 0] if n_rows > 0 and n > 0 else NULL
-    run_rows_validated(&job, n_rows if n > 0 else 0, <real *>NULL, "target", True)
+    # rows of no class still run: their targets are validated (and their gradient, with
+    # job.out NULL, has no entry to write)
+    run_rows_validated(&job, n_rows, <real *>NULL, "target", True)
     return values
 
 
