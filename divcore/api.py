@@ -128,6 +128,16 @@ def _broadcast_mask(where, shape):
                          f"{shape}") from None
 
 
+def _python_int_labels(a):
+    """True for labels given as Python ints, some beyond int64 (numpy then makes an
+    object array of them): they are out of range, not of a wrong dtype."""
+    if a.dtype != object or a.size == 0:
+        return False
+    values = a.reshape(-1).tolist()
+    return (all(isinstance(v, numbers.Integral) and not isinstance(v, bool) for v in values)
+            and any(not _INT64.min <= v <= _INT64.max for v in values))
+
+
 def _scalar_or_array(a):
     return a[()] if a.ndim == 0 else a
 
@@ -213,6 +223,10 @@ class _Logits:
     def labels(self, y):
         """Integer labels of the logits' shape without the class axis, as int64 (N,)."""
         a = _as_array(y, "target")
+        if _python_int_labels(a) and a.shape == self.lead_shape:
+            flat = a.reshape(-1)
+            row = next(i for i, v in enumerate(flat) if not _INT64.min <= v <= _INT64.max)
+            raise _errors.label_out_of_range(row, int(flat[row]), self.n_classes)
         if a.dtype.kind not in "iu":
             raise TypeError(f"target: labels must be integers, got dtype {a.dtype} "
                             "(pass target_type='probs' for probabilities)")
@@ -223,8 +237,7 @@ class _Logits:
         flat = a.reshape(-1)
         if a.dtype == np.uint64 and flat.size and flat.max() > _INT64.max:
             row = int(np.argmax(flat > _INT64.max))
-            raise IndexError(f"target: label {int(flat[row])} at row {row} is out of range "
-                             f"for {self.n_classes} classes")
+            raise _errors.label_out_of_range(row, int(flat[row]), self.n_classes)
         return np.ascontiguousarray(flat, dtype=np.int64)
 
     def weight(self, weight):
@@ -271,7 +284,7 @@ def _target_kind(target, target_type):
     if target_type != "auto":
         return target_type
     a = _as_array(target, "target")
-    if a.dtype.kind in "iu":
+    if a.dtype.kind in "iu" or _python_int_labels(a):
         return "labels"
     if a.dtype.kind == "f" or a.dtype.name == "bfloat16":
         return "probs"
@@ -333,8 +346,45 @@ def make_functions(kernels):
     def logsumexp(x, axis=-1, *, keepdims=False, where=None):
         """log Σ exp(x) along `axis`, max-shifted, in one pass (SciPy's logsumexp).
 
-        Rows with no finite value give -inf; a NaN or +inf gives nan. `where=False`
-        entries are left out. float32 stays float32; float16 computes in float32.
+        Parameters
+        ----------
+        x : array_like
+            Values (logits); any real dtype, any strides. The class axis is `axis`.
+        axis : int, tuple of ints or None, default -1
+            The class axis (or axes, merged into one; None: all axes).
+        keepdims : bool, default False
+            Keep the reduced axes with length 1.
+        where : array_like of bool, optional
+            Broadcastable to `x`; False entries are left out of the distribution, exactly as a
+            logit of -inf would be.
+
+        Returns
+        -------
+        ndarray or numpy scalar
+            The compute dtype (float32 for float32/float16 input, float64 for float64 and
+            integers), of `x`'s shape without the class axes.
+
+        Raises
+        ------
+        ValueError
+            0-d input, a repeated axis, or a mask that does not broadcast.
+        TypeError
+            Complex or non-numeric input.
+
+        Notes
+        -----
+        lse(x) = M + log Σ_i exp(x_i - M) with M = max x, computed in one blocked pass over
+        memory (a block's max, one rescale of the running sum when it grows). A row with no
+        finite value (all -inf or all masked) gives -inf; a NaN or +inf gives nan.
+
+        Examples
+        --------
+        >>> print(f"{divcore.logsumexp([1000.0, 1000.0]):.6f}")  # no overflow: 1000 + log 2
+        1000.693147
+        >>> print(divcore.logsumexp([[0.0, -np.inf], [-np.inf, -np.inf]]))
+        [  0. -inf]
+        >>> print(f"{divcore.logsumexp([1.0, 5.0, 2.0], where=[True, False, True]):.6f}")
+        2.313262
         """
         lg, axes, shape = _class_rows(x, axis, where)
         lse = kernels.lse_rows(lg.rows, lg.where, 1.0)
@@ -357,15 +407,84 @@ def make_functions(kernels):
         return np.moveaxis(out, list(range(len(rest), len(a_shape))), list(axes))
 
     def log_softmax(x, axis=-1, *, temperature=1.0, where=None):
-        """log softmax(x / T) along `axis`: (x_i - M) - log Σ exp(x - M).
+        """log softmax(x / T) along `axis`: x_i/T - logsumexp(x/T).
 
-        Masked (`where=False`) entries are -inf; rows without a finite value are nan.
+        Parameters
+        ----------
+        x : array_like
+            Values (logits); any real dtype, any strides. The class axis is `axis`.
+        axis : int, tuple of ints or None, default -1
+            The class axis (or axes, merged into one; None: all axes).
+        temperature : float, default 1.0
+            T > 0: `x` is divided by T before the softmax.
+        where : array_like of bool, optional
+            Broadcastable to `x`; False entries are left out of the distribution, exactly as a
+            logit of -inf would be.
+
+        Returns
+        -------
+        ndarray
+            Same shape as `x`, compute dtype. Masked entries are -inf; a row with no finite value,
+            a NaN or a +inf is nan.
+
+        Raises
+        ------
+        ValueError
+            0-d input, a temperature that is not a finite number > 0, or a bad mask.
+        TypeError
+            Complex or non-numeric input.
+
+        Notes
+        -----
+        Computed as (x_i - M) - log Σ exp(x - M) (M the row's max), so the largest entry's
+        log-probability keeps its relative precision.
+
+        Examples
+        --------
+        >>> print(np.round(divcore.log_softmax([0.0, np.log(3.0)]), 6))
+        [-1.386294 -0.287682]
+        >>> print(np.round(divcore.log_softmax([2.0, 7.0, 7.0], where=[False, True, True]), 6))
+        [     -inf -0.693147 -0.693147]
         """
         return _softmax_family(x, axis, temperature, where, False)
 
     def softmax(x, axis=-1, *, temperature=1.0, where=None):
-        """softmax(x / T) along `axis`; masked entries are 0, rows without a finite
-        value are nan."""
+        """softmax(x / T) along `axis`: exp(x_i/T - logsumexp(x/T)).
+
+        Parameters
+        ----------
+        x : array_like
+            Values (logits); any real dtype, any strides. The class axis is `axis`.
+        axis : int, tuple of ints or None, default -1
+            The class axis (or axes, merged into one; None: all axes).
+        temperature : float, default 1.0
+            T > 0: `x` is divided by T before the softmax.
+        where : array_like of bool, optional
+            Broadcastable to `x`; False entries are left out of the distribution, exactly as a
+            logit of -inf would be.
+
+        Returns
+        -------
+        ndarray
+            Same shape as `x`, compute dtype. Masked entries are 0; a row with no finite value, a
+            NaN or a +inf is nan.
+
+        Raises
+        ------
+        ValueError
+            0-d input, a temperature that is not a finite number > 0, or a bad mask.
+        TypeError
+            Complex or non-numeric input.
+
+        Examples
+        --------
+        >>> print(divcore.softmax([0.0, np.log(3.0)]))
+        [0.25 0.75]
+        >>> print(divcore.softmax([0.0, 2 * np.log(3.0)], temperature=2.0))
+        [0.25 0.75]
+        >>> print(np.round(divcore.softmax([1.0, 2.0, 3.0], where=[True, False, True]), 6))
+        [0.119203 0.       0.880797]
+        """
         return _softmax_family(x, axis, temperature, where, True)
 
     def _prepare(logits, target, *, axis, target_type, weight, ignore_index,
@@ -383,7 +502,11 @@ def make_functions(kernels):
             labels = lg.labels(target)
             if not reverse:
                 if ignore_index is not None:
-                    ignore_index = operator.index(ignore_index)
+                    try:
+                        ignore_index = operator.index(ignore_index)
+                    except TypeError:
+                        raise TypeError("ignore_index must be an integer or None, got "
+                                        f"{ignore_index!r}") from None
                     if not _INT64.min <= ignore_index <= _INT64.max:
                         raise ValueError(f"ignore_index must fit in int64, got {ignore_index}")
                 job["labels"], job["ignore_index"] = labels, ignore_index
@@ -441,16 +564,100 @@ def make_functions(kernels):
                       where=None, reduction="mean", base=None, validate=True):
         """Cross-entropy H(p, q) = -Σ p log softmax(logits / T), per row, reduced.
 
-        `target`: integer labels, or probabilities / log-probabilities / logits of the
-        logits' shape (`target_type`). torch semantics for `weight`, `ignore_index`,
-        `label_smoothing` and the weighted mean; see SPEC §3.
+        Parameters
+        ----------
+        logits : array_like
+            The model's raw scores; the class axis is `axis`. float32 computes in float32,
+            float64 in float64, float16/bfloat16 in float32, integers and bools in float64.
+        target : array_like
+            Integer class labels (the logits' shape without the class axis), or probabilities,
+            log-probabilities or a teacher's logits of the logits' shape (see `target_type`).
+        axis : int, default -1
+            The class axis of `logits` (and of a soft target).
+        target_type : {'auto', 'labels', 'probs', 'log_probs', 'logits'}, default 'auto'
+            How to read `target`. 'auto': an integer dtype means labels, a floating one
+            probabilities; a teacher's logits are never guessed (say 'logits'), and are divided
+            by the same temperature.
+        weight : array_like, optional
+            Per-class weights w (one per class), as torch: each class's term is multiplied by
+            w_c; with labels, 'mean' is Σ w_y·l / Σ w_y.
+        ignore_index : int or None, default -100
+            Rows whose label equals it contribute exactly 0 and are left out of the mean,
+            whatever their logits hold (NaN included). None: no row is ignored.
+        label_smoothing : float, default 0.0
+            ε in [0, 1]: the target becomes (1-ε)·p + ε/C over the C unmasked classes
+            (labels and probs targets only).
+        temperature : float, default 1.0
+            T > 0 divides the logits (and a logits target) before the softmax; no T² factor.
+        where : array_like of bool, optional
+            Broadcastable to `logits`; False entries are removed from the distribution q (and from
+            a logits target), as a logit of -inf would be.
+        reduction : {'none', 'sum', 'mean'}, default 'mean'
+            'none': one value per row; 'sum'; 'mean': over rows, Σ w_y·l / Σ w_y over the
+            non-ignored rows with labels (torch's rule), nan when no row counts.
+        base : float, optional
+            Unit of the result: None (or e) for nats, 2 for bits, any positive number ≠ 1.
+        validate : bool, default True
+            Check probability (and log-probability) targets inside the same pass: an entry that
+            is negative or NaN, or a row whose sum is off 1 by more than √eps of the dtype,
+            raises ValueError naming the first bad row. Nothing is renormalised or clipped.
+
+        Returns
+        -------
+        loss : numpy scalar or ndarray
+            A scalar of the compute dtype for 'sum' and 'mean'; for 'none' one value per row, of
+            the logits' shape without the class axis.
+
+        Raises
+        ------
+        IndexError
+            A label outside [0, C) that is not `ignore_index` (always checked).
+        ValueError
+            A bad keyword value, mismatched shapes, or (with `validate`) a target row that is not
+            a probability distribution.
+        TypeError
+            Complex, object or non-numeric input; labels that are not integers.
+
+        Notes
+        -----
+        With q = softmax(z / T) and lse = logsumexp(z / T), a row's loss is
+
+            l = Σ_c w_c p_c (lse - z_c / T)
+
+        (p one-hot for a label). When the label is the row's maximum, lse - z_y is computed with
+        log1p of the other classes' sum, so a confident correct prediction keeps its relative
+        precision. 0·log 0 = 0: a class without target mass contributes nothing, even where its
+        logit is -inf; target mass on a -inf logit gives +inf.
+
+        Examples
+        --------
+        >>> logits = np.array([[2.0, 1.0, 0.1], [0.5, 2.5, -1.0]])
+        >>> print(f"{divcore.cross_entropy(logits, [0, 1]):.6f}")
+        0.285104
+        >>> probs = np.array([[0.7, 0.2, 0.1], [0.1, 0.8, 0.1]])
+        >>> print(np.round(divcore.cross_entropy(logits, probs, reduction="none"), 6))
+        [0.80703  0.703178]
+
+        A weighted mean with an ignored row (torch's rule), on uniform logits (each loss log 3):
+
+        >>> loss = divcore.cross_entropy(np.zeros((4, 3)), [0, 1, 2, -100], weight=[1.0, 2.0, 3.0])
+        >>> print(f"{loss:.6f}")
+        1.098612
+
+        Tiny losses are not rounded to 0:
+
+        >>> print(f"{divcore.cross_entropy([50.0, 0.0], 0):.6e}")  # log1p(exp(-50))
+        1.928750e-22
         """
         if (one_row is not None and weight is None and where is None and base is None
                 and temperature is _ONE and label_smoothing is _ZERO
                 and type(axis) is int and axis == -1 and type(ignore_index) is int
                 and (target_type == "auto" or target_type == "labels")
                 and (reduction == "mean" or reduction == "sum" or reduction == "none")):
-            value = one_row(logits, target, ignore_index)
+            try:
+                value = one_row(logits, target, ignore_index)
+            except OverflowError:  # a label or ignore_index beyond int64: worded below
+                value = None
             if value is not None:  # one row: its loss is the mean, the sum and the row
                 return value
         _check_reduction(reduction)
@@ -464,8 +671,77 @@ def make_functions(kernels):
     def kl_divergence(logits, target, *, axis=-1, target_type="auto", reverse=False,
                       temperature=1.0, where=None, reduction="mean", base=None,
                       validate=True):
-        """KL(p ‖ q) with p the target and q = softmax(logits / T) (reverse: KL(q ‖ p)),
-        per row, clamped at 0, reduced."""
+        """KL divergence KL(p ‖ q) of the target p from q = softmax(logits / T), per row.
+
+        KL(p ‖ q) = Σ p (log p - log q), reduced over rows; reverse=True gives KL(q ‖ p).
+
+        Parameters
+        ----------
+        logits : array_like
+            The model's raw scores; the class axis is `axis`. float32 computes in float32,
+            float64 in float64, float16/bfloat16 in float32, integers and bools in float64.
+        target : array_like
+            Integer class labels (the logits' shape without the class axis), or probabilities,
+            log-probabilities or a teacher's logits of the logits' shape (see `target_type`).
+            Labels mean one-hot targets.
+        axis : int, default -1
+            The class axis of `logits` (and of a soft target).
+        target_type : {'auto', 'labels', 'probs', 'log_probs', 'logits'}, default 'auto'
+            How to read `target`. 'auto': an integer dtype means labels, a floating one
+            probabilities; a teacher's logits are never guessed (say 'logits'), and are divided
+            by the same temperature.
+        reverse : bool, default False
+            Compute KL(q ‖ p) (the model's distribution first) instead.
+        temperature : float, default 1.0
+            T > 0 divides the logits (and a logits target) before the softmax; no T² factor.
+        where : array_like of bool, optional
+            Broadcastable to `logits`; False entries are removed from the distribution q (and from
+            a logits target), as a logit of -inf would be.
+        reduction : {'none', 'sum', 'mean'}, default 'mean'
+            'none': one value per row; 'sum'; 'mean': over rows (never over elements), nan for an
+            empty batch.
+        base : float, optional
+            Unit of the result: None (or e) for nats, 2 for bits, any positive number ≠ 1.
+        validate : bool, default True
+            Check probability (and log-probability) targets inside the same pass: an entry that
+            is negative or NaN, or a row whose sum is off 1 by more than √eps of the dtype,
+            raises ValueError naming the first bad row. Nothing is renormalised or clipped.
+
+        Returns
+        -------
+        loss : numpy scalar or ndarray
+            A scalar of the compute dtype for 'sum' and 'mean'; for 'none' one value per row, of
+            the logits' shape without the class axis.
+
+        Raises
+        ------
+        IndexError
+            A label outside [0, C) that is not `ignore_index` (always checked).
+        ValueError
+            A bad keyword value, mismatched shapes, or (with `validate`) a target row that is not
+            a probability distribution.
+        TypeError
+            Complex, object or non-numeric input; labels that are not integers.
+
+        Notes
+        -----
+        KL(p ‖ q) = H(p, q) - H(p), computed per class as p_c (log p_c - log q_c) (no cancellation
+        between two large terms), clamped at 0 so rounding never makes it negative; KL(p ‖ p) = 0.
+        Terms with p_c = 0 are 0; p_c > 0 where q_c = 0 gives +inf.
+
+        Examples
+        --------
+        >>> print(f"{divcore.kl_divergence([0.0, 0.0], [1.0, 0.0]):.6f}")  # log 2
+        0.693147
+        >>> x = np.array([1.0, 2.0, 3.0])
+        >>> print(divcore.kl_divergence(x, x, target_type="logits"))  # KL(p ‖ p)
+        0.0
+        >>> print(f"{divcore.kl_divergence([0.0, 0.0], [0.2, 0.8], reverse=True):.6f}")
+        0.223144
+        >>> student, teacher = np.zeros((1, 2)), np.array([[2.0, 0.0]])
+        >>> print(f"{divcore.kl_divergence(student, teacher, target_type='logits'):.6f}")
+        0.327813
+        """
         _check_reduction(reduction)
         log_base = _log_base(base)
         lg, rows, row_weight = _losses(
@@ -477,8 +753,46 @@ def make_functions(kernels):
     def decompose(logits, target, *, axis=-1, target_type="auto", weight=None,
                   ignore_index=-100, label_smoothing=0.0, temperature=1.0, where=None,
                   reduction="mean", base=None, validate=True):
-        """Decomposition(cross_entropy, entropy, kl_divergence) from one pass:
-        H(p, q) = H(p) + KL(p ‖ q), with the keywords of cross_entropy."""
+        """H(p, q) = H(p) + KL(p ‖ q): the three terms from one pass.
+
+        Parameters
+        ----------
+        logits, target, **keywords
+            As for `cross_entropy` (same keywords, same reductions; H(p) and KL use the same
+            class weights, label smoothing and ignored rows).
+
+        Returns
+        -------
+        Decomposition
+            A named tuple (cross_entropy, entropy, kl_divergence), each reduced like
+            `cross_entropy`'s result.
+
+        Raises
+        ------
+        IndexError
+            A label outside [0, C) that is not `ignore_index` (always checked).
+        ValueError
+            A bad keyword value, mismatched shapes, or (with `validate`) a target row that is not
+            a probability distribution.
+        TypeError
+            Complex, object or non-numeric input; labels that are not integers.
+
+        Notes
+        -----
+        With p fixed, H(p) does not depend on the logits: cross-entropy and KL divergence have
+        the same minimiser and the same gradient. With class weights, KL_w = CE_w - H_w is
+        reported as is (it may be negative: it is not a divergence).
+
+        Examples
+        --------
+        >>> logits = np.array([[2.0, 1.0, 0.1], [0.5, 2.5, -1.0]])
+        >>> target = np.array([[0.7, 0.2, 0.1], [0.1, 0.8, 0.1]])
+        >>> ce, h, kl = divcore.decompose(logits, target, reduction="none")
+        >>> print(np.round(h, 6), np.round(kl, 6))
+        [0.801819 0.639032] [0.005211 0.064146]
+        >>> print(np.allclose(ce, h + kl))
+        True
+        """
         _check_reduction(reduction)
         log_base = _log_base(base)
         lg, rows, row_weight = _losses(
@@ -491,8 +805,54 @@ def make_functions(kernels):
 
     def entropy(x, *, axis=-1, input_type="logits", temperature=1.0, where=None,
                 reduction="none", base=None):
-        """Entropy H = -Σ p log p of softmax(x / T) (input_type='logits'), of
-        probabilities or of log-probabilities, per row; 0·log 0 = 0."""
+        """Entropy H = -Σ p log p of softmax(x / T), of probabilities or of log-probabilities.
+
+        One value per row (0·log 0 = 0), reduced as asked.
+
+        Parameters
+        ----------
+        x : array_like
+            Values (logits); any real dtype, any strides. The class axis is `axis`.
+        axis : int, default -1
+            The class axis.
+        input_type : {'logits', 'probs', 'log_probs'}, default 'logits'
+            What `x` holds. Probabilities and log-probabilities are always checked: an entry
+            that is negative or NaN, or a row whose sum is off 1 by more than √eps of the dtype,
+            raises ValueError.
+        temperature : float, default 1.0
+            T > 0 divides logits before the softmax (logits only).
+        where : array_like of bool, optional
+            Broadcastable to `x`; False entries are left out of the distribution, exactly as a
+            logit of -inf would be.
+        reduction : {'none', 'sum', 'mean'}, default 'none'
+            'none': one value per row; 'sum'; 'mean' over rows.
+        base : float, optional
+            Unit of the result: None (or e) for nats, 2 for bits, any positive number ≠ 1.
+
+        Returns
+        -------
+        entropy : numpy scalar or ndarray
+            One value per row for 'none' (`x`'s shape without the class axis), else a scalar.
+
+        Raises
+        ------
+        ValueError
+            A probability row that is not a distribution, a bad keyword value.
+        TypeError
+            Complex or non-numeric input.
+
+        Notes
+        -----
+        For logits, H = Σ q_i (lse - x_i) with q = softmax(x): a sum of non-negative terms,
+        without the cancellation of lse - Σ q_i x_i.
+
+        Examples
+        --------
+        >>> print(divcore.entropy(np.zeros((2, 4)), base=2))
+        [2. 2.]
+        >>> print(f"{divcore.entropy([0.5, 0.25, 0.25, 0.0], input_type='probs', base=2):.6f}")
+        1.500000
+        """
         _check_choice(input_type, _INPUT_TYPES, "input_type")
         _check_reduction(reduction)
         log_base = _log_base(base)
@@ -508,12 +868,46 @@ def make_functions(kernels):
     def cross_entropy_and_grad(logits, target, *, axis=-1, target_type="auto", weight=None,
                                ignore_index=-100, label_smoothing=0.0, temperature=1.0,
                                where=None, reduction="mean", base=None, validate=True):
-        """(cross_entropy(...), its gradient with respect to `logits`), same keywords.
+        """(cross_entropy(...), its gradient with respect to `logits`), from one fused pass.
 
-        For each row: ∂/∂z = (Σa·softmax(z/T) - a) / T with a = w·p the weighted target
-        (for labels, a = w_y·one-hot), scaled by the reduction (1/Σw_y or 1/N for 'mean';
-        'none' gives each row's own gradient) and by 1/log(base). Ignored rows and
+        Parameters
+        ----------
+        logits, target, **keywords
+            As for `cross_entropy`.
+
+        Returns
+        -------
+        loss : numpy scalar or ndarray
+            As `cross_entropy` returns it.
+        grad : ndarray
+            The gradient of the reduced loss with respect to `logits` (for 'none', each row's
+            own gradient), of the logits' shape and compute dtype.
+
+        Raises
+        ------
+        IndexError
+            A label outside [0, C) that is not `ignore_index` (always checked).
+        ValueError
+            A bad keyword value, mismatched shapes, or (with `validate`) a target row that is not
+            a probability distribution.
+        TypeError
+            Complex, object or non-numeric input; labels that are not integers.
+
+        Notes
+        -----
+        For each row, with a = w·p the weighted target (for labels, a = w_y·one-hot) and
+        q = softmax(z / T):
+
+            ∂l/∂z = (Σa·q - a) / T
+
+        scaled by the reduction (1/Σw_y or 1/N for 'mean') and by 1/log(base). Ignored rows and
         classes with no target mass and zero probability (masked, -inf) get exactly 0.
+
+        Examples
+        --------
+        >>> loss, grad = divcore.cross_entropy_and_grad(np.zeros((1, 2)), [1])
+        >>> print(f"{loss:.6f}", grad)
+        0.693147 [[ 0.5 -0.5]]
         """
         return _loss_and_grad("ce", logits, target, axis=axis, target_type=target_type,
                               weight=weight, ignore_index=ignore_index,
@@ -523,11 +917,44 @@ def make_functions(kernels):
     def kl_divergence_and_grad(logits, target, *, axis=-1, target_type="auto", reverse=False,
                                temperature=1.0, where=None, reduction="mean", base=None,
                                validate=True):
-        """(kl_divergence(...), its gradient with respect to `logits`), same keywords.
+        """(kl_divergence(...), its gradient with respect to `logits`), from one fused pass.
 
-        KL(p ‖ q) = H(p, q) - H(p) and H(p) does not depend on the logits, so for a
-        fixed target this gradient is exactly cross_entropy_and_grad's. With
+        Parameters
+        ----------
+        logits, target, **keywords
+            As for `kl_divergence`.
+
+        Returns
+        -------
+        loss : numpy scalar or ndarray
+            As `kl_divergence` returns it.
+        grad : ndarray
+            The gradient of the reduced loss with respect to `logits`, of the logits' shape and
+            compute dtype.
+
+        Raises
+        ------
+        IndexError
+            A label outside [0, C) that is not `ignore_index` (always checked).
+        ValueError
+            A bad keyword value, mismatched shapes, or (with `validate`) a target row that is not
+            a probability distribution.
+        TypeError
+            Complex, object or non-numeric input; labels that are not integers.
+
+        Notes
+        -----
+        KL(p ‖ q) = H(p, q) - H(p) and H(p) does not depend on the logits, so for a fixed target
+        this gradient is exactly `cross_entropy_and_grad`'s: (Σp·q - p) / T per row. With
         reverse=True: ∂KL(q ‖ p)/∂z_c = q_c (log q_c - log p_c - KL) / T.
+
+        Examples
+        --------
+        >>> logits, target = np.array([[1.0, 2.0, 0.5]]), np.array([[0.2, 0.5, 0.3]])
+        >>> _, g_kl = divcore.kl_divergence_and_grad(logits, target)
+        >>> _, g_ce = divcore.cross_entropy_and_grad(logits, target)
+        >>> print(np.array_equal(g_kl, g_ce))
+        True
         """
         return _loss_and_grad("kl", logits, target, axis=axis, target_type=target_type,
                               weight=None, ignore_index=None, label_smoothing=0.0,
@@ -537,11 +964,71 @@ def make_functions(kernels):
     def js_divergence(logits, target, *, axis=-1, target_type="auto", beta=0.5,
                       temperature=1.0, where=None, reduction="mean", base=None,
                       validate=True):
-        """Generalised Jensen-Shannon divergence with weight `beta` on the target p:
-        β·KL(p ‖ m) + (1-β)·KL(q ‖ m), m = βp + (1-β)q, q = softmax(logits / T).
+        """Generalised Jensen-Shannon divergence of the target p and q = softmax(logits / T).
 
-        Computed in log space and clamped to [0, h(β)] (ln 2 for β = ½), so near-equal
-        inputs give 0, never a negative number or NaN. Labels mean one-hot targets.
+        JS_β = β·KL(p ‖ m) + (1-β)·KL(q ‖ m) with m = βp + (1-β)q, per row, reduced.
+
+        Parameters
+        ----------
+        logits : array_like
+            The model's raw scores; the class axis is `axis`. float32 computes in float32,
+            float64 in float64, float16/bfloat16 in float32, integers and bools in float64.
+        target : array_like
+            Integer class labels (the logits' shape without the class axis), or probabilities,
+            log-probabilities or a teacher's logits of the logits' shape (see `target_type`).
+            Labels mean one-hot targets.
+        axis : int, default -1
+            The class axis of `logits` (and of a soft target).
+        target_type : {'auto', 'labels', 'probs', 'log_probs', 'logits'}, default 'auto'
+            How to read `target`. 'auto': an integer dtype means labels, a floating one
+            probabilities; a teacher's logits are never guessed (say 'logits'), and are divided
+            by the same temperature.
+        beta : float, default 0.5
+            β in [0, 1], the weight of p in the mixture m.
+        temperature : float, default 1.0
+            T > 0 divides the logits (and a logits target) before the softmax; no T² factor.
+        where : array_like of bool, optional
+            Broadcastable to `logits`; False entries are removed from the distribution q (and from
+            a logits target), as a logit of -inf would be.
+        reduction : {'none', 'sum', 'mean'}, default 'mean'
+            'none': one value per row; 'sum'; 'mean': over rows (never over elements), nan for an
+            empty batch.
+        base : float, optional
+            Unit of the result: None (or e) for nats, 2 for bits, any positive number ≠ 1.
+        validate : bool, default True
+            Check probability (and log-probability) targets inside the same pass: an entry that
+            is negative or NaN, or a row whose sum is off 1 by more than √eps of the dtype,
+            raises ValueError naming the first bad row. Nothing is renormalised or clipped.
+
+        Returns
+        -------
+        loss : numpy scalar or ndarray
+            A scalar of the compute dtype for 'sum' and 'mean'; for 'none' one value per row, of
+            the logits' shape without the class axis.
+
+        Raises
+        ------
+        IndexError
+            A label outside [0, C) that is not `ignore_index` (always checked).
+        ValueError
+            A bad keyword value, mismatched shapes, or (with `validate`) a target row that is not
+            a probability distribution.
+        TypeError
+            Complex, object or non-numeric input; labels that are not integers.
+
+        Notes
+        -----
+        Computed in log space with d = log q - log p: log p - log m = -log1p((1-β)·expm1(d)) and
+        log q - log m = -log1p(β·expm1(-d)), then clamped to [0, h(β)] with h the binary entropy
+        (ln 2 for β = ½), so near-equal inputs give 0, never a negative number or NaN. Symmetric
+        in p and q for β = ½; 0 for β in {0, 1}.
+
+        Examples
+        --------
+        >>> print(divcore.js_divergence([0.0, -np.inf], [0.0, 1.0], base=2))  # disjoint: 1 bit
+        1.0
+        >>> print(divcore.js_divergence(np.log([0.3, 0.7]), [0.3, 0.7]))
+        0.0
         """
         _check_reduction(reduction)
         log_base = _log_base(base)
@@ -558,12 +1045,52 @@ def make_functions(kernels):
 
     def binary_cross_entropy(logits, target, *, weight=None, pos_weight=None,
                              reduction="mean", base=None):
-        """Binary cross-entropy on logits, elementwise (torch's
-        binary_cross_entropy_with_logits):
-            l = w·[pw·y·softplus(-x) + (1 - y)·softplus(x)]
-        stable for logits of any size and finite at x = ±inf with the matching label.
-        `weight` broadcasts to the logits' shape, `pos_weight` along the last axis.
-        'mean' averages over all elements.
+        """Binary cross-entropy on logits, elementwise (torch's binary_cross_entropy_with_logits).
+
+        Parameters
+        ----------
+        logits : array_like
+            Raw scores x, any shape.
+        target : array_like
+            y, the probability of the positive class, of the logits' shape.
+        weight : array_like, optional
+            w, broadcast to the logits' shape.
+        pos_weight : array_like, optional
+            pw, the weight of the positive term, broadcast along the last axis (one per class
+            of a multi-label problem).
+        reduction : {'none', 'sum', 'mean'}, default 'mean'
+            'none': the elementwise losses; 'sum'; 'mean': over all elements, nan when empty.
+        base : float, optional
+            Unit of the result: None (or e) for nats, 2 for bits, any positive number ≠ 1.
+
+        Returns
+        -------
+        loss : numpy scalar or ndarray
+            The logits' shape for 'none', else a scalar; compute dtype.
+
+        Raises
+        ------
+        ValueError
+            Operands whose shapes do not fit, a bad keyword value.
+        TypeError
+            Complex or non-numeric input.
+
+        Notes
+        -----
+            l = w·[pw·y·softplus(-x) + (1 - y)·softplus(x)],  softplus(v) = log(1 + e^v)
+
+        with softplus(v) = max(v, 0) + log1p(e^-|v|): stable for logits of any size. A term
+        whose coefficient is exactly 0 is 0, so x = ±inf with the matching label gives 0.
+
+        Examples
+        --------
+        >>> print(f"{divcore.binary_cross_entropy([0.0, 0.0], [1.0, 0.0]):.6f}")  # log 2
+        0.693147
+        >>> print(divcore.binary_cross_entropy([np.inf, -np.inf], [1.0, 0.0], reduction="none"))
+        [0. 0.]
+        >>> loss = divcore.binary_cross_entropy([0.0, 2.0], [1.0, 0.0], pos_weight=[2.0, 2.0])
+        >>> print(f"{loss:.6f}")  # (2·log 2 + softplus(2)) / 2
+        1.756611
         """
         _check_reduction(reduction)
         log_base = _log_base(base)
