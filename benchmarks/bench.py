@@ -20,7 +20,8 @@ Peers (straightforward, numerically careful code as a user would write it):
   numpy   max-shifted logsumexp and log_softmax, CE via np.take_along_axis
   scipy   scipy.special.logsumexp and scipy.special.log_softmax
   torch   F.cross_entropy (labels and probability targets), F.kl_div(log_target=True)
-          on F.log_softmax of both logit sets, F.log_softmax, torch.logsumexp
+          on F.log_softmax of both logit sets, F.log_softmax, torch.logsumexp, and
+          torch.autograd.grad of F.cross_entropy for CE + grad
 """
 import argparse
 import functools
@@ -46,11 +47,12 @@ OPS = {
     "kl_logits": ("KL, two logit sets", ("x", "teacher")),
     "log_softmax": ("log_softmax", ("x",)),
     "logsumexp": ("logsumexp", ("x",)),
+    "ce_grad": ("CE + grad, int labels", ("x", "labels")),
     "ce_row": ("CE, one row, int label", ("x", "label")),
 }
-BATCH_OPS = ("ce_labels", "ce_probs", "kl_logits", "log_softmax", "logsumexp")
+BATCH_OPS = ("ce_labels", "ce_probs", "kl_logits", "log_softmax", "logsumexp", "ce_grad")
 MEMORY_OPS = ("ce_labels", "ce_probs", "kl_logits", "logsumexp")
-IMPLEMENTATIONS = ("divcore", "numpy", "scipy", "torch")
+IMPLEMENTATIONS = ("divcore", "divcore 1 thread", "numpy", "scipy", "torch")
 
 
 # --------------------------------------------------------------------------- implementations
@@ -75,9 +77,29 @@ def load_divcore():
         "kl_logits": functools.partial(dc.kl_divergence, target_type="logits"),
         "log_softmax": dc.log_softmax,
         "logsumexp": dc.logsumexp,
+        "ce_grad": lambda x, y: dc.cross_entropy_and_grad(x, y)[1],
         "ce_row": dc.cross_entropy,
     }
     return f"{dc.__version__} ({dc.backend()})", ops, dict
+
+
+def load_divcore_one_thread():
+    """divcore's functions with its OpenMP threads set to one around each call: the
+    single-core speed of the kernels, in the same run as the rest."""
+    version, ops, prepare = load_divcore()
+    dc = _import_divcore()
+
+    def one_thread(fn):
+        def call(*args):
+            before = dc.get_num_threads()
+            dc.set_num_threads(1)
+            try:
+                return fn(*args)
+            finally:
+                dc.set_num_threads(before)
+        return call
+
+    return version, {op: one_thread(fn) for op, fn in ops.items() if op != "ce_row"}, prepare
 
 
 def np_logsumexp(x):
@@ -90,6 +112,16 @@ def np_log_softmax(x):
     return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
 
 
+def _np_ce_grad(log_softmax):
+    """The gradient of the mean CE w.r.t. the logits: (softmax(x) - onehot(y)) / N."""
+    def grad(x, y):
+        g = np.exp(log_softmax(x))
+        g[np.arange(len(y)), y] -= 1
+        g /= len(y)
+        return g
+    return grad
+
+
 def load_numpy():
     ops = {
         "ce_labels": lambda x, y: (np_logsumexp(x)
@@ -98,6 +130,7 @@ def load_numpy():
         "kl_logits": _kl_from_log_softmax(np_log_softmax),
         "log_softmax": np_log_softmax,
         "logsumexp": np_logsumexp,
+        "ce_grad": _np_ce_grad(np_log_softmax),
         "ce_row": lambda x, y: np_logsumexp(x) - x[y],
     }
     return np.__version__, ops, dict
@@ -121,6 +154,7 @@ def load_scipy():
         "kl_logits": _kl_from_log_softmax(functools.partial(log_softmax, axis=-1)),
         "log_softmax": functools.partial(log_softmax, axis=-1),
         "logsumexp": functools.partial(logsumexp, axis=-1),
+        "ce_grad": _np_ce_grad(functools.partial(log_softmax, axis=-1)),
         "ce_row": lambda x, y: logsumexp(x) - x[y],
     }
     return scipy.__version__, ops, dict
@@ -136,12 +170,19 @@ def load_torch():
         return F.kl_div(F.log_softmax(x, dim=-1), F.log_softmax(t, dim=-1),
                         reduction="batchmean", log_target=True)
 
+    def ce_grad(x, y):
+        with torch.enable_grad():
+            leaf = x.detach().requires_grad_(True)
+            (grad,) = torch.autograd.grad(F.cross_entropy(leaf, y), leaf)
+        return grad
+
     ops = {
         "ce_labels": F.cross_entropy,
         "ce_probs": F.cross_entropy,
         "kl_logits": kl,
         "log_softmax": functools.partial(F.log_softmax, dim=-1),
         "logsumexp": functools.partial(torch.logsumexp, dim=-1),
+        "ce_grad": ce_grad,
         "ce_row": F.cross_entropy,  # unbatched: logits (C,), a 0-d label tensor
     }
 
@@ -153,8 +194,8 @@ def load_torch():
     return version, ops, prepare
 
 
-LOADERS = {"divcore": load_divcore, "numpy": load_numpy, "scipy": load_scipy,
-           "torch": load_torch}
+LOADERS = {"divcore": load_divcore, "divcore 1 thread": load_divcore_one_thread,
+           "numpy": load_numpy, "scipy": load_scipy, "torch": load_torch}
 
 
 def load(names):
@@ -407,6 +448,9 @@ def main(argv=None):
                         help="smaller large case (512, 32000), fewer repeats")
     parser.add_argument("--repeat", type=int, default=None,
                         help="timed repeats per measurement (default 7, 3 with --quick)")
+    parser.add_argument("--only", nargs="+", choices=BATCH_OPS, metavar="OP",
+                        help="time only these operations (of: %(choices)s), on the "
+                             "large rows, and skip the other sections")
     parser.add_argument("--memory-child", nargs=4, metavar=("IMPL", "OP", "N", "C"),
                         help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -433,17 +477,19 @@ def main(argv=None):
     rng = np.random.default_rng(0)
     notes = []
     large = (512, 32000) if args.quick else (4096, 32000)
-    memory_shape = (512, 32768) if args.quick else (2048, 32768)  # 64 / 256 MiB float32
+    memory_shape = (512, 32768) if args.quick else (4096, 32768)  # 64 / 512 MiB float32
 
     print(machine_line(loaded, missing))
     print(f"\nMedian of {args.repeat} repeats (time.perf_counter). GB/s = input bytes read "
           "/ time. vs divcore = time / divcore's time.")
 
     print(f"\n### Vocabulary-sized rows {large}\n")
-    rows = [row for dtype in (np.float32, np.float64) for op in BATCH_OPS
+    rows = [row for dtype in (np.float32, np.float64) for op in (args.only or BATCH_OPS)
             for row in run_case(op, large, dtype, loaded, args, rng, notes)]
     print(table(["operation", "shape", "dtype", "implementation", "median time", "GB/s",
                  "vs divcore"], rows), flush=True)
+    if args.only:
+        return 0
 
     print("\n### Many short rows (200000, 10)\n")
     rows = [row for dtype in (np.float32, np.float64) for op in BATCH_OPS
@@ -460,7 +506,8 @@ def main(argv=None):
 
     mib = memory_shape[0] * memory_shape[1] * 4 / 2**20
     print(f"\n### Peak memory of one call, {mib:.0f} MiB float32 logits {memory_shape}\n")
-    rows, counter = memory_rows([name for name in IMPLEMENTATIONS if name in loaded],
+    rows, counter = memory_rows([name for name in IMPLEMENTATIONS
+                                 if name in loaded and name != "divcore 1 thread"],
                                 memory_shape, notes)
     print(f"Growth of the peak resident size ({counter}) across one call, in a fresh process "
           "per row (input built beforehand with np.zeros + fill). Reduced results (mean), "

@@ -98,6 +98,11 @@ def _load_kernels():
 
 _kernels, _backend = _load_kernels()
 _functions = make_functions(_kernels)
+for _name, _function in _functions.items():
+    # Their public names, not make_functions.<locals>.<name>: pickle (multiprocessing)
+    # and the API docs (mkdocstrings) find them as divcore.<name>
+    _function.__module__, _function.__qualname__ = __name__, _name
+del _name, _function
 
 logsumexp = _functions["logsumexp"]
 log_softmax = _functions["log_softmax"]
@@ -115,19 +120,64 @@ binary_cross_entropy = _functions["binary_cross_entropy"]
 def set_num_threads(n):
     """Threads for large inputs (rows are split between them). 0, the default, follows
     OpenMP: OMP_NUM_THREADS, or threadpoolctl's limits. Small inputs always run on the
-    calling thread. No effect on the reference backend."""
+    calling thread. No effect on the reference backend.
+
+    Parameters
+    ----------
+    n : int
+        The number of threads, or 0 for OpenMP's own count.
+
+    Returns
+    -------
+    None
+
+    Raises
+    ------
+    ValueError
+        A negative number.
+
+    Examples
+    --------
+    >>> divcore.set_num_threads(1)
+    >>> divcore.get_num_threads()
+    1
+    >>> divcore.set_num_threads(0)  # back to the default
+    """
     if _backend == "compiled":
         _kernels.set_num_threads(int(n))
 
 
 def get_num_threads():
-    """Threads a large call uses (1 without OpenMP, or on the reference backend)."""
+    """Threads a large call uses (1 without OpenMP, or on the reference backend).
+
+    Returns
+    -------
+    int
+
+    Examples
+    --------
+    >>> divcore.get_num_threads() >= 1
+    True
+    """
     return _kernels.get_num_threads() if _backend == "compiled" else 1
 
 
 def show_config():
     """What this divcore computes with: version, backend, SIMD path, threads. Returns the
-    facts as a dict and prints them."""
+    facts as a dict and prints them.
+
+    Returns
+    -------
+    dict
+        Keys 'version', 'backend', 'simd', 'openmp', 'threads'.
+
+    Examples
+    --------
+    >>> info = divcore.show_config()  # doctest: +ELLIPSIS
+     version: ...
+    >>> sorted(info)
+    ['backend', 'openmp', 'simd', 'threads', 'version']
+    """
     info = {"version": __version__, "backend": _backend, "simd": "none (pure Python)",
             "openmp": False, "threads": 1}
     if _backend == "compiled":
@@ -139,12 +189,37 @@ def show_config():
 
 
 def backend():
-    """'compiled' when the C core is live, 'reference' for the pure-Python fallback."""
+    """'compiled' when the C core is live, 'reference' for the pure-Python fallback.
+
+    Returns
+    -------
+    str
+        'compiled' or 'reference' (DIVCORE_BACKEND=reference forces the latter).
+
+    Examples
+    --------
+    >>> divcore.backend() in ("compiled", "reference")
+    True
+    """
     return _backend
 
 
 def get_include():
-    """The folder holding divcore's C headers (divcore/kernels.h) for other extensions."""
+    """The folder holding divcore's C headers (divcore/kernels.h) and their Cython
+    declarations (divcore/kernels.pxd) for other extensions: pass it to the C compiler's
+    include_dirs and to Cython's include_path (docs/c_api.md).
+
+    Returns
+    -------
+    str
+        divcore/include inside an installed package, src/ in a source checkout.
+
+    Examples
+    --------
+    >>> import os
+    >>> os.path.isfile(os.path.join(divcore.get_include(), "divcore", "kernels.h"))
+    True
+    """
     here = os.path.dirname(os.path.abspath(__file__))
     installed = os.path.join(here, "include")
     if os.path.isdir(installed):

@@ -93,18 +93,24 @@ def test_package_ships_its_types():
 
 
 @pytest.fixture(scope="module")
-def mypy_errors():
+def mypy_errors(tmp_path_factory):
     """{sample file name: [line numbers of mypy's errors]} from one strict run over both
     samples, and mypy's whole output."""
     pytest.importorskip("mypy")
-    # From the repository root (or site-packages), so that the divcore mypy reads is this
-    # one, with its stubs; no cache, so that a stale one cannot hide an error.
+    # From the repository root when divcore is the checkout's, so that the divcore mypy
+    # reads is this one, with its stubs. An installed divcore is found by mypy through
+    # site-packages (py.typed), from an empty folder: run from site-packages itself, every
+    # installed module would shadow itself ("mypy_extensions.py shadows library module").
+    # No cache, so that a stale one cannot hide an error.
+    root = os.path.dirname(PACKAGE)
+    in_checkout = os.path.isfile(os.path.join(root, "pyproject.toml"))
+    cwd = root if in_checkout else str(tmp_path_factory.mktemp("mypy"))
     samples = ["uses_the_api.py", "misuses_the_api.py"]
     result = subprocess.run(
         [sys.executable, "-m", "mypy", "--strict", "--no-incremental",
          "--cache-dir", os.devnull, "--no-error-summary"]
         + [os.path.join(SAMPLES, s) for s in samples],
-        cwd=os.path.dirname(PACKAGE), capture_output=True, text=True)
+        cwd=cwd, capture_output=True, text=True)
     output = result.stdout + result.stderr
     errors = {s: sorted({int(n) for n in re.findall(
         rf"(?:^|[/\\]){re.escape(s)}:(\d+): error", output, re.MULTILINE)}) for s in samples}
