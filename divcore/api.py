@@ -13,7 +13,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from . import _errors
+from . import _docstrings, _errors
 
 _REDUCTIONS = ("none", "sum", "mean")
 _TARGET_TYPES = ("auto", "labels", "probs", "log_probs", "logits")
@@ -348,15 +348,11 @@ def make_functions(kernels):
 
         Parameters
         ----------
-        x : array_like
-            Values (logits); any real dtype, any strides. The class axis is `axis`.
-        axis : int, tuple of ints or None, default -1
-            The class axis (or axes, merged into one; None: all axes).
+        $x_values
+        $x_axes
         keepdims : bool, default False
             Keep the reduced axes with length 1.
-        where : array_like of bool, optional
-            Broadcastable to `x`; False entries are left out of the distribution, exactly as a
-            logit of -inf would be.
+        $x_where
 
         Returns
         -------
@@ -411,15 +407,10 @@ def make_functions(kernels):
 
         Parameters
         ----------
-        x : array_like
-            Values (logits); any real dtype, any strides. The class axis is `axis`.
-        axis : int, tuple of ints or None, default -1
-            The class axis (or axes, merged into one; None: all axes).
-        temperature : float, default 1.0
-            T > 0: `x` is divided by T before the softmax.
-        where : array_like of bool, optional
-            Broadcastable to `x`; False entries are left out of the distribution, exactly as a
-            logit of -inf would be.
+        $x_values
+        $x_axes
+        $x_temperature
+        $x_where
 
         Returns
         -------
@@ -429,10 +420,7 @@ def make_functions(kernels):
 
         Raises
         ------
-        ValueError
-            0-d input, a temperature that is not a finite number > 0, or a bad mask.
-        TypeError
-            Complex or non-numeric input.
+        $raises_x
 
         Notes
         -----
@@ -453,15 +441,10 @@ def make_functions(kernels):
 
         Parameters
         ----------
-        x : array_like
-            Values (logits); any real dtype, any strides. The class axis is `axis`.
-        axis : int, tuple of ints or None, default -1
-            The class axis (or axes, merged into one; None: all axes).
-        temperature : float, default 1.0
-            T > 0: `x` is divided by T before the softmax.
-        where : array_like of bool, optional
-            Broadcastable to `x`; False entries are left out of the distribution, exactly as a
-            logit of -inf would be.
+        $x_values
+        $x_axes
+        $x_temperature
+        $x_where
 
         Returns
         -------
@@ -471,10 +454,7 @@ def make_functions(kernels):
 
         Raises
         ------
-        ValueError
-            0-d input, a temperature that is not a finite number > 0, or a bad mask.
-        TypeError
-            Complex or non-numeric input.
+        $raises_x
 
         Examples
         --------
@@ -566,18 +546,12 @@ def make_functions(kernels):
 
         Parameters
         ----------
-        logits : array_like
-            The model's raw scores; the class axis is `axis`. float32 computes in float32,
-            float64 in float64, float16/bfloat16 in float32, integers and bools in float64.
+        $logits
         target : array_like
             Integer class labels (the logits' shape without the class axis), or probabilities,
             log-probabilities or a teacher's logits of the logits' shape (see `target_type`).
-        axis : int, default -1
-            The class axis of `logits` (and of a soft target).
-        target_type : {'auto', 'labels', 'probs', 'log_probs', 'logits'}, default 'auto'
-            How to read `target`. 'auto': an integer dtype means labels, a floating one
-            probabilities; a teacher's logits are never guessed (say 'logits'), and are divided
-            by the same temperature.
+        $class_axis
+        $target_type
         weight : array_like, optional
             Per-class weights w (one per class), as torch: each class's term is multiplied by
             w_c; with labels, 'mean' is Σ w_y·l / Σ w_y.
@@ -587,36 +561,21 @@ def make_functions(kernels):
         label_smoothing : float, default 0.0
             ε in [0, 1]: the target becomes (1-ε)·p + ε/C over the C unmasked classes
             (labels and probs targets only).
-        temperature : float, default 1.0
-            T > 0 divides the logits (and a logits target) before the softmax; no T² factor.
-        where : array_like of bool, optional
-            Broadcastable to `logits`; False entries are removed from the distribution q (and from
-            a logits target), as a logit of -inf would be.
+        $temperature
+        $where
         reduction : {'none', 'sum', 'mean'}, default 'mean'
             'none': one value per row; 'sum'; 'mean': over rows, Σ w_y·l / Σ w_y over the
             non-ignored rows with labels (torch's rule), nan when no row counts.
-        base : float, optional
-            Unit of the result: None (or e) for nats, 2 for bits, any positive number ≠ 1.
-        validate : bool, default True
-            Check probability (and log-probability) targets inside the same pass: an entry that
-            is negative or NaN, or a row whose sum is off 1 by more than √eps of the dtype,
-            raises ValueError naming the first bad row. Nothing is renormalised or clipped.
+        $base
+        $validate
 
         Returns
         -------
-        loss : numpy scalar or ndarray
-            A scalar of the compute dtype for 'sum' and 'mean'; for 'none' one value per row, of
-            the logits' shape without the class axis.
+        $returns_loss
 
         Raises
         ------
-        IndexError
-            A label outside [0, C) that is not `ignore_index` (always checked).
-        ValueError
-            A bad keyword value, mismatched shapes, or (with `validate`) a target row that is not
-            a probability distribution.
-        TypeError
-            Complex, object or non-numeric input; labels that are not integers.
+        $raises_loss
 
         Notes
         -----
@@ -677,51 +636,25 @@ def make_functions(kernels):
 
         Parameters
         ----------
-        logits : array_like
-            The model's raw scores; the class axis is `axis`. float32 computes in float32,
-            float64 in float64, float16/bfloat16 in float32, integers and bools in float64.
-        target : array_like
-            Integer class labels (the logits' shape without the class axis), or probabilities,
-            log-probabilities or a teacher's logits of the logits' shape (see `target_type`).
-            Labels mean one-hot targets.
-        axis : int, default -1
-            The class axis of `logits` (and of a soft target).
-        target_type : {'auto', 'labels', 'probs', 'log_probs', 'logits'}, default 'auto'
-            How to read `target`. 'auto': an integer dtype means labels, a floating one
-            probabilities; a teacher's logits are never guessed (say 'logits'), and are divided
-            by the same temperature.
+        $logits
+        $target
+        $class_axis
+        $target_type
         reverse : bool, default False
             Compute KL(q ‖ p) (the model's distribution first) instead.
-        temperature : float, default 1.0
-            T > 0 divides the logits (and a logits target) before the softmax; no T² factor.
-        where : array_like of bool, optional
-            Broadcastable to `logits`; False entries are removed from the distribution q (and from
-            a logits target), as a logit of -inf would be.
-        reduction : {'none', 'sum', 'mean'}, default 'mean'
-            'none': one value per row; 'sum'; 'mean': over rows (never over elements), nan for an
-            empty batch.
-        base : float, optional
-            Unit of the result: None (or e) for nats, 2 for bits, any positive number ≠ 1.
-        validate : bool, default True
-            Check probability (and log-probability) targets inside the same pass: an entry that
-            is negative or NaN, or a row whose sum is off 1 by more than √eps of the dtype,
-            raises ValueError naming the first bad row. Nothing is renormalised or clipped.
+        $temperature
+        $where
+        $reduction_mean
+        $base
+        $validate
 
         Returns
         -------
-        loss : numpy scalar or ndarray
-            A scalar of the compute dtype for 'sum' and 'mean'; for 'none' one value per row, of
-            the logits' shape without the class axis.
+        $returns_loss
 
         Raises
         ------
-        IndexError
-            A label outside [0, C) that is not `ignore_index` (always checked).
-        ValueError
-            A bad keyword value, mismatched shapes, or (with `validate`) a target row that is not
-            a probability distribution.
-        TypeError
-            Complex, object or non-numeric input; labels that are not integers.
+        $raises_loss
 
         Notes
         -----
@@ -769,13 +702,7 @@ def make_functions(kernels):
 
         Raises
         ------
-        IndexError
-            A label outside [0, C) that is not `ignore_index` (always checked).
-        ValueError
-            A bad keyword value, mismatched shapes, or (with `validate`) a target row that is not
-            a probability distribution.
-        TypeError
-            Complex, object or non-numeric input; labels that are not integers.
+        $raises_loss
 
         Notes
         -----
@@ -811,8 +738,7 @@ def make_functions(kernels):
 
         Parameters
         ----------
-        x : array_like
-            Values (logits); any real dtype, any strides. The class axis is `axis`.
+        $x_values
         axis : int, default -1
             The class axis.
         input_type : {'logits', 'probs', 'log_probs'}, default 'logits'
@@ -821,13 +747,10 @@ def make_functions(kernels):
             raises ValueError.
         temperature : float, default 1.0
             T > 0 divides logits before the softmax (logits only).
-        where : array_like of bool, optional
-            Broadcastable to `x`; False entries are left out of the distribution, exactly as a
-            logit of -inf would be.
+        $x_where
         reduction : {'none', 'sum', 'mean'}, default 'none'
             'none': one value per row; 'sum'; 'mean' over rows.
-        base : float, optional
-            Unit of the result: None (or e) for nats, 2 for bits, any positive number ≠ 1.
+        $base
 
         Returns
         -------
@@ -885,13 +808,7 @@ def make_functions(kernels):
 
         Raises
         ------
-        IndexError
-            A label outside [0, C) that is not `ignore_index` (always checked).
-        ValueError
-            A bad keyword value, mismatched shapes, or (with `validate`) a target row that is not
-            a probability distribution.
-        TypeError
-            Complex, object or non-numeric input; labels that are not integers.
+        $raises_loss
 
         Notes
         -----
@@ -934,13 +851,7 @@ def make_functions(kernels):
 
         Raises
         ------
-        IndexError
-            A label outside [0, C) that is not `ignore_index` (always checked).
-        ValueError
-            A bad keyword value, mismatched shapes, or (with `validate`) a target row that is not
-            a probability distribution.
-        TypeError
-            Complex, object or non-numeric input; labels that are not integers.
+        $raises_loss
 
         Notes
         -----
@@ -970,51 +881,25 @@ def make_functions(kernels):
 
         Parameters
         ----------
-        logits : array_like
-            The model's raw scores; the class axis is `axis`. float32 computes in float32,
-            float64 in float64, float16/bfloat16 in float32, integers and bools in float64.
-        target : array_like
-            Integer class labels (the logits' shape without the class axis), or probabilities,
-            log-probabilities or a teacher's logits of the logits' shape (see `target_type`).
-            Labels mean one-hot targets.
-        axis : int, default -1
-            The class axis of `logits` (and of a soft target).
-        target_type : {'auto', 'labels', 'probs', 'log_probs', 'logits'}, default 'auto'
-            How to read `target`. 'auto': an integer dtype means labels, a floating one
-            probabilities; a teacher's logits are never guessed (say 'logits'), and are divided
-            by the same temperature.
+        $logits
+        $target
+        $class_axis
+        $target_type
         beta : float, default 0.5
             β in [0, 1], the weight of p in the mixture m.
-        temperature : float, default 1.0
-            T > 0 divides the logits (and a logits target) before the softmax; no T² factor.
-        where : array_like of bool, optional
-            Broadcastable to `logits`; False entries are removed from the distribution q (and from
-            a logits target), as a logit of -inf would be.
-        reduction : {'none', 'sum', 'mean'}, default 'mean'
-            'none': one value per row; 'sum'; 'mean': over rows (never over elements), nan for an
-            empty batch.
-        base : float, optional
-            Unit of the result: None (or e) for nats, 2 for bits, any positive number ≠ 1.
-        validate : bool, default True
-            Check probability (and log-probability) targets inside the same pass: an entry that
-            is negative or NaN, or a row whose sum is off 1 by more than √eps of the dtype,
-            raises ValueError naming the first bad row. Nothing is renormalised or clipped.
+        $temperature
+        $where
+        $reduction_mean
+        $base
+        $validate
 
         Returns
         -------
-        loss : numpy scalar or ndarray
-            A scalar of the compute dtype for 'sum' and 'mean'; for 'none' one value per row, of
-            the logits' shape without the class axis.
+        $returns_loss
 
         Raises
         ------
-        IndexError
-            A label outside [0, C) that is not `ignore_index` (always checked).
-        ValueError
-            A bad keyword value, mismatched shapes, or (with `validate`) a target row that is not
-            a probability distribution.
-        TypeError
-            Complex, object or non-numeric input; labels that are not integers.
+        $raises_loss
 
         Notes
         -----
@@ -1060,8 +945,7 @@ def make_functions(kernels):
             of a multi-label problem).
         reduction : {'none', 'sum', 'mean'}, default 'mean'
             'none': the elementwise losses; 'sum'; 'mean': over all elements, nan when empty.
-        base : float, optional
-            Unit of the result: None (or e) for nats, 2 for bits, any positive number ≠ 1.
+        $base
 
         Returns
         -------
@@ -1126,7 +1010,7 @@ def make_functions(kernels):
             return dtype.type(total)
         return dtype.type(total / x.size if x.size else math.nan)
 
-    return {
+    functions = {
         "logsumexp": logsumexp,
         "log_softmax": log_softmax,
         "softmax": softmax,
@@ -1139,3 +1023,6 @@ def make_functions(kernels):
         "js_divergence": js_divergence,
         "binary_cross_entropy": binary_cross_entropy,
     }
+    for fn in functions.values():  # the shared parameter descriptions, written once
+        fn.__doc__ = _docstrings.fill(fn.__doc__)
+    return functions

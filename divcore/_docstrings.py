@@ -1,0 +1,87 @@
+"""Parameter descriptions shared by several public functions' docstrings (numpy style).
+
+A docstring line holding only `$name` (indented) stands for the entry `name` below, indented
+the same; divcore.api fills them in once, when it builds the functions, so each description
+is written once and reads the same everywhere."""
+import re
+
+SHARED = {
+    'x_values': """\
+x : array_like
+    Values (logits); any real dtype, any strides. The class axis is `axis`.""",
+    'x_axes': """\
+axis : int, tuple of ints or None, default -1
+    The class axis (or axes, merged into one; None: all axes).""",
+    'x_where': """\
+where : array_like of bool, optional
+    Broadcastable to `x`; False entries are left out of the distribution, exactly as a
+    logit of -inf would be.""",
+    'x_temperature': """\
+temperature : float, default 1.0
+    T > 0: `x` is divided by T before the softmax.""",
+    'raises_x': """\
+ValueError
+    0-d input, a temperature that is not a finite number > 0, or a bad mask.
+TypeError
+    Complex or non-numeric input.""",
+    'logits': """\
+logits : array_like
+    The model's raw scores; the class axis is `axis`. float32 computes in float32,
+    float64 in float64, float16/bfloat16 in float32, integers and bools in float64.""",
+    'class_axis': """\
+axis : int, default -1
+    The class axis of `logits` (and of a soft target).""",
+    'target_type': """\
+target_type : {'auto', 'labels', 'probs', 'log_probs', 'logits'}, default 'auto'
+    How to read `target`. 'auto': an integer dtype means labels, a floating one
+    probabilities; a teacher's logits are never guessed (say 'logits'), and are divided
+    by the same temperature.""",
+    'temperature': """\
+temperature : float, default 1.0
+    T > 0 divides the logits (and a logits target) before the softmax; no T² factor.""",
+    'where': """\
+where : array_like of bool, optional
+    Broadcastable to `logits`; False entries are removed from the distribution q (and from
+    a logits target), as a logit of -inf would be.""",
+    'base': """\
+base : float, optional
+    Unit of the result: None (or e) for nats, 2 for bits, any positive number ≠ 1.""",
+    'validate': """\
+validate : bool, default True
+    Check probability (and log-probability) targets inside the same pass: an entry that
+    is negative or NaN, or a row whose sum is off 1 by more than √eps of the dtype,
+    raises ValueError naming the first bad row. Nothing is renormalised or clipped.""",
+    'returns_loss': """\
+loss : numpy scalar or ndarray
+    A scalar of the compute dtype for 'sum' and 'mean'; for 'none' one value per row, of
+    the logits' shape without the class axis.""",
+    'raises_loss': """\
+IndexError
+    A label outside [0, C) that is not `ignore_index` (always checked).
+ValueError
+    A bad keyword value, mismatched shapes, or (with `validate`) a target row that is not
+    a probability distribution.
+TypeError
+    Complex, object or non-numeric input; labels that are not integers.""",
+    'target': """\
+target : array_like
+    Integer class labels (the logits' shape without the class axis), or probabilities,
+    log-probabilities or a teacher's logits of the logits' shape (see `target_type`).
+    Labels mean one-hot targets.""",
+    'reduction_mean': """\
+reduction : {'none', 'sum', 'mean'}, default 'mean'
+    'none': one value per row; 'sum'; 'mean': over rows (never over elements), nan for an
+    empty batch.""",
+}
+
+
+def fill(doc):
+    """`doc` with each `$name` line replaced by SHARED[name] at that line's indentation."""
+    if not doc:
+        return doc
+
+    def entry(match):
+        indent, name = match.group(1), match.group(2)
+        return "\n".join(indent + line if line else line for line in SHARED[name].split("\n"))
+
+    return re.sub(r"^([ \t]*)\$(\w+)[ \t]*$", entry, doc, flags=re.MULTILINE)
