@@ -106,6 +106,10 @@ cdef extern from "divcore/dispatch.h" nogil:
                                   dc_lse_state *out, double *log_sum)
     void dcd_dc_lse_scan_rows_f64(const dc_rows *r, Py_ssize_t first, Py_ssize_t count,
                                   dc_lse_state *out, double *log_sum)
+    void dcd_dc_soft_probs_rows_f32(const dc_rows *rx, const dc_rows *rt, const float *w,
+                                    Py_ssize_t first, Py_ssize_t count, dc_soft_result *res)
+    void dcd_dc_soft_probs_rows_f64(const dc_rows *rx, const dc_rows *rt, const double *w,
+                                    Py_ssize_t first, Py_ssize_t count, dc_soft_result *res)
     int dcd_dc_log_softmax_of_state_f32(const float *x, Py_ssize_t n, const dc_lse_state *st,
                                         double log_sum, int exponentiate, float *out)
     int dcd_dc_log_softmax_of_state_f64(const double *x, Py_ssize_t n, const dc_lse_state *st,
@@ -169,6 +173,15 @@ cdef inline void lse_scan_rows(const dc_rows *r, Py_ssize_t first, Py_ssize_t co
         dcd_dc_lse_scan_rows_f32(r, first, count, out, log_sum)
     else:
         dcd_dc_lse_scan_rows_f64(r, first, count, out, log_sum)
+
+
+cdef inline void soft_probs_rows(const dc_rows *rx, const dc_rows *rt, const real *w,
+                                 Py_ssize_t first, Py_ssize_t count,
+                                 dc_soft_result *res) noexcept nogil:
+    if real is float:
+        dcd_dc_soft_probs_rows_f32(rx, rt, w, first, count, res)
+    else:
+        dcd_dc_soft_probs_rows_f64(rx, rt, w, first, count, res)
 
 
 cdef inline void lse_update(dc_lse_state *st, const real *x, Py_ssize_t n) noexcept nogil:
@@ -573,7 +586,9 @@ cdef inline bint in_lanes(const Job *job) noexcept nogil:
     one row per vector lane (lanes_t.h), instead of one short row at a time."""
     return 0 < job.rx.n <= DC_LANES_MAX_N and (
         job.op == OP_LSE or job.op == OP_LOG_SOFTMAX
-        or (job.op == OP_CE_LABEL and job.eps == 0.0))
+        or (job.op == OP_CE_LABEL and job.eps == 0.0)
+        or (job.op == OP_SOFT and job.kind == DC_TARGET_PROBS and not job.reverse
+            and not job.want_h and job.eps == 0.0))
 
 
 cdef void run_lane_chunk(const Job *job, Py_ssize_t first, Py_ssize_t count,
@@ -581,10 +596,22 @@ cdef void run_lane_chunk(const Job *job, Py_ssize_t first, Py_ssize_t count,
     """Rows first .. first + count - 1 of an in_lanes job: the same results as run_row."""
     cdef dc_lse_state st[LANE_CHUNK]
     cdef double log_sum[LANE_CHUNK]
+    cdef dc_soft_result res[LANE_CHUNK]
     cdef Py_ssize_t n = job.rx.n, j, i
     cdef const real *w = <const real *>job.weight
     cdef int64_t y
     cdef double wy
+    if job.op == OP_SOFT:  # probability targets, cross-entropy only
+        soft_probs_rows(&job.rx, &job.rt, w, first, count, res)
+        for j in range(count):
+            i = first + j
+            if job.check and target_row_bad(res[j].psum, res[j].nbad, job.tol):
+                job.bad[i] = 1
+                job.psum[i] = res[j].psum
+                job.nbad[i] = res[j].nbad
+            elif job.ce != NULL:
+                job.ce[i] = res[j].ce
+        return
     lse_scan_rows(&job.rx, first, count, st, log_sum, xbuf)
     for j in range(count):
         i = first + j

@@ -106,6 +106,12 @@ DC_DISPATCH_BOTH(void, void, dc_lse_scan_rows,
                  (const dc_rows *r, ptrdiff_t first, ptrdiff_t count, dc_lse_state *out,
                   double *log_sum),
                  (r, first, count, out, log_sum))
+DC_DISPATCH_BOTH(void, void, dc_soft_probs_rows,
+                 (const dc_rows *rx, const dc_rows *rt, const float *w, ptrdiff_t first,
+                  ptrdiff_t count, dc_soft_result *res),
+                 (const dc_rows *rx, const dc_rows *rt, const double *w, ptrdiff_t first,
+                  ptrdiff_t count, dc_soft_result *res),
+                 (rx, rt, w, first, count, res))
 DC_DISPATCH_BOTH(int, int, dc_log_softmax_of_state,
                  (const float *x, ptrdiff_t n, const dc_lse_state *st, double log_sum, int e,
                   float *out),

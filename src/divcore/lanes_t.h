@@ -83,7 +83,9 @@ DC_TARGET static inline void DC_FN(dc_lse_scan_rows)(const dc_rows *r, ptrdiff_t
         }
     }
 }
-#else
+#endif
+
+#ifndef DC_HAVE_VEC
 DC_TARGET static inline void DC_FN(dc_lse_scan_rows)(const dc_rows *r, ptrdiff_t first,
                                                     ptrdiff_t count, dc_lse_state *out,
                                                     double *log_sum)

@@ -785,9 +785,23 @@ DC_TARGET static inline void DC_FN(dc_kl_reverse_grad)(const DC_T *x, const DC_T
 /* ------------------------------------------ the flat C-level API (one value per row) */
 
 /* H(p, softmax(x)) for a probability row p (no weights, no validation). */
+DC_TARGET static inline void DC_FN(dc_soft_probs_rows)(const dc_rows *rx, const dc_rows *rt,
+                                                      const DC_T *w, ptrdiff_t first,
+                                                      ptrdiff_t count, dc_soft_result *res);
+
+/* H(p, q) for one row; a row of at most DC_LANES_MAX_N values takes the steps of its lane in
+ * dc_soft_probs_rows, so it gives the bits the Python API gives it in a batch. */
 DC_TARGET static inline double DC_FN(dc_ce_probs)(const DC_T *x, const DC_T *p, ptrdiff_t n)
 {
     dc_soft_result r;
+    if (n > 0 && n <= DC_LANES_MAX_N) {
+        const dc_rows rx = {(const char *)x, n * (ptrdiff_t)sizeof(DC_T),
+                            (ptrdiff_t)sizeof(DC_T), n, NULL, 0, 0, 1.0};
+        const dc_rows rt = {(const char *)p, n * (ptrdiff_t)sizeof(DC_T),
+                            (ptrdiff_t)sizeof(DC_T), n, NULL, 0, 0, 1.0};
+        DC_FN(dc_soft_probs_rows)(&rx, &rt, NULL, 0, 1, &r);
+        return r.ce;
+    }
     DC_FN(dc_soft_probs)(x, p, NULL, n, 0, &r);
     return r.ce;
 }
@@ -812,4 +826,79 @@ DC_TARGET static inline double DC_FN(dc_kl_logits)(const DC_T *t, const DC_T *x,
 #undef DC_MIN_LEN
 #undef DC_LOG
 #undef DC_EXP
+#ifdef DC_HAVE_VEC
+/* Cross-entropy against probability targets for rows first .. first + count - 1, one row
+ * per lane, as dc_soft_target_row computes it with is_log = 0 and want_h = 0 (one block:
+ * the max is final before the terms are summed):
+ *     ce = Σ a_c (M - x_c) + (Σ a) log S,   a = w·p,
+ * a term with a = 0 is 0 (also at x = -inf), a > 0 at x = -inf gives +inf; psum, nbad and
+ * asum for validation and the mean; max and sum of the logits' row. w: NULL or n class
+ * weights. The target rows are read through rt (no mask for probabilities). */
+DC_TARGET static inline void DC_FN(dc_soft_probs_rows)(const dc_rows *rx, const dc_rows *rt,
+                                                      const DC_T *w, ptrdiff_t first,
+                                                      ptrdiff_t count, dc_soft_result *res)
+{
+    typedef DC_ISA_NAME(dc_v, f64) vd;
+    const ptrdiff_t vdlen = (ptrdiff_t)(sizeof(vd) / sizeof(double));
+    const DC_V zero = {0}, one = zero + 1, inf = zero + (DC_T)INFINITY, ninf = zero - (DC_T)INFINITY;
+    const ptrdiff_t n = rx->n;
+    DC_V col[DC_LANES_MAX_N], tcol[DC_LANES_MAX_N];
+    double u[DC_VLEN];
+    for (ptrdiff_t g = 0; g < count; g += DC_VLEN) {
+        const ptrdiff_t lanes = count - g < DC_VLEN ? count - g : DC_VLEN;
+        DC_FN(dc_rows_columns)(rx, first + g, lanes, col);
+        DC_FN(dc_rows_columns)(rt, first + g, lanes, tcol);
+        DC_V m = ninf;
+        for (ptrdiff_t c = 0; c < n; c++) m = DC_VMAX_KEEP(col[c], m);
+        DC_V s = zero, k = zero, sh = zero, ps = zero, as = zero, bad = zero;
+        for (ptrdiff_t c = 0; c < n; c++) {
+            const DC_V v = col[c], pv = tcol[c];
+            DC_V a = pv;
+            if (w != NULL) a = w[c] * pv;
+            const DC_VI top = v == m;
+            s += DC_VSEL(top, zero, DC_VEXP_NONPOS(v - m));
+            k += DC_VSEL(top, one, zero);
+            sh += DC_VSEL(a != zero, DC_VSEL(v == ninf, inf, a * (m - v)), zero);
+            ps += pv;
+            as += a;
+            bad += DC_VSEL(pv >= zero, zero, one);
+        }
+        for (ptrdiff_t j = 0; j < lanes; j++) {
+            dc_soft_result *r = res + g + j;
+            r->max = (double)m[j];
+            r->sum = (double)k[j] + (double)s[j];
+            r->psum = (double)ps[j];
+            r->asum = (double)as[j];
+            r->nbad = (ptrdiff_t)bad[j];
+            r->ce = (double)sh[j]; /* + asum·log S below, when the row has a distribution */
+            r->h = r->kl = NAN;
+            r->tmax = 0.0;
+            r->tsum = 1.0;
+            u[j] = ((double)k[j] - 1.0) + (double)s[j];
+        }
+        for (ptrdiff_t j = lanes; j < DC_VLEN; j++) u[j] = 0.0;
+        for (ptrdiff_t j = 0; j < lanes; j += vdlen) {
+            const vd l = DC_ISA_NAME(dc_vlog1p, f64)(*(const vd *)(u + j));
+            for (ptrdiff_t q = 0; q < vdlen && j + q < lanes; q++) {
+                dc_soft_result *r = res + g + j + q;
+                const dc_lse_state st = {r->max, 0.0, 0.0, 0.0, s[j + q] != s[j + q]};
+                r->ce = dc_lse_ok(&st) ? r->ce + r->asum * l[q] : NAN;
+            }
+        }
+    }
+}
+#else
+DC_TARGET static inline void DC_FN(dc_soft_probs_rows)(const dc_rows *rx, const dc_rows *rt,
+                                                      const DC_T *w, ptrdiff_t first,
+                                                      ptrdiff_t count, dc_soft_result *res)
+{
+    DC_T xb[DC_LANES_MAX_N], tb[DC_LANES_MAX_N];
+    for (ptrdiff_t i = 0; i < count; i++)
+        DC_FN(dc_soft_target_row)(DC_CAT(dc_row, DC_SFX)(rx, first + i, -(DC_T)INFINITY, xb),
+                                  DC_CAT(dc_row, DC_SFX)(rt, first + i, -(DC_T)INFINITY, tb),
+                                  w, rx->n, 0, 0, res + i);
+}
+#endif
+
+
 #undef DC_FN
