@@ -465,11 +465,17 @@ def set_num_threads(int n):
     _threads_wanted = n
 
 
-def get_num_threads():
-    """Threads a large call will use (1 in a build without OpenMP)."""
+cdef inline int configured_threads() noexcept nogil:
+    """Threads a large call may use: set_num_threads's count, else OpenMP's own; 1 in a
+    build without OpenMP."""
     if not dc_have_openmp():
         return 1
     return _threads_wanted if _threads_wanted > 0 else dc_omp_max_threads()
+
+
+def get_num_threads():
+    """Threads a large call will use (1 in a build without OpenMP)."""
+    return configured_threads()
 
 
 def has_openmp():
@@ -478,10 +484,34 @@ def has_openmp():
 
 cdef int threads_for(Py_ssize_t n_rows, Py_ssize_t n) noexcept nogil:
     cdef int t
-    if not dc_have_openmp() or n_rows < 2 or n_rows * n < PARALLEL_MIN_VALUES:
+    if n_rows < 2 or n_rows * n < PARALLEL_MIN_VALUES:
         return 1
-    t = _threads_wanted if _threads_wanted > 0 else dc_omp_max_threads()
+    t = configured_threads()
     return <int>n_rows if n_rows < t else t
+
+
+cdef inline bint label_row_ignored(const Job *job, Py_ssize_t i, int64_t y) noexcept nogil:
+    """A row whose label is ignore_index: its loss is 0 and it weighs 0 in the mean."""
+    if job.has_ignore and y == job.ignored:
+        job.ce[i] = 0.0
+        job.row_weight[i] = 0.0
+        return True
+    return False
+
+
+cdef inline double label_weight(const Job *job, Py_ssize_t i, int64_t y,
+                                const real *w) noexcept nogil:
+    """w_y (1 without class weights), kept as the row's weight in the mean."""
+    cdef double wy = w[y] if w != NULL else 1.0
+    job.row_weight[i] = wy
+    return wy
+
+
+cdef inline void store_label_loss(const Job *job, Py_ssize_t i, double weighted) noexcept nogil:
+    """Row i's weighted -log q_y; with labels the target's entropy is 0, so KL = CE."""
+    job.ce[i] = weighted
+    if job.kl != NULL:
+        job.kl[i] = weighted
 
 
 cdef void run_row(const Job *job, Py_ssize_t i, real *xbuf, real *tbuf,
@@ -505,23 +535,18 @@ cdef void run_row(const Job *job, Py_ssize_t i, real *xbuf, real *tbuf,
         log_softmax_row(row_of(&job.rx, i, <real>-INFINITY, xbuf), n, job.exponentiate, out)
     elif job.op == OP_CE_LABEL or job.op == OP_CE_LABEL_GRAD:
         y = job.labels[i]           # in range: checked before the loop
-        if job.has_ignore and y == job.ignored:
-            job.ce[i] = 0.0
-            job.row_weight[i] = 0.0
+        if label_row_ignored(job, i, y):
             if grad:
                 for c in range(n):
                     out[c] = 0
             return
-        wy = w[y] if w != NULL else 1.0
-        job.row_weight[i] = wy
+        wy = label_weight(job, i, y, w)
         xr = row_of(&job.rx, i, <real>-INFINITY, xbuf)
         if job.eps == 0.0:
             if grad:
                 job.ce[i] = wy * ce_label_grad_row(xr, n, y, job.scale * wy, out)
             else:
-                job.ce[i] = wy * ce_label_row(xr, n, y)
-                if job.kl != NULL:
-                    job.kl[i] = job.ce[i]
+                store_label_loss(job, i, wy * ce_label_row(xr, n, y))
             return
         smoothed_target(&job.rx, i, <const real *>NULL, y, job.eps, sbuf)
         soft_target_row(xr, <const real *>sbuf, w, n, 0, job.want_h, &res)
@@ -600,7 +625,6 @@ cdef void run_lane_chunk(const Job *job, Py_ssize_t first, Py_ssize_t count,
     cdef Py_ssize_t n = job.rx.n, j, i
     cdef const real *w = <const real *>job.weight
     cdef int64_t y
-    cdef double wy
     if job.op == OP_SOFT:  # probability targets, cross-entropy only
         soft_probs_rows(&job.rx, &job.rt, w, first, count, res)
         for j in range(count):
@@ -622,16 +646,9 @@ cdef void run_lane_chunk(const Job *job, Py_ssize_t first, Py_ssize_t count,
                                  log_sum[j], job.exponentiate, (<real *>job.out) + i * n)
         else:
             y = job.labels[i]           # in range: checked before the loop
-            if job.has_ignore and y == job.ignored:
-                job.ce[i] = 0.0
-                job.row_weight[i] = 0.0
-                continue
-            wy = w[y] if w != NULL else 1.0
-            job.row_weight[i] = wy
-            job.ce[i] = wy * dc_ce_label_of_log_sum(
-                &st[j], log_sum[j], row_value(&job.rx, i, y, <real>-INFINITY))
-            if job.kl != NULL:
-                job.kl[i] = job.ce[i]
+            if not label_row_ignored(job, i, y):
+                store_label_loss(job, i, label_weight(job, i, y, w) * dc_ce_label_of_log_sum(
+                    &st[j], log_sum[j], row_value(&job.rx, i, y, <real>-INFINITY)))
 
 
 cdef inline void run_span(const Job *job, Py_ssize_t unit, Py_ssize_t n_rows, bint lanes,
@@ -670,13 +687,11 @@ cdef void run_split_row(const Job *job, Py_ssize_t i, int nt, real *buf) noexcep
     cdef Py_ssize_t span = ((n + nt - 1) // nt + DC_BLOCK - 1) // DC_BLOCK * DC_BLOCK
     cdef const real *x = row_of(&job.rx, i, <real>-INFINITY, buf)
     cdef const real *w = <const real *>job.weight
-    cdef double log_sum, wy
+    cdef double log_sum
     cdef int64_t y = 0
     if job.op == OP_CE_LABEL:
         y = job.labels[i]
-        if job.has_ignore and y == job.ignored:
-            job.ce[i] = 0.0
-            job.row_weight[i] = 0.0
+        if label_row_ignored(job, i, y):
             return
     for part in prange(nt, num_threads=nt, schedule="static"):
         lo = part * span
@@ -697,11 +712,8 @@ cdef void run_split_row(const Job *job, Py_ssize_t i, int nt, real *buf) noexcep
                 log_softmax_of_state(x + lo, hi - lo, &parts[0], log_sum, job.exponentiate,
                                      (<real *>job.out) + i * n + lo)
     else:
-        wy = w[y] if w != NULL else 1.0
-        job.row_weight[i] = wy
-        job.ce[i] = wy * dc_ce_label_of_log_sum(&parts[0], log_sum, x[y])
-        if job.kl != NULL:
-            job.kl[i] = job.ce[i]
+        store_label_loss(job, i, label_weight(job, i, y, w)
+                         * dc_ce_label_of_log_sum(&parts[0], log_sum, x[y]))
 
 
 cdef inline bint read_in_place(const dc_rows *r, Py_ssize_t itemsize) noexcept nogil:
@@ -725,7 +737,7 @@ cdef int run_rows(const Job *job, Py_ssize_t n_rows, real *typed) except -1:
     cdef int failed = 0
     cdef int *failed_p = &failed
     cdef real *buf = NULL
-    cdef int threads = threads_for(2 * SPLIT_ROW_MIN_VALUES, 1)
+    cdef int threads = configured_threads()
     if splits_rows(job, n_rows, threads):
         if threads > MAX_ROW_PARTS:
             threads = MAX_ROW_PARTS
