@@ -41,46 +41,67 @@ DC_TARGET static inline void DC_FN(dc_rows_columns)(const dc_rows *r, ptrdiff_t 
     }
 }
 
+/* Over the columns of a group of rows (dc_rows_columns), per lane: the max M (NaN
+ * skipped), how many values equal M, and Σ exp(x - M) over the others, added in column
+ * order in DC_T; a NaN reaches the sum. */
+DC_TARGET DC_VINLINE void DC_FN(dc_columns_lse)(const DC_V *col, ptrdiff_t n, DC_V *m,
+                                                DC_V *at_max, DC_V *rest)
+{
+    const DC_V zero = {0}, one = zero + 1;
+    DC_V mx = zero - (DC_T)INFINITY, s = zero, k = zero;
+    for (ptrdiff_t c = 0; c < n; c++) mx = DC_VMAX_KEEP(col[c], mx);
+    for (ptrdiff_t c = 0; c < n; c++) {
+        const DC_VI top = col[c] == mx;
+        s += DC_VSEL(top, zero, DC_VEXP_NONPOS(col[c] - mx));
+        k += DC_VSEL(top, one, zero);
+    }
+    *m = mx;
+    *at_max = k;
+    *rest = s;
+}
+
+/* The lanes' states into st[0 .. lanes), and, unless log_sum is NULL, each one's
+ * log S = log1p((at_max - 1) + rest) (dc_lse_log_sum) into log_sum[0 .. lanes), computed
+ * in double lanes too (dc_vlog1p, < 1 ulp). */
+DC_TARGET DC_VINLINE void DC_FN(dc_lanes_states)(DC_V m, DC_V at_max, DC_V rest,
+                                                 ptrdiff_t lanes, dc_lse_state *st,
+                                                 double *log_sum)
+{
+    typedef DC_ISA_NAME(dc_v, f64) vd;
+    const ptrdiff_t vdlen = (ptrdiff_t)(sizeof(vd) / sizeof(double));
+    double u[DC_VLEN];
+    for (ptrdiff_t j = 0; j < DC_VLEN; j++) {
+        u[j] = 0.0;
+        if (j >= lanes) continue;
+        st[j].max = (double)m[j];
+        st[j].at_max = (double)at_max[j];
+        st[j].rest = (double)rest[j];
+        st[j].rest_c = 0.0;
+        st[j].nan = rest[j] != rest[j];
+        u[j] = (st[j].at_max - 1.0) + st[j].rest;
+    }
+    if (log_sum == NULL) return;
+    for (ptrdiff_t j = 0; j < lanes; j += vdlen) {
+        const vd l = DC_ISA_NAME(dc_vlog1p, f64)(*(const vd *)(u + j));
+        for (ptrdiff_t q = 0; q < vdlen && j + q < lanes; q++) log_sum[j + q] = l[q];
+    }
+}
+
 /* The running state dc_lse_scan would return, for rows first .. first + count - 1 of r
  * (any count; r->n ≤ DC_LANES_MAX_N), into out[0 .. count), and, unless log_sum is NULL,
- * each row's log S = log1p((at_max - 1) + rest) (dc_lse_log_sum) into log_sum[0 .. count),
- * computed in double lanes too (dc_vlog1p, < 1 ulp). */
+ * each row's log S into log_sum[0 .. count) (dc_lanes_states). */
 DC_TARGET static inline void DC_FN(dc_lse_scan_rows)(const dc_rows *r, ptrdiff_t first,
                                                     ptrdiff_t count, dc_lse_state *out,
                                                     double *log_sum)
 {
-    typedef DC_ISA_NAME(dc_v, f64) vd;
-    const DC_V zero = {0}, one = zero + 1;
-    const ptrdiff_t n = r->n;
     DC_V col[DC_LANES_MAX_N];
-    double u[DC_VLEN];
     for (ptrdiff_t g = 0; g < count; g += DC_VLEN) {
         const ptrdiff_t lanes = count - g < DC_VLEN ? count - g : DC_VLEN;
+        DC_V m, at_max, rest;
         DC_FN(dc_rows_columns)(r, first + g, lanes, col);
-        DC_V m = zero - (DC_T)INFINITY;
-        for (ptrdiff_t c = 0; c < n; c++) m = DC_VMAX_KEEP(col[c], m);
-        DC_V s = zero, k = zero;
-        for (ptrdiff_t c = 0; c < n; c++) {
-            const DC_VI top = col[c] == m;
-            s += DC_VSEL(top, zero, DC_VEXP_NONPOS(col[c] - m));
-            k += DC_VSEL(top, one, zero);
-        }
-        for (ptrdiff_t j = 0; j < lanes; j++) {
-            dc_lse_state *st = out + g + j;
-            st->max = (double)m[j];
-            st->at_max = (double)k[j];
-            st->rest = (double)s[j];
-            st->rest_c = 0.0;
-            st->nan = s[j] != s[j];
-            u[j] = (st->at_max - 1.0) + st->rest;
-        }
-        if (log_sum == NULL) continue;
-        for (ptrdiff_t j = lanes; j < DC_VLEN; j++) u[j] = 0.0;
-        for (ptrdiff_t j = 0; j < DC_VLEN; j += (ptrdiff_t)(sizeof(vd) / sizeof(double))) {
-            const vd l = DC_ISA_NAME(dc_vlog1p, f64)(*(const vd *)(u + j));
-            for (ptrdiff_t q = 0; q < (ptrdiff_t)(sizeof(vd) / sizeof(double)); q++)
-                if (j + q < lanes) log_sum[g + j + q] = l[q];
-        }
+        DC_FN(dc_columns_lse)(col, r->n, &m, &at_max, &rest);
+        DC_FN(dc_lanes_states)(m, at_max, rest, lanes, out + g,
+                               log_sum != NULL ? log_sum + g : NULL);
     }
 }
 #endif
@@ -107,7 +128,6 @@ DC_TARGET static inline void DC_FN(dc_lse_scan_rows)(const dc_rows *r, ptrdiff_t
 DC_TARGET static inline dc_lse_state DC_FN(dc_lse_scan_short)(const DC_T *x, ptrdiff_t n,
                                                              double *log_sum)
 {
-    typedef DC_ISA_NAME(dc_v, f64) vd;
     const DC_V zero = {0};
     DC_V m = zero - (DC_T)INFINITY;
     ptrdiff_t i;
@@ -129,14 +149,8 @@ DC_TARGET static inline dc_lse_state DC_FN(dc_lse_scan_short)(const DC_T *x, ptr
             k += top[j] ? (DC_T)1 : (DC_T)0;
         }
     }
-    dc_lse_state st;
-    st.max = (double)mx;
-    st.at_max = (double)k;
-    st.rest = (double)s;
-    st.rest_c = 0.0;
-    st.nan = s != s;
-    const vd u = ((vd){0} + st.at_max - 1.0) + st.rest;
-    *log_sum = DC_ISA_NAME(dc_vlog1p, f64)(u)[0];
+    dc_lse_state st = {0.0, 0.0, 0.0, 0.0, 0}; /* filled by dc_lanes_states */
+    DC_FN(dc_lanes_states)(zero + mx, zero + k, zero + s, 1, &st, log_sum);
     return st;
 }
 #endif

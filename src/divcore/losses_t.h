@@ -838,26 +838,24 @@ DC_TARGET static inline void DC_FN(dc_soft_probs_rows)(const dc_rows *rx, const 
                                                       const DC_T *w, ptrdiff_t first,
                                                       ptrdiff_t count, dc_soft_result *res)
 {
-    typedef DC_ISA_NAME(dc_v, f64) vd;
-    const ptrdiff_t vdlen = (ptrdiff_t)(sizeof(vd) / sizeof(double));
     const DC_V zero = {0}, one = zero + 1, inf = zero + (DC_T)INFINITY, ninf = zero - (DC_T)INFINITY;
     const ptrdiff_t n = rx->n;
     DC_V col[DC_LANES_MAX_N], tcol[DC_LANES_MAX_N];
-    double u[DC_VLEN];
+    /* initialised only so that compilers which cannot follow `lanes` do not warn */
+    dc_lse_state st[DC_VLEN] = {{0.0, 0.0, 0.0, 0.0, 0}};
+    double log_sum[DC_VLEN] = {0.0};
     for (ptrdiff_t g = 0; g < count; g += DC_VLEN) {
         const ptrdiff_t lanes = count - g < DC_VLEN ? count - g : DC_VLEN;
+        DC_V m, at_max, rest;
         DC_FN(dc_rows_columns)(rx, first + g, lanes, col);
         DC_FN(dc_rows_columns)(rt, first + g, lanes, tcol);
-        DC_V m = ninf;
-        for (ptrdiff_t c = 0; c < n; c++) m = DC_VMAX_KEEP(col[c], m);
-        DC_V s = zero, k = zero, sh = zero, ps = zero, as = zero, bad = zero;
+        DC_FN(dc_columns_lse)(col, n, &m, &at_max, &rest);
+        DC_FN(dc_lanes_states)(m, at_max, rest, lanes, st, log_sum);
+        DC_V sh = zero, ps = zero, as = zero, bad = zero;
         for (ptrdiff_t c = 0; c < n; c++) {
             const DC_V v = col[c], pv = tcol[c];
             DC_V a = pv;
             if (w != NULL) a = w[c] * pv;
-            const DC_VI top = v == m;
-            s += DC_VSEL(top, zero, DC_VEXP_NONPOS(v - m));
-            k += DC_VSEL(top, one, zero);
             sh += DC_VSEL(a != zero, DC_VSEL(v == ninf, inf, a * (m - v)), zero);
             ps += pv;
             as += a;
@@ -865,25 +863,15 @@ DC_TARGET static inline void DC_FN(dc_soft_probs_rows)(const dc_rows *rx, const 
         }
         for (ptrdiff_t j = 0; j < lanes; j++) {
             dc_soft_result *r = res + g + j;
-            r->max = (double)m[j];
-            r->sum = (double)k[j] + (double)s[j];
+            r->max = st[j].max;
+            r->sum = dc_lse_sum(&st[j]);
             r->psum = (double)ps[j];
             r->asum = (double)as[j];
             r->nbad = (ptrdiff_t)bad[j];
-            r->ce = (double)sh[j]; /* + asum·log S below, when the row has a distribution */
+            r->ce = dc_lse_ok(&st[j]) ? (double)sh[j] + r->asum * log_sum[j] : NAN;
             r->h = r->kl = NAN;
             r->tmax = 0.0;
             r->tsum = 1.0;
-            u[j] = ((double)k[j] - 1.0) + (double)s[j];
-        }
-        for (ptrdiff_t j = lanes; j < DC_VLEN; j++) u[j] = 0.0;
-        for (ptrdiff_t j = 0; j < lanes; j += vdlen) {
-            const vd l = DC_ISA_NAME(dc_vlog1p, f64)(*(const vd *)(u + j));
-            for (ptrdiff_t q = 0; q < vdlen && j + q < lanes; q++) {
-                dc_soft_result *r = res + g + j + q;
-                const dc_lse_state st = {r->max, 0.0, 0.0, 0.0, s[j + q] != s[j + q]};
-                r->ce = dc_lse_ok(&st) ? r->ce + r->asum * l[q] : NAN;
-            }
         }
     }
 }
