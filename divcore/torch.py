@@ -47,7 +47,7 @@ import numpy as np
 import torch
 
 import divcore
-from divcore.api import _compute_dtype as _api_compute_dtype, _target_kind
+from divcore._rules import compute_dtype as _api_compute_dtype, target_kind as _target_kind
 
 __all__ = ["binary_cross_entropy", "cross_entropy", "js_divergence", "kl_divergence"]
 
