@@ -56,6 +56,26 @@ except ImportError:  # pragma: no cover
     pass
 
 
+# ------------------------------------------------- lines for the end-of-run summary
+
+_REPORTED = []  # (test id, line) in the order reported
+
+
+@pytest.fixture
+def report(request):
+    """report(text): a measurement worth seeing (a speed-up, a thread count) that is not
+    an assertion. It is shown in a "divcore measurements" section of the summary at the end
+    of the run, never between the progress dots."""
+    return lambda text: _REPORTED.append((request.node.nodeid, str(text)))
+
+
+def pytest_terminal_summary(terminalreporter):
+    if _REPORTED:
+        terminalreporter.section("divcore measurements")
+        for nodeid, text in _REPORTED:
+            terminalreporter.write_line(f"{text}  [{nodeid.split('::')[-1]}]")
+
+
 FORCED_REFERENCE = os.environ.get("DIVCORE_BACKEND", "").strip().lower() == "reference"
 
 
