@@ -56,6 +56,41 @@ except ImportError:  # pragma: no cover
     pass
 
 
+# ------------------------------------------------------- torch: say when it is missing
+
+TORCH_CPU_INSTALL = ("python -m pip install torch --index-url "
+                     "https://download.pytorch.org/whl/cpu")
+
+
+def _torch_version():
+    """The installed torch's version, without importing it (slow); None without torch."""
+    import importlib.metadata
+    import importlib.util
+
+    try:
+        if importlib.util.find_spec("torch") is None:
+            return None
+        return importlib.metadata.version("torch")
+    except (ImportError, ValueError, importlib.metadata.PackageNotFoundError):
+        return None
+
+
+def pytest_report_header(config):
+    version = _torch_version()
+    if version is None:
+        return [f"torch: not installed, so the divcore.torch and torch parity tests are "
+                f"skipped; for them install the CPU build: {TORCH_CPU_INSTALL}"]
+    return [f"torch: {version}"]
+
+
+def _skipped_for_torch(terminalreporter):
+    count = 0
+    for rep in terminalreporter.stats.get("skipped", []):
+        reason = rep.longrepr[2] if isinstance(rep.longrepr, tuple) else str(rep.longrepr)
+        count += "'torch'" in reason or "No module named 'torch'" in reason
+    return count
+
+
 # ------------------------------------------------- lines for the end-of-run summary
 
 _REPORTED = []  # (test id, line) in the order reported
@@ -70,6 +105,11 @@ def report(request):
 
 
 def pytest_terminal_summary(terminalreporter):
+    torch_skips = _skipped_for_torch(terminalreporter)
+    if torch_skips:
+        terminalreporter.write_line(
+            f"divcore: {torch_skips} test(s) skipped because torch cannot be imported; "
+            f"install the CPU build to run them: {TORCH_CPU_INSTALL}", yellow=True)
     if _REPORTED:
         terminalreporter.section("divcore measurements")
         for nodeid, text in _REPORTED:
