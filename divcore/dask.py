@@ -103,7 +103,6 @@ class _Rows:
                              f"shape {self.x.shape}")
         return da.broadcast_to(w, self.x.shape).rechunk(self.x.chunks)
 
-
     def first_rows(self) -> da.Array:
         """Per chunk of rows, the global row number (leading axes flattened in C order) of
         its first row, broadcast over the chunk's rows (no memory): the chunk's offset."""
