@@ -22,6 +22,7 @@ import math
 import os
 import subprocess
 import sys
+import textwrap
 
 import numpy as np
 
@@ -199,11 +200,13 @@ argument)."""
 def _add_score_parser(commands):
     p = commands.add_parser(
         "score", help="losses of logits in a file against a target in a file",
-        description="Cross-entropy H(p,q), the target's entropy H(p), KL(p||q) and JS of "
-                    "the logits in LOGITS against the target in TARGET. Files: .npy "
-                    "(memory-mapped and read in blocks of rows when large), .npz (with "
-                    "--key / --target-key), .csv, .txt (a first row of column names, as "
-                    "pandas writes it, is skipped; so is pandas' index column).",
+        description=textwrap.fill(
+            "Cross-entropy H(p,q), the target's entropy H(p), KL(p||q) and JS of the logits "
+            "in LOGITS against the target in TARGET. Files: .npy (memory-mapped and read in "
+            "blocks of rows when large), .npz (with --key / --target-key), .csv, .txt (a "
+            "first row of column names, as pandas writes it, is skipped; so is pandas' "
+            "index column).", 88),
+        # the description and the epilog are printed as laid out here
         epilog=SCORE_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("logits", help="the model's raw scores (class axis: --axis)")
     p.add_argument("target", help="labels, probabilities, log-probabilities or logits")
