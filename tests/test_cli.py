@@ -693,3 +693,19 @@ def test_full_benchmark_path_in_a_checkout():
     if os.path.dirname(os.path.dirname(os.path.abspath(divcore.__file__))) != REPO:
         pytest.skip("divcore is imported from an installed copy")
     assert cli.full_benchmark_path() == os.path.join(REPO, "benchmarks", "bench.py")
+
+
+def test_score_help_states_the_output_order_and_null(capsys, tmp_path, rng):
+    status, out, _ = run_argv(capsys, ["score", "--help"])
+    assert status == 0
+    text = " ".join(out.split())
+    # the order --help states is the order of the --out columns
+    logits, target = make_problem(rng, "labels", shape=(4, 3))
+    lpath, _ = save(tmp_path, "logits", logits, "npy")
+    tpath, _ = save(tmp_path, "target", target, "npy")
+    out_path = tmp_path / "rows.csv"
+    assert cli.main(["score", lpath, tpath, "--out", str(out_path)]) == 0
+    capsys.readouterr()
+    names = np.genfromtxt(out_path, names=True, delimiter=",").dtype.names
+    assert "order " + ", ".join(names) in text
+    assert "null" in text and "exit status 1" in text.lower()
