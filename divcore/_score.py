@@ -221,8 +221,8 @@ class Progress:
 
 
 def score(logits, target, *, metrics=METRICS, axis=-1, target_type="auto", reduction="mean",
-          base=None, temperature=1.0, ignore_index=-100, validate=True, block_rows=None,
-          progress=None):
+          base=None, temperature=1.0, ignore_index=-100, validate=True, sum_tol=None,
+          block_rows=None, progress=None):
     """Per-row values and reduced values of `metrics` for logits against target.
 
     Returns (reduced, per_row): dicts keyed by metric; per_row values are float64 arrays
@@ -248,7 +248,7 @@ def score(logits, target, *, metrics=METRICS, axis=-1, target_type="auto", reduc
                          f"{logits.shape} with class axis {axis}: {what} must have shape "
                          f"{expected}{hint}")
     keywords = dict(axis=axis, target_type=target_type, temperature=temperature, base=base,
-                    validate=validate)
+                    validate=validate, sum_tol=sum_tol)
 
     per_row = {m: np.empty(lead_shape, dtype=np.float64) for m in metrics}
     kept = np.ones(lead_shape, dtype=bool)  # rows that count in the mean
@@ -319,7 +319,7 @@ def _score_block(logits, target, labels, metrics, keywords, ignore_index, per_ro
 # line (--target-type logits, --no-validate). A keyword with no flag is left as it is.
 CLI_FLAGS = {"target_type": "--target-type", "axis": "--axis", "reduction": "--reduction",
              "base": "--base", "temperature": "--temperature",
-             "ignore_index": "--ignore-index"}
+             "ignore_index": "--ignore-index", "sum_tol": "--sum-tol"}
 CLI_SWITCHES = {"validate=False": "--no-validate"}
 _KEYWORD = re.compile(r"\b(?P<name>[a-z_]+)=(?P<value>'[^']*'|\"[^\"]*\"|[-+\w.]+)")
 
@@ -338,6 +338,7 @@ def command_line_words(message):
         return match.group(0)
 
     message = _KEYWORD.sub(flag, message)
+    message = re.sub(r"(?<![-\w])sum_tol\b", "--sum-tol", message)  # "a larger sum_tol"
     # "--target-type log_probs or 'logits'": the alternatives given as bare values too
     return _ALTERNATIVES.sub(
         lambda m: m.group(1) + _QUOTED.sub(r"--target-type \g<v>", m.group(2)), message)

@@ -232,6 +232,10 @@ def _add_score_parser(commands):
                         "(default -100)")
     p.add_argument("--no-validate", dest="validate", action="store_false",
                    help="do not check that a probability target's rows are distributions")
+    p.add_argument("--sum-tol", type=float, default=None, metavar="TOL",
+                   help="how far a probability row's sum may be from 1 (default: max(sqrt "
+                        "of the dtype's eps, 1e-4), which accepts probabilities stored with "
+                        "6 decimals)")
     p.add_argument("--json", action="store_true",
                    help='print strict JSON, one key per metric: {"cross_entropy": 1.23, '
                         '...}; NaN and +-inf are null')
@@ -252,6 +256,8 @@ def score_command(args):
         if not (args.temperature > 0 and math.isfinite(args.temperature)):
             raise _score.ScoreError(f"--temperature must be a finite number > 0, got "
                                     f"{args.temperature}")
+        if args.sum_tol is not None and not args.sum_tol >= 0:
+            raise _score.ScoreError(f"--sum-tol must be a number >= 0, got {args.sum_tol}")
         logits = _score.load_array(args.logits, args.key, "logits")
         target = _score.load_array(args.target, args.target_key, "target")
         target_type = _score.resolve_target_type(
@@ -261,7 +267,7 @@ def score_command(args):
         reduced, per_row = _score.score(
             logits, target, metrics=metrics, axis=args.axis, target_type=target_type,
             reduction=args.reduction, base=args.base, temperature=args.temperature,
-            ignore_index=args.ignore_index, validate=args.validate,
+            ignore_index=args.ignore_index, validate=args.validate, sum_tol=args.sum_tol,
             block_rows=args.block_rows)
         if args.out:
             _score.write_per_row(args.out, per_row)

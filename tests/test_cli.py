@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 import divcore
+import divcore.reference
 from divcore import _kl_fit, _score, cli
 
 special = pytest.importorskip("scipy.special")
@@ -709,3 +710,28 @@ def test_score_help_states_the_output_order_and_null(capsys, tmp_path, rng):
     names = np.genfromtxt(out_path, names=True, delimiter=",").dtype.names
     assert "order " + ", ".join(names) in text
     assert "null" in text and "exit status 1" in text.lower()
+
+
+def test_score_stored_probabilities_and_sum_tol(capsys, tmp_path):
+    """Probabilities written with 6 decimals pass by default (issue 12 item 4); --sum-tol
+    tightens or widens the check, and the error names the flag, not the keyword."""
+    rng = np.random.default_rng(5)
+    logits = rng.standard_normal((20, 300))
+    p = rng.random((20, 300))
+    p = p / p.sum(axis=1, keepdims=True)
+    lpath, tpath = str(tmp_path / "logits.npy"), str(tmp_path / "target.csv")
+    np.save(lpath, logits)
+    np.savetxt(tpath, p, fmt="%.6f", delimiter=",")
+    stored = np.loadtxt(tpath, delimiter=",")
+    got = run_json(capsys, ["score", lpath, tpath, "--metric", "cross_entropy"])
+    want = float(divcore.reference.cross_entropy(logits, stored, validate=False))
+    assert abs(got["cross_entropy"] - want) <= 1e-12 * abs(want)
+    status, out, err = run_main(capsys, ["score", lpath, tpath, "--sum-tol", "1e-12"])
+    assert status == 1 and "--sum-tol" in err and "sum_tol" not in err.replace("--sum-tol", "")
+    p[3] *= 1.01  # a row summing to 1.01: refused by default, accepted when asked
+    np.savetxt(tpath, p, fmt="%.6f", delimiter=",")
+    status, out, err = run_main(capsys, ["score", lpath, tpath])
+    assert status == 1 and "row 3" in err
+    assert run_main(capsys, ["score", lpath, tpath, "--sum-tol", "0.02"])[0] == 0
+    status, out, err = run_main(capsys, ["score", lpath, tpath, "--sum-tol", "-1"])
+    assert status == 1 and "--sum-tol" in err
