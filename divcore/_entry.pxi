@@ -15,7 +15,8 @@ cdef int half_kind(np.ndarray a) except -1:
     raise TypeError(f"rows of dtype {a.dtype} have no kernel")
 
 
-cdef dc_rows rows_of_array(np.ndarray x, const unsigned char[:, :] mask, double temperature):
+cdef dc_rows rows_of_array(np.ndarray x, const unsigned char[:, :] mask,
+                           double temperature):
     """rows_of for a 2-D ndarray of the compute dtype or of half storage."""
     cdef dc_rows r
     cdef Py_ssize_t n_rows = np.PyArray_DIM(x, 0)
@@ -38,7 +39,8 @@ cdef dc_rows rows_of_array(np.ndarray x, const unsigned char[:, :] mask, double 
     return r
 
 
-cdef object _lse_rows_typed(np.ndarray x, const unsigned char[:, :] where, double temperature, real *typed):
+cdef object _lse_rows_typed(np.ndarray x, const unsigned char[:, :] where,
+                            double temperature, real *typed):
     """Per-row log-sum-exp of x / T (masked classes left out)."""
     out = np.empty(np.PyArray_DIM(x, 0), dtype=np.float64)
     cdef Job job = new_job(OP_LSE)
@@ -49,8 +51,9 @@ cdef object _lse_rows_typed(np.ndarray x, const unsigned char[:, :] where, doubl
     return out
 
 
-cdef object _log_softmax_rows_typed(np.ndarray x, const unsigned char[:, :] where, double temperature,
-                     real[:, ::1] out, bint exponentiate, real *typed):
+cdef object _log_softmax_rows_typed(np.ndarray x, const unsigned char[:, :] where,
+                                    double temperature, real[:, ::1] out, bint exponentiate,
+                                    real *typed):
     """Write log_softmax(x / T) (or softmax with `exponentiate`) row by row into out."""
     if np.PyArray_DIM(x, 1) == 0 or np.PyArray_DIM(x, 0) == 0:
         return
@@ -63,8 +66,9 @@ cdef object _log_softmax_rows_typed(np.ndarray x, const unsigned char[:, :] wher
 
 
 cdef object _ce_labels_rows_typed(np.ndarray x, const int64_t[:] labels,
-                   const unsigned char[:, :] where, double temperature, const real[:] weight,
-                   ignore_index, double label_smoothing, bint want_entropy, real *typed):
+                                  const unsigned char[:, :] where, double temperature,
+                                  const real[:] weight, ignore_index, double label_smoothing,
+                                  bint want_entropy, real *typed):
     """Per-row Σ_c w_c p'_c (lse - x_c) for integer labels (p' the smoothed one-hot), with
     want_entropy the target's weighted entropy and the KL, and each row's weight in the
     mean (0 when ignored). ignore_index None: no row is ignored."""
@@ -101,7 +105,8 @@ cdef Job label_job(int op, const dc_rows *rx, const void *weight, const int64_t 
 
 
 cdef Job soft_job_of(int op, const dc_rows *rx, const dc_rows *rt, int kind,
-                     const void *weight, double eps, bint reverse, bint validate, double tol):
+                     const void *weight, double eps, bint reverse, bint validate,
+                     double tol):
     """A job over rows against a soft target. rt: the target's data and strides; a logits
     target is masked and tempered like the logits (rx), probabilities are not."""
     cdef Job job = new_job(op)
@@ -139,8 +144,9 @@ cdef Job soft_job(int op, np.ndarray x, np.ndarray target, str target_type,
 
 
 cdef object _soft_rows_typed(np.ndarray x, np.ndarray target, str target_type,
-              const unsigned char[:, :] where, double temperature, const real[:] weight,
-              double label_smoothing, bint reverse, bint validate, double tol, tuple want, real *typed):
+                             const unsigned char[:, :] where, double temperature,
+                             const real[:] weight, double label_smoothing, bint reverse,
+                             bint validate, double tol, tuple want, real *typed):
     """Per-row cross-entropy, target entropy and KL for probs / log_probs / logits targets
     (docs/design.md, item 4). Returns (ce, h, kl), None for what is not in `want`."""
     cdef Py_ssize_t n_rows = np.PyArray_DIM(x, 0)
@@ -156,8 +162,8 @@ cdef object _soft_rows_typed(np.ndarray x, np.ndarray target, str target_type,
     return ce, h, kl
 
 
-cdef object _entropy_rows_typed(np.ndarray x, str input_type, const unsigned char[:, :] where,
-                 double temperature, double tol, real *typed):
+cdef object _entropy_rows_typed(np.ndarray x, str input_type, const unsigned char[:,
+                                :] where, double temperature, double tol, real *typed):
     """Per-row entropy of softmax(x / T), of probabilities, or of log-probabilities
     (masked entries left out); probability rows are always validated."""
     cdef Py_ssize_t n_rows = np.PyArray_DIM(x, 0)
@@ -196,7 +202,8 @@ cdef double grad_scale(int reduction, double denom, double temperature,
 
 
 cdef double label_denominator(const int64_t *labels, Py_ssize_t n_rows, const void *weight,
-                              bint is_float, bint has_ignore, int64_t ignored) noexcept nogil:
+                              bint is_float, bint has_ignore,
+                              int64_t ignored) noexcept nogil:
     """Σ w_y over the rows that count (their number without class weights), in row order:
     the mean's denominator as the gradient scales by it."""
     cdef double denom = 0.0
@@ -240,9 +247,10 @@ cdef object _ce_labels_grad_rows_typed(np.ndarray x, const int64_t[:] labels,
 
 
 cdef object _soft_grad_rows_typed(np.ndarray x, np.ndarray target, str target_type,
-                   const unsigned char[:, :] where, double temperature, const real[:] weight,
-                   double label_smoothing, bint reverse, bint validate, double tol,
-                   str loss, str reduction, double log_base, real[:, ::1] grad, real *typed):
+                                  const unsigned char[:, :] where, double temperature,
+                                  const real[:] weight, double label_smoothing, bint reverse,
+                                  bint validate, double tol, str loss, str reduction,
+                                  double log_base, real[:, ::1] grad, real *typed):
     """Per-row cross-entropy (loss='ce') or KL (loss='kl') against a soft target, and
     into `grad` the gradient of the reduced loss. For a fixed target the two gradients
     are the same array: KL = CE - H(p) and H(p) does not depend on the logits."""
@@ -298,88 +306,98 @@ def bce_flat(const real[:] x, const real[:] y, const real[:] weight,
 
 
 # ------------------------------------------------------------------- the entry points
-# (the typed functions above take the plan's arrays; Cython picks float or double from
-# the arrays' dtype)
+# (each calls the typed function above for the compute dtype: float for float32 and half
+# storage, double for float64)
 
 def lse_rows(plan):
     """Per-row log-sum-exp of x / T (masked classes left out), float64."""
     if plan.dtype == np.float32:
-        return _lse_rows_typed[float](<np.ndarray>plan.rows, plan.where, plan.temperature, <float *>NULL)
-    return _lse_rows_typed[double](<np.ndarray>plan.rows, plan.where, plan.temperature, <double *>NULL)
+        return _lse_rows_typed[float](<np.ndarray>plan.rows, plan.where, plan.temperature,
+                                      <float *>NULL)
+    return _lse_rows_typed[double](<np.ndarray>plan.rows, plan.where, plan.temperature,
+                                   <double *>NULL)
 
 
 def log_softmax_rows(plan, out, bint exponentiate):
     """log_softmax(x / T) (softmax with `exponentiate`) into out, (N, C) C-contiguous."""
     if plan.dtype == np.float32:
-        _log_softmax_rows_typed[float](<np.ndarray>plan.rows, plan.where, plan.temperature, out, exponentiate,
-                                <float *>NULL)
+        _log_softmax_rows_typed[float](<np.ndarray>plan.rows, plan.where, plan.temperature,
+                                       out, exponentiate, <float *>NULL)
     else:
-        _log_softmax_rows_typed[double](<np.ndarray>plan.rows, plan.where, plan.temperature, out, exponentiate,
-                                <double *>NULL)
+        _log_softmax_rows_typed[double](<np.ndarray>plan.rows, plan.where, plan.temperature,
+                                        out, exponentiate, <double *>NULL)
 
 
 def ce_labels_rows(plan, bint want_entropy):
     """(ce, h, kl, row_weight) per row against integer labels."""
     if plan.dtype == np.float32:
-        return _ce_labels_rows_typed[float](<np.ndarray>plan.rows, plan.labels, plan.where, plan.temperature,
-                                     plan.weight, plan.ignore_index, plan.smoothing,
-                                     want_entropy, <float *>NULL)
-    return _ce_labels_rows_typed[double](<np.ndarray>plan.rows, plan.labels, plan.where, plan.temperature,
-                                 plan.weight, plan.ignore_index, plan.smoothing,
-                                 want_entropy, <double *>NULL)
+        return _ce_labels_rows_typed[float](<np.ndarray>plan.rows, plan.labels, plan.where,
+                                            plan.temperature, plan.weight, plan.ignore_index,
+                                            plan.smoothing, want_entropy, <float *>NULL)
+    return _ce_labels_rows_typed[double](<np.ndarray>plan.rows, plan.labels, plan.where,
+                                         plan.temperature, plan.weight, plan.ignore_index,
+                                         plan.smoothing, want_entropy, <double *>NULL)
 
 
 def soft_rows(plan, tuple want):
     """(ce, h, kl) per row against a soft target, None for what is not in `want`."""
     if plan.dtype == np.float32:
-        return _soft_rows_typed[float](<np.ndarray>plan.rows, <np.ndarray>plan.target, plan.target_kind, plan.where,
-                                plan.temperature, plan.weight, plan.smoothing, plan.reverse,
-                                plan.validate, plan.tol, want, <float *>NULL)
-    return _soft_rows_typed[double](<np.ndarray>plan.rows, <np.ndarray>plan.target, plan.target_kind, plan.where,
-                            plan.temperature, plan.weight, plan.smoothing, plan.reverse,
-                            plan.validate, plan.tol, want, <double *>NULL)
+        return _soft_rows_typed[float](<np.ndarray>plan.rows, <np.ndarray>plan.target,
+                                       plan.target_kind, plan.where, plan.temperature,
+                                       plan.weight, plan.smoothing, plan.reverse,
+                                       plan.validate, plan.tol, want, <float *>NULL)
+    return _soft_rows_typed[double](<np.ndarray>plan.rows, <np.ndarray>plan.target,
+                                    plan.target_kind, plan.where, plan.temperature,
+                                    plan.weight, plan.smoothing, plan.reverse, plan.validate,
+                                    plan.tol, want, <double *>NULL)
 
 
 def entropy_rows(plan):
     """Per-row entropy of logits, probabilities or log-probabilities."""
     if plan.dtype == np.float32:
-        return _entropy_rows_typed[float](<np.ndarray>plan.rows, plan.target_kind, plan.where,
-                                   plan.temperature, plan.tol, <float *>NULL)
-    return _entropy_rows_typed[double](<np.ndarray>plan.rows, plan.target_kind, plan.where, plan.temperature,
-                               plan.tol, <double *>NULL)
+        return _entropy_rows_typed[float](<np.ndarray>plan.rows, plan.target_kind,
+                                          plan.where, plan.temperature, plan.tol,
+                                          <float *>NULL)
+    return _entropy_rows_typed[double](<np.ndarray>plan.rows, plan.target_kind, plan.where,
+                                       plan.temperature, plan.tol, <double *>NULL)
 
 
 def ce_labels_grad_rows(plan, grad):
     """(per-row loss, row weights) against labels; the reduced loss's gradient into grad."""
     if plan.dtype == np.float32:
-        return _ce_labels_grad_rows_typed[float](<np.ndarray>plan.rows, plan.labels, plan.where,
-                                          plan.temperature, plan.weight, plan.ignore_index,
-                                          plan.smoothing, plan.reduction, plan.log_base,
-                                          grad, <float *>NULL)
-    return _ce_labels_grad_rows_typed[double](<np.ndarray>plan.rows, plan.labels, plan.where, plan.temperature,
-                                      plan.weight, plan.ignore_index, plan.smoothing,
-                                      plan.reduction, plan.log_base, grad, <double *>NULL)
+        return _ce_labels_grad_rows_typed[float](<np.ndarray>plan.rows, plan.labels,
+                                                 plan.where, plan.temperature, plan.weight,
+                                                 plan.ignore_index, plan.smoothing,
+                                                 plan.reduction, plan.log_base, grad,
+                                                 <float *>NULL)
+    return _ce_labels_grad_rows_typed[double](<np.ndarray>plan.rows, plan.labels, plan.where,
+                                              plan.temperature, plan.weight,
+                                              plan.ignore_index, plan.smoothing,
+                                              plan.reduction, plan.log_base, grad,
+                                              <double *>NULL)
 
 
 def soft_grad_rows(plan, str loss, grad):
     """Per-row CE or KL (`loss`) against a soft target; the gradient into grad."""
     if plan.dtype == np.float32:
-        return _soft_grad_rows_typed[float](<np.ndarray>plan.rows, <np.ndarray>plan.target, plan.target_kind, plan.where,
-                                     plan.temperature, plan.weight, plan.smoothing,
-                                     plan.reverse, plan.validate, plan.tol, loss,
-                                     plan.reduction, plan.log_base, grad, <float *>NULL)
-    return _soft_grad_rows_typed[double](<np.ndarray>plan.rows, <np.ndarray>plan.target, plan.target_kind, plan.where,
-                                 plan.temperature, plan.weight, plan.smoothing,
-                                 plan.reverse, plan.validate, plan.tol, loss, plan.reduction,
-                                 plan.log_base, grad, <double *>NULL)
+        return _soft_grad_rows_typed[float](<np.ndarray>plan.rows, <np.ndarray>plan.target,
+                                            plan.target_kind, plan.where, plan.temperature,
+                                            plan.weight, plan.smoothing, plan.reverse,
+                                            plan.validate, plan.tol, loss, plan.reduction,
+                                            plan.log_base, grad, <float *>NULL)
+    return _soft_grad_rows_typed[double](<np.ndarray>plan.rows, <np.ndarray>plan.target,
+                                         plan.target_kind, plan.where, plan.temperature,
+                                         plan.weight, plan.smoothing, plan.reverse,
+                                         plan.validate, plan.tol, loss, plan.reduction,
+                                         plan.log_base, grad, <double *>NULL)
 
 
 def js_rows(plan):
     """Per-row generalised Jensen-Shannon divergence (weight plan.beta on the target)."""
     if plan.dtype == np.float32:
-        return _js_rows_typed[float](<np.ndarray>plan.rows, <np.ndarray>plan.target, plan.target_kind, plan.where,
-                              plan.temperature, plan.beta, plan.validate, plan.tol,
-                              <float *>NULL)
-    return _js_rows_typed[double](<np.ndarray>plan.rows, <np.ndarray>plan.target, plan.target_kind, plan.where,
-                          plan.temperature, plan.beta, plan.validate, plan.tol,
-                          <double *>NULL)
+        return _js_rows_typed[float](<np.ndarray>plan.rows, <np.ndarray>plan.target,
+                                     plan.target_kind, plan.where, plan.temperature,
+                                     plan.beta, plan.validate, plan.tol, <float *>NULL)
+    return _js_rows_typed[double](<np.ndarray>plan.rows, <np.ndarray>plan.target,
+                                  plan.target_kind, plan.where, plan.temperature, plan.beta,
+                                  plan.validate, plan.tol, <double *>NULL)
