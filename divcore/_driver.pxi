@@ -386,13 +386,84 @@ cdef void run_lane_chunk(const Job *job, Py_ssize_t first, Py_ssize_t count,
                     &st[j], log_sum[j], row_value(&job.rx, i, y, <real>-INFINITY)))
 
 
+cdef enum:
+    TILE_ROWS = 64      # adjacent rows gathered together when the class axis is strided
+
+
+cdef inline bint in_tiles(const Job *job, Py_ssize_t itemsize) noexcept nogil:
+    """Rows that lie next to each other in memory with a strided class axis (a (C, N)
+    array read along axis 0): gathered TILE_ROWS at a time, so that each class's values
+    of the group are one contiguous read (a cache line), instead of one row at a time
+    across C cache lines and pages."""
+    return (job.rx.n > 0 and job.rx.col_stride != itemsize and job.rx.row_stride == itemsize
+            and job.x_half == HALF_NONE and job.t_half == HALF_NONE)
+
+
+cdef void gather_tile(const dc_rows *r, Py_ssize_t first, Py_ssize_t count,
+                      real *tile) noexcept nogil:
+    """Rows first .. first + count - 1 of r (adjacent in memory), as count contiguous rows."""
+    cdef Py_ssize_t n = r.n, c, j
+    cdef const char *base = r.data + first * r.row_stride
+    cdef const real *src
+    for c in range(n):
+        src = <const real *>(base + c * r.col_stride)
+        for j in range(count):
+            tile[j * n + c] = src[j]
+
+
+cdef void run_tile(const Job *job, Py_ssize_t first, Py_ssize_t count, real *buf,
+                   Py_ssize_t nbuf) noexcept nogil:
+    """Rows first .. first + count - 1 of an in_tiles job, through a copy of the job whose
+    rows are the gathered tile and whose per-row arrays start at row `first`."""
+    cdef Job sub = job[0]
+    cdef Py_ssize_t n = job.rx.n, j
+    cdef real *xtile = buf + 3 * nbuf
+    cdef real *ttile = xtile + TILE_ROWS * n
+    gather_tile(&job.rx, first, count, xtile)
+    sub.rx.data = <const char *>xtile
+    sub.rx.row_stride = n * sizeof(real)
+    sub.rx.col_stride = sizeof(real)
+    if job.rx.mask != NULL:
+        sub.rx.mask = job.rx.mask + first * job.rx.mask_row_stride
+    if job.rt.data != NULL:
+        if job.rt.col_stride != sizeof(real) and job.rt.row_stride == sizeof(real):
+            gather_tile(&job.rt, first, count, ttile)
+            sub.rt.data = <const char *>ttile
+            sub.rt.row_stride = n * sizeof(real)
+            sub.rt.col_stride = sizeof(real)
+        else:
+            sub.rt.data = job.rt.data + first * job.rt.row_stride
+        if job.rt.mask != NULL:
+            sub.rt.mask = job.rt.mask + first * job.rt.mask_row_stride
+    if job.labels != NULL:
+        sub.labels = job.labels + first
+    if job.ce != NULL:
+        sub.ce = job.ce + first
+    if job.h != NULL:
+        sub.h = job.h + first
+    if job.kl != NULL:
+        sub.kl = job.kl + first
+    if job.row_weight != NULL:
+        sub.row_weight = job.row_weight + first
+    if job.bad != NULL:
+        sub.bad, sub.psum, sub.nbad = job.bad + first, job.psum + first, job.nbad + first
+    if job.out != NULL:
+        sub.out = job.out + first * n * <Py_ssize_t>sizeof(real)
+    for j in range(count):
+        run_row(&sub, j, buf, buf + nbuf, buf + 2 * nbuf)
+
+
 cdef inline void run_span(const Job *job, Py_ssize_t unit, Py_ssize_t n_rows, bint lanes,
-                          real *buf, Py_ssize_t nbuf) noexcept nogil:
-    """Work unit `unit` of run_rows: one chunk of rows in lanes, else one row."""
+                          bint tiles, real *buf, Py_ssize_t nbuf) noexcept nogil:
+    """Work unit `unit` of run_rows: one chunk of rows in lanes, one tile of adjacent rows,
+    else one row."""
     cdef Py_ssize_t first
     if lanes:
         first = unit * LANE_CHUNK
         run_lane_chunk(job, first, min(<Py_ssize_t>LANE_CHUNK, n_rows - first), buf)
+    elif tiles:
+        first = unit * TILE_ROWS
+        run_tile(job, first, min(<Py_ssize_t>TILE_ROWS, n_rows - first), buf, nbuf)
     else:
         run_row(job, unit, buf, buf + nbuf, buf + 2 * nbuf)
 
@@ -469,13 +540,16 @@ cdef int run_rows(const Job *job, Py_ssize_t n_rows, real *typed) except -1:
                          or half)
     cdef Py_ssize_t nbuf = n if n > 0 and gathers else 1
     cdef bint lanes = in_lanes(job) and not half   # the lanes read float rows
-    cdef Py_ssize_t units = (n_rows + LANE_CHUNK - 1) // LANE_CHUNK if lanes else n_rows
+    cdef bint tiles = not lanes and n_rows > 1 and in_tiles(job, sizeof(real))
+    cdef Py_ssize_t units = ((n_rows + LANE_CHUNK - 1) // LANE_CHUNK if lanes else
+                             (n_rows + TILE_ROWS - 1) // TILE_ROWS if tiles else n_rows)
+    cdef Py_ssize_t nalloc = 3 * nbuf + (2 * TILE_ROWS * n if tiles else 0)
     cdef int nt = threads_for(n_rows, n)
     cdef int failed = 0
     cdef int *failed_p = &failed
     cdef real *buf = NULL
     cdef int threads = configured_threads()
-    if splits_rows(job, n_rows, threads) and not half:
+    if splits_rows(job, n_rows, threads) and not half and not tiles:
         if threads > MAX_ROW_PARTS:
             threads = MAX_ROW_PARTS
         buf = <real *>malloc(nbuf * sizeof(real))
@@ -489,21 +563,21 @@ cdef int run_rows(const Job *job, Py_ssize_t n_rows, real *typed) except -1:
     if nt > units:
         nt = <int>units
     if nt <= 1:
-        buf = <real *>malloc(3 * nbuf * sizeof(real))
+        buf = <real *>malloc(nalloc * sizeof(real))
         if buf == NULL:
             raise MemoryError(f"cannot allocate row buffers of {n} values")
         with nogil:
             for u in range(units):
-                run_span(job, u, n_rows, lanes, buf, nbuf)
+                run_span(job, u, n_rows, lanes, tiles, buf, nbuf)
         free(buf)
         return 0
     with nogil, parallel(num_threads=nt):
-        buf = <real *>malloc(3 * nbuf * sizeof(real))
+        buf = <real *>malloc(nalloc * sizeof(real))
         if buf == NULL:
             failed_p[0] = 1
         for u in prange(units, schedule="static"):
             if buf != NULL:
-                run_span(job, u, n_rows, lanes, buf, nbuf)
+                run_span(job, u, n_rows, lanes, tiles, buf, nbuf)
         free(buf)
     if failed:
         raise MemoryError(f"cannot allocate row buffers of {n} values")
