@@ -17,6 +17,8 @@
 #ifndef DIVCORE_LSE_H
 #define DIVCORE_LSE_H
 
+#include "config.h"
+
 #include <math.h>
 #include <stddef.h>
 #include "exp.h"
@@ -124,11 +126,14 @@ static inline double dc_lse_value(const dc_lse_state *st)
 
 #define DC_CAT2(a, b) a##_##b
 #define DC_CAT(a, b) DC_CAT2(a, b)
+#define DC_CAT3_(a, b, c) a##_##b##_##c
+#define DC_CAT3(a, b, c) DC_CAT3_(a, b, c)
 
-/* The portable build of every kernel: plain names, no target attribute. dispatch.h
- * compiles the same templates again for AVX2 and AVX-512 under suffixed names. */
+/* The portable build of every kernel: names ending _base (dc_ce_label_f32_base), no
+ * target attribute. dispatch.h compiles the same templates again for AVX2 and AVX-512
+ * (..._avx2, ..._avx512) and defines the public names (dc_ce_label_f32) over the three. */
 #ifndef DC_ISA_NAME
-#define DC_ISA_NAME(name, sfx) DC_CAT(name, sfx)
+#define DC_ISA_NAME(name, sfx) DC_CAT3(name, sfx, base)
 #define DC_TARGET
 #endif
 
