@@ -15,7 +15,7 @@ static inline int DC_FN(dc_batch_in_lanes)(ptrdiff_t n)
 }
 
 /* Per-row log-sum-exp; every row weighs 1. */
-DC_TARGET static inline void DC_FN(dc_batch_lse_leaf)(const dc_batch_job *job, ptrdiff_t first,
+DC_TARGET DC_ENTRY void DC_FN(dc_batch_lse_leaf)(const dc_batch_job *job, ptrdiff_t first,
                                                      ptrdiff_t count, double *val, double *wt)
 {
     const dc_rows *r = &job->x;
@@ -39,7 +39,7 @@ DC_TARGET static inline void DC_FN(dc_batch_lse_leaf)(const dc_batch_job *job, p
 
 /* Per-row w_y·(-log q_y) with the row's weight w_y (1 without class weights); a row whose
  * label is ignore_index gives 0 and weighs 0. Labels are in range (checked before). */
-DC_TARGET static inline void DC_FN(dc_batch_ce_labels_leaf)(const dc_batch_job *job,
+DC_TARGET DC_ENTRY void DC_FN(dc_batch_ce_labels_leaf)(const dc_batch_job *job,
                                                            ptrdiff_t first, ptrdiff_t count,
                                                            double *val, double *wt)
 {
@@ -76,7 +76,7 @@ DC_TARGET static inline void DC_FN(dc_batch_ce_labels_leaf)(const dc_batch_job *
 /* Per-row Σ w_c p_c (lse - x_c) against probabilities (or log-probabilities); every row
  * weighs 1. Short probability rows in lanes (dc_soft_probs_rows), as _core.pyx does for a
  * cross-entropy without label smoothing. */
-DC_TARGET static inline void DC_FN(dc_batch_ce_probs_leaf)(const dc_batch_job *job,
+DC_TARGET DC_ENTRY void DC_FN(dc_batch_ce_probs_leaf)(const dc_batch_job *job,
                                                           ptrdiff_t first, ptrdiff_t count,
                                                           double *val, double *wt)
 {
@@ -101,7 +101,7 @@ DC_TARGET static inline void DC_FN(dc_batch_ce_probs_leaf)(const dc_batch_job *j
 
 /* Per-row KL(softmax(t) ‖ softmax(x)) for teacher logits t (masked as x is); every row
  * weighs 1. */
-DC_TARGET static inline void DC_FN(dc_batch_kl_logits_leaf)(const dc_batch_job *job,
+DC_TARGET DC_ENTRY void DC_FN(dc_batch_kl_logits_leaf)(const dc_batch_job *job,
                                                            ptrdiff_t first, ptrdiff_t count,
                                                            double *val, double *wt)
 {
@@ -119,7 +119,7 @@ DC_TARGET static inline void DC_FN(dc_batch_kl_logits_leaf)(const dc_batch_job *
 
 /* ------------------------------------------------------------- the public batch kernels */
 
-static inline ptrdiff_t DC_FN(dc_batch_logsumexp)(const DC_T *x, ptrdiff_t n_rows, ptrdiff_t n,
+DC_ENTRY ptrdiff_t DC_FN(dc_batch_logsumexp)(const DC_T *x, ptrdiff_t n_rows, ptrdiff_t n,
                                                  ptrdiff_t row_stride, ptrdiff_t col_stride,
                                                  const unsigned char *mask,
                                                  ptrdiff_t mask_row_stride,
@@ -137,7 +137,7 @@ static inline ptrdiff_t DC_FN(dc_batch_logsumexp)(const DC_T *x, ptrdiff_t n_row
     return DC_BATCH_OK;
 }
 
-static inline ptrdiff_t DC_FN(dc_batch_ce_labels)(
+DC_ENTRY ptrdiff_t DC_FN(dc_batch_ce_labels)(
     const DC_T *x, ptrdiff_t n_rows, ptrdiff_t n, ptrdiff_t row_stride, ptrdiff_t col_stride,
     const int64_t *labels, ptrdiff_t label_stride, const DC_T *weight, int64_t ignore_index,
     const unsigned char *mask, ptrdiff_t mask_row_stride, ptrdiff_t mask_col_stride,
@@ -161,7 +161,7 @@ static inline ptrdiff_t DC_FN(dc_batch_ce_labels)(
     return DC_BATCH_OK;
 }
 
-static inline ptrdiff_t DC_FN(dc_batch_ce_probs)(
+DC_ENTRY ptrdiff_t DC_FN(dc_batch_ce_probs)(
     const DC_T *x, ptrdiff_t n_rows, ptrdiff_t n, ptrdiff_t row_stride, ptrdiff_t col_stride,
     const DC_T *p, ptrdiff_t p_row_stride, ptrdiff_t p_col_stride, int is_log,
     const DC_T *weight, const unsigned char *mask, ptrdiff_t mask_row_stride,
@@ -183,7 +183,7 @@ static inline ptrdiff_t DC_FN(dc_batch_ce_probs)(
     return DC_BATCH_OK;
 }
 
-static inline ptrdiff_t DC_FN(dc_batch_kl_logits)(
+DC_ENTRY ptrdiff_t DC_FN(dc_batch_kl_logits)(
     const DC_T *x, ptrdiff_t n_rows, ptrdiff_t n, ptrdiff_t row_stride, ptrdiff_t col_stride,
     const DC_T *target_logits, ptrdiff_t t_row_stride, ptrdiff_t t_col_stride,
     const unsigned char *mask, ptrdiff_t mask_row_stride, ptrdiff_t mask_col_stride,

@@ -17,4 +17,29 @@
 #error "divcore: compiled with -ffinite-math-only (__FINITE_MATH_ONLY__). divcore's kernels rely on IEEE infinities and NaN (-inf logits are masked classes, NaN rows must give NaN), which this flag lets the compiler assume away: results would be silently wrong. Compile this file without it."
 #endif
 
+/* The kernels that are called from outside the templates (divcore._core, the public API,
+ * the dispatch wrappers: the names of tools/kernel_table.py) are compiled as functions of
+ * their own, never inlined into a caller nor specialised for its constant arguments.
+ * Compilers fuse a*b + c into one FMA (-ffp-contract=fast, the AVX builds) wherever
+ * they see both operations in one function, so a kernel inlined into different callers
+ * can round differently; kept whole, it gives the same bits in divcore's Python API and
+ * in any extension built with the same flags. The cost is one call per row (or per lane
+ * group of short rows). Everything such a kernel calls is inlined into it, always
+ * (DC_INLINE): left to the compiler's heuristics, which weigh the size of the whole
+ * translation unit, the inlining (and with it the fusing) would differ between
+ * divcore._core and an extension. `unused`: an includer need not call every kernel (not `inline`,
+ * which GCC will not combine with noinline). */
+#if defined(__GNUC__) || defined(__clang__)
+#define DC_INLINE static inline __attribute__((always_inline))
+#else
+#define DC_INLINE static inline
+#endif
+#if defined(__GNUC__) && !defined(__clang__)
+#define DC_ENTRY static __attribute__((noipa, unused))
+#elif defined(__clang__)
+#define DC_ENTRY static __attribute__((noinline, unused))
+#else
+#define DC_ENTRY static inline
+#endif
+
 #endif /* DIVCORE_CONFIG_H */

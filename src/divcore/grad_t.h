@@ -10,7 +10,7 @@
  * double lanes; each returns how many values it wrote (the rest is the scalar loop's). */
 
 /* dc_soft_grad's g = scale·(mass·q - a). */
-DC_TARGET static inline ptrdiff_t DC_FN(dc_soft_grad_vec)(const DC_T *x, const DC_T *t,
+DC_TARGET DC_INLINE ptrdiff_t DC_FN(dc_soft_grad_vec)(const DC_T *x, const DC_T *t,
                                                          const DC_T *w, ptrdiff_t n, int kind,
                                                          double m, double inv_s, double tmax,
                                                          double log_ts, double mass,
@@ -41,7 +41,7 @@ DC_TARGET static inline ptrdiff_t DC_FN(dc_soft_grad_vec)(const DC_T *x, const D
 }
 
 /* dc_ce_label_grad's g = scale·q (the label's entry is the caller's). */
-DC_TARGET static inline ptrdiff_t DC_FN(dc_ce_label_grad_vec)(const DC_T *x, ptrdiff_t n,
+DC_TARGET DC_INLINE ptrdiff_t DC_FN(dc_ce_label_grad_vec)(const DC_T *x, ptrdiff_t n,
                                                              double m, double inv_s,
                                                              double scale, DC_T *g)
 {
@@ -57,7 +57,7 @@ DC_TARGET static inline ptrdiff_t DC_FN(dc_ce_label_grad_vec)(const DC_T *x, ptr
 
 /* dc_kl_reverse_grad's g = scale·q·((log q - log p) - kl), 0 where q = 0. The log of a
  * probability target is the C library's, a lane at a time. */
-DC_TARGET static inline ptrdiff_t DC_FN(dc_kl_reverse_grad_vec)(const DC_T *x, const DC_T *t,
+DC_TARGET DC_INLINE ptrdiff_t DC_FN(dc_kl_reverse_grad_vec)(const DC_T *x, const DC_T *t,
                                                                ptrdiff_t n, int kind, double m,
                                                                double log_s, double tmax,
                                                                double log_ts, double kl,
@@ -92,7 +92,7 @@ DC_TARGET static inline ptrdiff_t DC_FN(dc_kl_reverse_grad_vec)(const DC_T *x, c
  * The same for KL(p ‖ q), which differs from it by the constant H(p). M, S and A come
  * from the loss kernel's pass (dc_soft_result). Classes with q_c = 0 and a_c = 0 (masked,
  * -inf) get exactly 0. A row without a distribution gets NaN. */
-DC_TARGET static inline void DC_FN(dc_soft_grad)(const DC_T *x, const DC_T *t, const DC_T *w,
+DC_TARGET DC_ENTRY void DC_FN(dc_soft_grad)(const DC_T *x, const DC_T *t, const DC_T *w,
                                        ptrdiff_t n, int kind, const dc_soft_result *r,
                                        double scale, DC_T *g)
 {
@@ -118,7 +118,7 @@ DC_TARGET static inline void DC_FN(dc_soft_grad)(const DC_T *x, const DC_T *t, c
 
 /* Cross-entropy with a label and its gradient, g_c = scale·(q_c - [c == label]);
  * returns the loss lse - x_label (see dc_ce_label). */
-DC_TARGET static inline double DC_FN(dc_ce_label_grad)(const DC_T *x, ptrdiff_t n, ptrdiff_t label,
+DC_TARGET DC_ENTRY double DC_FN(dc_ce_label_grad)(const DC_T *x, ptrdiff_t n, ptrdiff_t label,
                                              double scale, DC_T *g)
 {
     const dc_lse_state st = DC_FN(dc_lse_scan)(x, n);
@@ -142,7 +142,7 @@ DC_TARGET static inline double DC_FN(dc_ce_label_grad)(const DC_T *x, ptrdiff_t 
 /* ∂/∂x of the reverse KL(q ‖ p) = Σ q_c (log q_c - log p_c):
  *     g_c = scale · q_c · ((log q_c - log p_c) - KL)
  * (0 where q_c = 0). `kl` is the row's value from dc_kl_reverse_target / dc_soft_logits. */
-DC_TARGET static inline void DC_FN(dc_kl_reverse_grad)(const DC_T *x, const DC_T *t, ptrdiff_t n,
+DC_TARGET DC_ENTRY void DC_FN(dc_kl_reverse_grad)(const DC_T *x, const DC_T *t, ptrdiff_t n,
                                              int kind, const dc_soft_result *r, double kl,
                                              double scale, DC_T *g)
 {

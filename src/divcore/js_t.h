@@ -5,7 +5,7 @@
 /* ------------------------------------------------------------------ Jensen-Shannon */
 
 /* log p_i and p_i of a target entry (a logits target needs its row's M_t, S_t). */
-DC_TARGET static inline double DC_FN(dc_target_log)(DC_T t, int kind, double tmax, double log_tsum)
+DC_TARGET DC_INLINE double DC_FN(dc_target_log)(DC_T t, int kind, double tmax, double log_tsum)
 {
     if (kind == DC_TARGET_PROBS) return log((double)t);
     if (kind == DC_TARGET_LOG_PROBS) return (double)t;
@@ -19,7 +19,7 @@ DC_TARGET static inline double DC_FN(dc_target_log)(DC_T t, int kind, double tma
  * which are exact for near-identical p and q (where m's log would cancel) and right at
  * p = 0 (d = +inf: -log(1-β)) or q = 0 (d = -inf: -log β). Computed in double; clamped
  * to [0, h(β)] so that rounding never gives a negative value (or a NaN) for p ≈ q. */
-DC_TARGET static inline double DC_FN(dc_js_row)(const DC_T *x, const DC_T *t, ptrdiff_t n, int kind,
+DC_TARGET DC_ENTRY double DC_FN(dc_js_row)(const DC_T *x, const DC_T *t, ptrdiff_t n, int kind,
                                       double beta, double *psum, ptrdiff_t *nbad)
 {
     const dc_lse_state sx = DC_FN(dc_lse_scan)(x, n);

@@ -7,7 +7,7 @@
 /* The terms of dc_soft_logits' second pass over the whole vectors of a block (the same
  * formulas, in lanes); adds to sums[] = {ce, h, kl, Σa} and returns how many values it
  * took (the rest is the scalar loop's). */
-DC_TARGET static inline ptrdiff_t DC_FN(dc_logits_terms_vec)(
+DC_TARGET DC_INLINE ptrdiff_t DC_FN(dc_logits_terms_vec)(
     const DC_T *x, const DC_T *t, const DC_T *w, ptrdiff_t n, DC_T mx, DC_T mt, DC_T inv_st,
     DC_T log_st, double *sums)
 {
@@ -47,7 +47,7 @@ DC_TARGET static inline ptrdiff_t DC_FN(dc_logits_terms_vec)(
  *     kl = Σ a_i ((t_i - M_t) - (x_i - M_x)) + Σa·(log S_x - log S_t)
  * so that kl is exactly 0 when t == x, and every term is invariant to adding a constant
  * to either row. A target without a distribution gives NaN. */
-DC_TARGET static inline void DC_FN(dc_soft_logits)(const DC_T *x, const DC_T *t, const DC_T *w,
+DC_TARGET DC_ENTRY void DC_FN(dc_soft_logits)(const DC_T *x, const DC_T *t, const DC_T *w,
                                          ptrdiff_t n, dc_soft_result *res)
 {
     const dc_lse_state sx = DC_FN(dc_lse_scan)(x, n);
@@ -108,7 +108,7 @@ DC_TARGET static inline void DC_FN(dc_soft_logits)(const DC_T *x, const DC_T *t,
 }
 
 /* KL(softmax(t) ‖ softmax(x)). */
-DC_TARGET static inline double DC_FN(dc_kl_logits)(const DC_T *t, const DC_T *x, ptrdiff_t n)
+DC_TARGET DC_ENTRY double DC_FN(dc_kl_logits)(const DC_T *t, const DC_T *x, ptrdiff_t n)
 {
     dc_soft_result r;
     DC_FN(dc_soft_logits)(x, t, NULL, n, &r);

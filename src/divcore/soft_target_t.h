@@ -8,7 +8,7 @@
 /* Target side of a block: p from probabilities or log-probabilities, a = w·p into a_out,
  * the target's entropy sum Σ a·log p (when want_h) and, with want_sums, the sums for
  * validation and the mass Σa. */
-DC_TARGET static inline void DC_FN(dc_block_target)(const DC_T *t, const DC_T *w, ptrdiff_t n,
+DC_TARGET DC_INLINE void DC_FN(dc_block_target)(const DC_T *t, const DC_T *w, ptrdiff_t n,
                                           int is_log, int want_h, int want_sums, DC_T *a_out,
                                           dc_target_sums *s)
 {
@@ -38,7 +38,7 @@ DC_TARGET static inline void DC_FN(dc_block_target)(const DC_T *t, const DC_T *w
 /* Logit side of a block at running max m: Σ a·(m - x) (terms with a == 0 are 0), and the
  * block's part of S (see lse.h). A log-probability target has mass exactly where it is
  * > -inf, even where exp underflows a to 0: mass on a -inf logit is +inf. */
-DC_TARGET static inline double DC_FN(dc_block_soft)(const DC_T *x, const DC_T *a, const DC_T *t,
+DC_TARGET DC_INLINE double DC_FN(dc_block_soft)(const DC_T *x, const DC_T *a, const DC_T *t,
                                           const DC_T *w, int is_log, ptrdiff_t n, DC_T m,
                                           dc_lse_state *st)
 {
@@ -65,7 +65,7 @@ DC_TARGET static inline double DC_FN(dc_block_soft)(const DC_T *x, const DC_T *a
 #ifdef DC_HAVE_VEC
 /* dc_block_target without the entropy sum, over a block's whole vectors: Σp, Σa and the
  * bad entries into *s; returns how many values it took. */
-DC_TARGET static inline ptrdiff_t DC_FN(dc_block_target_vec)(const DC_T *t, const DC_T *w,
+DC_TARGET DC_INLINE ptrdiff_t DC_FN(dc_block_target_vec)(const DC_T *t, const DC_T *w,
                                                             ptrdiff_t n, int is_log,
                                                             dc_target_sums *s)
 {
@@ -96,7 +96,7 @@ DC_TARGET static inline ptrdiff_t DC_FN(dc_block_target_vec)(const DC_T *t, cons
 
 /* dc_block_soft over a block's whole vectors, with a = w·p recomputed from the target;
  * returns Σ a·(m - x) over them and their part of S into st; *taken: how many values. */
-DC_TARGET static inline double DC_FN(dc_block_soft_vec)(const DC_T *x, const DC_T *t,
+DC_TARGET DC_INLINE double DC_FN(dc_block_soft_vec)(const DC_T *x, const DC_T *t,
                                                        const DC_T *w, int is_log, ptrdiff_t n,
                                                        DC_T m, dc_lse_state *st,
                                                        ptrdiff_t *taken)
@@ -144,7 +144,7 @@ DC_TARGET static inline double DC_FN(dc_block_soft_vec)(const DC_T *x, const DC_
  * (M' - M), so A += (M' - M)·Σa_seen. Terms are ≥ 0 for w ≥ 0: no cancellation.
  *     h = -Σ a_i log p_i,   kl = ce - h (clamped at 0).
  * The target sums (psum, nbad) cover the whole row even when x holds a NaN. */
-DC_TARGET static inline void DC_FN(dc_soft_target_row)(const DC_T *x, const DC_T *t, const DC_T *w,
+DC_TARGET DC_ENTRY void DC_FN(dc_soft_target_row)(const DC_T *x, const DC_T *t, const DC_T *w,
                                              ptrdiff_t n, int is_log, int want_h,
                                              dc_soft_result *res)
 {
@@ -208,13 +208,13 @@ DC_TARGET static inline void DC_FN(dc_soft_target_row)(const DC_T *x, const DC_T
     }
 }
 
-DC_TARGET static inline void DC_FN(dc_soft_probs)(const DC_T *x, const DC_T *p, const DC_T *w,
+DC_TARGET DC_INLINE void DC_FN(dc_soft_probs)(const DC_T *x, const DC_T *p, const DC_T *w,
                                         ptrdiff_t n, int want_h, dc_soft_result *res)
 {
     DC_FN(dc_soft_target_row)(x, p, w, n, 0, want_h, res);
 }
 
-DC_TARGET static inline void DC_FN(dc_soft_log_probs)(const DC_T *x, const DC_T *lp, const DC_T *w,
+DC_TARGET DC_INLINE void DC_FN(dc_soft_log_probs)(const DC_T *x, const DC_T *lp, const DC_T *w,
                                             ptrdiff_t n, int want_h, dc_soft_result *res)
 {
     DC_FN(dc_soft_target_row)(x, lp, w, n, 1, want_h, res);
@@ -222,7 +222,7 @@ DC_TARGET static inline void DC_FN(dc_soft_log_probs)(const DC_T *x, const DC_T 
 
 /* Reverse KL(q ‖ p) = Σ q_i (log q_i - log p_i) for a probability or log-probability
  * target p. Terms with q_i == 0 are 0; q_i > 0 where p_i == 0 gives +inf. */
-DC_TARGET static inline void DC_FN(dc_kl_reverse_target)(const DC_T *x, const DC_T *t, ptrdiff_t n,
+DC_TARGET DC_ENTRY void DC_FN(dc_kl_reverse_target)(const DC_T *x, const DC_T *t, ptrdiff_t n,
                                                int is_log, dc_soft_result *res)
 {
     const dc_lse_state sx = DC_FN(dc_lse_scan)(x, n);
@@ -266,7 +266,7 @@ DC_TARGET static inline void DC_FN(dc_kl_reverse_target)(const DC_T *x, const DC
 }
 
 /* The sums of a whole target row (see dc_block_target), a block at a time. */
-DC_TARGET static inline dc_target_sums DC_FN(dc_target_sums_row)(const DC_T *t, ptrdiff_t n, int is_log,
+DC_TARGET DC_INLINE dc_target_sums DC_FN(dc_target_sums_row)(const DC_T *t, ptrdiff_t n, int is_log,
                                                        int want_h)
 {
     DC_T a[DC_BLOCK];
@@ -279,7 +279,7 @@ DC_TARGET static inline dc_target_sums DC_FN(dc_target_sums_row)(const DC_T *t, 
 
 /* Σ p and the bad entries of a target row, nothing else: validation of a target that is
  * transformed before use (label smoothing). */
-DC_TARGET static inline void DC_FN(dc_target_check)(const DC_T *t, ptrdiff_t n, int is_log,
+DC_TARGET DC_ENTRY void DC_FN(dc_target_check)(const DC_T *t, ptrdiff_t n, int is_log,
                                           double *psum, ptrdiff_t *nbad)
 {
     const dc_target_sums ts = DC_FN(dc_target_sums_row)(t, n, is_log, 0);
@@ -289,7 +289,7 @@ DC_TARGET static inline void DC_FN(dc_target_check)(const DC_T *t, ptrdiff_t n, 
 
 /* H(p) = -Σ p_i log p_i (0·log 0 = 0) for probabilities, or -Σ exp(l_i)·l_i for
  * log-probabilities l; *psum and *nbad as in dc_soft_result. */
-DC_TARGET static inline double DC_FN(dc_entropy_target)(const DC_T *t, ptrdiff_t n, int is_log,
+DC_TARGET DC_ENTRY double DC_FN(dc_entropy_target)(const DC_T *t, ptrdiff_t n, int is_log,
                                               double *psum, ptrdiff_t *nbad)
 {
     const dc_target_sums ts = DC_FN(dc_target_sums_row)(t, n, is_log, 1);
@@ -308,7 +308,7 @@ DC_TARGET static inline double DC_FN(dc_entropy_target)(const DC_T *t, ptrdiff_t
  * a term with a = 0 is 0 (also at x = -inf), a > 0 at x = -inf gives +inf; psum, nbad and
  * asum for validation and the mean; max and sum of the logits' row. w: NULL or n class
  * weights. The target rows are read through rt (no mask for probabilities). */
-DC_TARGET static inline void DC_FN(dc_soft_probs_rows)(const dc_rows *rx, const dc_rows *rt,
+DC_TARGET DC_ENTRY void DC_FN(dc_soft_probs_rows)(const dc_rows *rx, const dc_rows *rt,
                                                       const DC_T *w, ptrdiff_t first,
                                                       ptrdiff_t count, dc_soft_result *res)
 {
@@ -350,7 +350,7 @@ DC_TARGET static inline void DC_FN(dc_soft_probs_rows)(const dc_rows *rx, const 
     }
 }
 #else
-DC_TARGET static inline void DC_FN(dc_soft_probs_rows)(const dc_rows *rx, const dc_rows *rt,
+DC_TARGET DC_ENTRY void DC_FN(dc_soft_probs_rows)(const dc_rows *rx, const dc_rows *rt,
                                                       const DC_T *w, ptrdiff_t first,
                                                       ptrdiff_t count, dc_soft_result *res)
 {
@@ -364,7 +364,7 @@ DC_TARGET static inline void DC_FN(dc_soft_probs_rows)(const dc_rows *rx, const 
 
 /* H(p, q) for one row; a row of at most DC_LANES_MAX_N values takes the steps of its lane in
  * dc_soft_probs_rows, so it gives the bits the Python API gives it in a batch. */
-DC_TARGET static inline double DC_FN(dc_ce_probs)(const DC_T *x, const DC_T *p, ptrdiff_t n)
+DC_TARGET DC_ENTRY double DC_FN(dc_ce_probs)(const DC_T *x, const DC_T *p, ptrdiff_t n)
 {
     dc_soft_result r;
     if (n > 0 && n <= DC_LANES_MAX_N) {

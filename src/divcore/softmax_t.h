@@ -6,7 +6,7 @@
 /* ---------------------------------------------------------------- log-sum-exp, softmax */
 
 /* log Σ exp(x_i): NaN for a NaN or +inf value, -inf for an empty or all -inf row. */
-DC_TARGET static inline double DC_FN(dc_logsumexp)(const DC_T *x, ptrdiff_t n)
+DC_TARGET DC_ENTRY double DC_FN(dc_logsumexp)(const DC_T *x, ptrdiff_t n)
 {
     double log_sum;
     const dc_lse_state st = DC_FN(dc_lse_scan_log_sum)(x, n, &log_sum);
@@ -16,7 +16,7 @@ DC_TARGET static inline double DC_FN(dc_logsumexp)(const DC_T *x, ptrdiff_t n)
 #ifdef DC_HAVE_VEC
 /* dc_log_softmax_row's outputs over the row's whole vector pairs, the same formulas in
  * double lanes: c is log S, or 1/S with `exponentiate`. Returns how many it wrote. */
-DC_TARGET static inline ptrdiff_t DC_FN(dc_log_softmax_vec)(const DC_T *x, ptrdiff_t n,
+DC_TARGET DC_INLINE ptrdiff_t DC_FN(dc_log_softmax_vec)(const DC_T *x, ptrdiff_t n,
                                                            int exponentiate, double m,
                                                            double c, DC_T *out)
 {
@@ -41,7 +41,7 @@ DC_TARGET static inline ptrdiff_t DC_FN(dc_log_softmax_vec)(const DC_T *x, ptrdi
  * from the row's scan st and its log S = dc_lse_log_sum(st) (unused with `exponentiate`).
  * Subtracting M first keeps the largest entry's log q exact (-log S, not lse - M
  * rounded). A row without a distribution is all NaN. Returns 1 if it had one. */
-DC_TARGET static inline int DC_FN(dc_log_softmax_of_state)(const DC_T *x, ptrdiff_t n,
+DC_TARGET DC_ENTRY int DC_FN(dc_log_softmax_of_state)(const DC_T *x, ptrdiff_t n,
                                                          const dc_lse_state *st,
                                                          double log_sum, int exponentiate,
                                                          DC_T *out)
@@ -66,7 +66,7 @@ DC_TARGET static inline int DC_FN(dc_log_softmax_of_state)(const DC_T *x, ptrdif
 }
 
 /* log_softmax (or softmax with `exponentiate`) of the row x into out. */
-DC_TARGET static inline int DC_FN(dc_log_softmax_row)(const DC_T *x, ptrdiff_t n, int exponentiate,
+DC_TARGET DC_ENTRY int DC_FN(dc_log_softmax_row)(const DC_T *x, ptrdiff_t n, int exponentiate,
                                             DC_T *out)
 {
     double log_sum;
@@ -74,12 +74,12 @@ DC_TARGET static inline int DC_FN(dc_log_softmax_row)(const DC_T *x, ptrdiff_t n
     return DC_FN(dc_log_softmax_of_state)(x, n, &st, log_sum, exponentiate, out);
 }
 
-DC_TARGET static inline int DC_FN(dc_log_softmax)(const DC_T *x, ptrdiff_t n, DC_T *out)
+DC_TARGET DC_ENTRY int DC_FN(dc_log_softmax)(const DC_T *x, ptrdiff_t n, DC_T *out)
 {
     return DC_FN(dc_log_softmax_row)(x, n, 0, out);
 }
 
-DC_TARGET static inline int DC_FN(dc_softmax)(const DC_T *x, ptrdiff_t n, DC_T *out)
+DC_TARGET DC_ENTRY int DC_FN(dc_softmax)(const DC_T *x, ptrdiff_t n, DC_T *out)
 {
     return DC_FN(dc_log_softmax_row)(x, n, 1, out);
 }
@@ -87,7 +87,7 @@ DC_TARGET static inline int DC_FN(dc_softmax)(const DC_T *x, ptrdiff_t n, DC_T *
 /* ------------------------------------------------------------- cross-entropy, a label */
 
 /* -log q_y for a label in [0, n): see dc_ce_label_of_log_sum. */
-DC_TARGET static inline double DC_FN(dc_ce_label)(const DC_T *x, ptrdiff_t n, ptrdiff_t label)
+DC_TARGET DC_ENTRY double DC_FN(dc_ce_label)(const DC_T *x, ptrdiff_t n, ptrdiff_t label)
 {
     double log_sum;
     const dc_lse_state st = DC_FN(dc_lse_scan_log_sum)(x, n, &log_sum);
@@ -102,7 +102,7 @@ DC_TARGET static inline double DC_FN(dc_ce_label)(const DC_T *x, ptrdiff_t n, pt
  * i % DC_LANES == a·DC_VDLEN + j, i counted from the block's start) in the same order as
  * in the scalar loop, so the sum is the same at every instruction set (DC_LANES is a
  * multiple of 2·DC_VDLEN). Returns how many values it took. */
-DC_TARGET static inline ptrdiff_t DC_FN(dc_entropy_terms_vec)(const DC_T *x, ptrdiff_t n,
+DC_TARGET DC_INLINE ptrdiff_t DC_FN(dc_entropy_terms_vec)(const DC_T *x, ptrdiff_t n,
                                                              double m, double *u_)
 {
     enum { NACC = DC_LANES / (sizeof(DC_VD) / sizeof(double)) };
@@ -129,7 +129,7 @@ DC_TARGET static inline ptrdiff_t DC_FN(dc_entropy_terms_vec)(const DC_T *x, ptr
 
 /* H(softmax(x)) = Σ q_i (lse - x_i) = log S + Σ e_i (M - x_i) / S,  e_i = exp(x_i - M):
  * non-negative terms only. */
-DC_TARGET static inline double DC_FN(dc_entropy_logits)(const DC_T *x, ptrdiff_t n)
+DC_TARGET DC_ENTRY double DC_FN(dc_entropy_logits)(const DC_T *x, ptrdiff_t n)
 {
     const dc_lse_state st = DC_FN(dc_lse_scan)(x, n);
     if (!dc_lse_ok(&st)) return NAN;
