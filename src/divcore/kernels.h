@@ -3,7 +3,7 @@
  *     #include "divcore/kernels.h"
  *     cc -O2 -I"$(python -c 'import divcore; print(divcore.get_include())')" app.c -lm
  *
- * Header-only: every function is `static inline` and is compiled into the caller. There is
+ * Header-only: every function is `static` and is compiled into the caller. There is
  * no divcore library to link against and no Python: the header needs only the C library
  * (<math.h>, link with -lm where the platform wants it). Tested warning-free at
  * -Wall -Wextra -Wpedantic -Wshadow -Wconversion -Wdouble-promotion -Wfloat-equal
