@@ -40,7 +40,6 @@ cdef extern from "divcore/kernels.h" nogil:
         double weight
         double mean
 
-
     # log sum exp(x): -inf for an empty or all -inf row, nan with a nan or +inf.
     double dc_logsumexp_f32(const float *x, Py_ssize_t n)
     double dc_logsumexp_f64(const double *x, Py_ssize_t n)

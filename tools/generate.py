@@ -141,7 +141,7 @@ cdef extern from "divcore/kernels.h" nogil:
 
 
 def kernels_pxd():
-    out = [KERNELS_PXD_HEAD]
+    out = [KERNELS_PXD_HEAD.rstrip("\n")]
     for k in table.PUBLIC:
         out.append("")
         out.append(comment(k.doc))
