@@ -48,10 +48,12 @@
  * - -inf logits are legal (masked classes). 0·log 0 = 0: a class with target probability
  *   exactly 0 contributes nothing, even where its logit is -inf; target mass on a -inf
  *   logit makes the loss +inf.
- * - Nothing is validated: a label must be in [0, n); probabilities are used as given
- *   (not checked for NaN, sign or a sum of 1; the Python API checks them). The kernels
- *   never allocate (a few KiB of stack), keep no state, do not change the floating-point
- *   environment and are safe to call from many threads at once (in Cython: nogil).
+ * - Nothing is validated by the row kernels: a label must be in [0, n) (the batch kernels
+ *   check it); probabilities are used as given (not checked for NaN, sign or a sum of 1;
+ *   the Python API checks them). The row kernels never allocate (a few KiB of stack; the
+ *   batch kernels one row buffer, only for strided or masked rows), keep no state but the
+ *   chosen instruction set, do not change the floating-point environment and are safe to
+ *   call from many threads at once (in Cython: nogil).
  * - The results are the Python API's results for one contiguous row at temperature 1
  *   (divcore.logsumexp, cross_entropy(..., reduction="none"), ...), to the bit, at the
  *   instruction set both run (see "instruction sets" below).
