@@ -82,8 +82,8 @@ static inline double dc_pairwise_leaf(const double *a, ptrdiff_t n)
     return res;
 }
 
-/* Rows first .. first + n - 1 through `leaf`, each leaf's values copied to out (unless
- * NULL) and summed, with their weights, in numpy's pairwise order: a range of more than
+/* Rows first .. first + n - 1 through `leaf`, each leaf's values written to out (unless
+ * NULL: then to the stack) and summed, with their weights, in numpy's pairwise order: a range of more than
  * DC_BATCH_LEAF rows splits at n/2 rounded down to a multiple of 8. */
 static inline void dc_batch_tree(const dc_batch_job *job, dc_batch_leaf_fn leaf,
                                  ptrdiff_t first, ptrdiff_t n, double *out, double *sum,
@@ -91,9 +91,9 @@ static inline void dc_batch_tree(const dc_batch_job *job, dc_batch_leaf_fn leaf,
 {
     if (n <= DC_BATCH_LEAF) {
         double val[DC_BATCH_LEAF], wt[DC_BATCH_LEAF];
-        leaf(job, first, n, val, wt);
-        if (out != NULL && n > 0) memcpy(out + first, val, (size_t)n * sizeof(double));
-        *sum = dc_pairwise_leaf(val, n);
+        double *v = out != NULL ? out + first : val;
+        leaf(job, first, n, v, wt);
+        *sum = dc_pairwise_leaf(v, n);
         *wsum = dc_pairwise_leaf(wt, n);
         return;
     }
@@ -111,6 +111,15 @@ static inline void dc_batch_tree(const dc_batch_job *job, dc_batch_leaf_fn leaf,
 static inline void dc_batch_run(const dc_batch_job *job, dc_batch_leaf_fn leaf,
                                 ptrdiff_t n_rows, double *out, dc_reduced *red)
 {
+    if (red == NULL) { /* no sums: the leaves in order, writing straight into out */
+        double val[DC_BATCH_LEAF], wt[DC_BATCH_LEAF];
+        for (ptrdiff_t first = 0; first < n_rows; first += DC_BATCH_LEAF) {
+            const ptrdiff_t count = n_rows - first < DC_BATCH_LEAF ? n_rows - first
+                                                                   : DC_BATCH_LEAF;
+            leaf(job, first, count, out != NULL ? out + first : val, wt);
+        }
+        return;
+    }
     double sum = 0.0, wsum = 0.0;
     dc_batch_tree(job, leaf, 0, n_rows, out, &sum, &wsum);
     if (red != NULL) {
