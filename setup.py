@@ -2,7 +2,9 @@
 
 The C kernels live in src/divcore/*.h (header-only, no Python.h). They are compiled into
 divcore._core and copied into the package as divcore/include/divcore/ so that
-divcore.get_include() can hand them to other extensions.
+divcore.get_include() can hand them to other extensions, with copies of the .pxd files
+(which are in the package folder too, divcore/*.pxd, so that `cimport divcore.kernels`
+needs no include path). tools/generate.py writes the declarations; nothing here runs it.
 
 Flags: -O3 only. No fast-math style flags (they switch the whole process to
 flush-to-zero and break the -inf/NaN contract) and no tuning for the build machine's CPU

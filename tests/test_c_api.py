@@ -1,14 +1,18 @@
-"""The C-level API (SPEC §6, docs/c_api.md): divcore/kernels.h and divcore/kernels.pxd used
-by other extensions, built from scratch in a temporary folder against divcore.get_include().
+"""The C-level API (SPEC §6, docs/c_api.md, issue 17): divcore/kernels.h and the .pxd files
+used by other extensions, built from scratch in a temporary folder.
 
-- plain C and C++ consumers (gcc, clang, g++, clang++ where installed), compiled with
-  -Wall -Wextra -Werror and no Python.h, loaded with ctypes;
-- the Cython example (examples/cython_extension), built with setuptools;
+- plain C and C++ consumers (gcc, clang, g++, clang++ where installed), compiled with a
+  strict warning set and -Werror, only divcore.get_include() on the include path and no
+  Python.h, loaded with ctypes; one with -ffast-math, which must not compile;
+- a Cython consumer built with a bare cythonize() (its .pxd found in the installed
+  package, no include path), and the Cython example (examples/cython_extension);
 - the C example (examples/c_consumer), compiled as C and as C++ and run.
 
 Their results are checked against the reference backend (the independent oracle), the
 documented values for empty and all -inf rows (SPEC §4), and the Python API: equal to the
-bit at DIVCORE_SIMD=baseline, where both run the same portable kernels.
+bit at every instruction-set level (DIVCORE_SIMD), the documented dc_* names being the
+dispatched kernels, and at the baseline level for a consumer built with DIVCORE_PORTABLE.
+The batch kernels are checked against the Python API's batch calls (per row and reduced).
 """
 import ctypes
 import math
@@ -41,7 +45,12 @@ COMPILERS = [
     ("g++", "c++", "c++11"),
     ("clang++", "c++", "c++17"),
 ]
-STRICT = ["-Wall", "-Wextra", "-Werror"]
+STRICT = ["-Wall", "-Wextra", "-Wpedantic", "-Wshadow", "-Wconversion", "-Wdouble-promotion",
+          "-Wfloat-equal", "-Wcast-qual", "-Werror"]
+STRICT_CXX = {"g++": ["-Wold-style-cast", "-Wuseless-cast"], "clang++": ["-Wold-style-cast"]}
+# Fuse multiply-adds as divcore's own build does (setup.py), for the Python API's bits at the
+# AVX levels (GCC's default in its GNU modes, not with -std=c99).
+CONTRACT = ["-ffp-contract=fast"]
 
 # A consumer of divcore/kernels.h: row loops over a C-contiguous (rows, n) array, exported
 # for ctypes. The same text is compiled as C and as C++.
@@ -61,8 +70,9 @@ EXPORT void lse_##S(const T *x, ptrdiff_t rows, ptrdiff_t n, double *out)       
 { for (ptrdiff_t i = 0; i < rows; i++) out[i] = dc_logsumexp_##S(x + i * n, n); }       \
 EXPORT void ce_label_##S(const T *x, const int64_t *y, ptrdiff_t rows, ptrdiff_t n,      \
                          double *out)                                                   \
-{ for (ptrdiff_t i = 0; i < rows; i++)                                                  \
-      out[i] = dc_ce_label_##S(x + i * n, n, (ptrdiff_t)y[i]); }                        \
+{ for (ptrdiff_t i = 0; i < rows; i++) {                                                \
+      const ptrdiff_t label = y[i];                                                     \
+      out[i] = dc_ce_label_##S(x + i * n, n, label); } }                                \
 EXPORT void ce_probs_##S(const T *x, const T *p, ptrdiff_t rows, ptrdiff_t n,           \
                          double *out)                                                   \
 { for (ptrdiff_t i = 0; i < rows; i++)                                                  \
@@ -80,10 +90,36 @@ EXPORT ptrdiff_t log_softmax_##S(const T *x, ptrdiff_t rows, ptrdiff_t n, T *out
 EXPORT ptrdiff_t softmax_##S(const T *x, ptrdiff_t rows, ptrdiff_t n, T *out)            \
 { ptrdiff_t ok = 0;                                                                     \
   for (ptrdiff_t i = 0; i < rows; i++) ok += dc_softmax_##S(x + i * n, n, out + i * n); \
-  return ok; }
+  return ok; }                                                                          \
+EXPORT ptrdiff_t batch_lse_##S(const T *x, ptrdiff_t rows, ptrdiff_t n, ptrdiff_t rs,     \
+                               ptrdiff_t cs, const unsigned char *m, ptrdiff_t mrs,     \
+                               ptrdiff_t mcs, double *out)                              \
+{ return dc_batch_logsumexp_##S(x, rows, n, rs, cs, m, mrs, mcs, out); }                 \
+EXPORT ptrdiff_t batch_ce_labels_##S(const T *x, ptrdiff_t rows, ptrdiff_t n,            \
+                                     ptrdiff_t rs, ptrdiff_t cs, const int64_t *y,       \
+                                     ptrdiff_t ys, const T *w, int64_t ignore,           \
+                                     const unsigned char *m, ptrdiff_t mrs,              \
+                                     ptrdiff_t mcs, double *out, dc_reduced *red)        \
+{ return dc_batch_ce_labels_##S(x, rows, n, rs, cs, y, ys, w, ignore, m, mrs, mcs, out, red); } \
+EXPORT ptrdiff_t batch_ce_probs_##S(const T *x, ptrdiff_t rows, ptrdiff_t n,             \
+                                    ptrdiff_t rs, ptrdiff_t cs, const T *p, ptrdiff_t prs, \
+                                    ptrdiff_t pcs, int is_log, const T *w,               \
+                                    const unsigned char *m, ptrdiff_t mrs,               \
+                                    ptrdiff_t mcs, double *out, dc_reduced *red)         \
+{ return dc_batch_ce_probs_##S(x, rows, n, rs, cs, p, prs, pcs, is_log, w, m, mrs, mcs,  \
+                               out, red); }                                             \
+EXPORT ptrdiff_t batch_kl_logits_##S(const T *x, ptrdiff_t rows, ptrdiff_t n,            \
+                                     ptrdiff_t rs, ptrdiff_t cs, const T *t,             \
+                                     ptrdiff_t trs, ptrdiff_t tcs,                       \
+                                     const unsigned char *m, ptrdiff_t mrs,              \
+                                     ptrdiff_t mcs, double *out, dc_reduced *red)        \
+{ return dc_batch_kl_logits_##S(x, rows, n, rs, cs, t, trs, tcs, m, mrs, mcs, out, red); }
 
 ROW_LOOPS(float, f32)
 ROW_LOOPS(double, f64)
+
+/* The level of this library: -1 until its first dispatched call chooses it. */
+EXPORT int chosen_level(void) { return dc_simd_level; }
 
 EXPORT const char *header_version(void) { return DIVCORE_VERSION; }
 EXPORT int header_version_number(void) { return DIVCORE_VERSION_NUMBER; }
@@ -118,8 +154,9 @@ EXPORT void entropy_##S(const T *x, ptrdiff_t rows, ptrdiff_t n, double *out)   
       out[i] = dcd_dc_entropy_logits_##S(x + i * n, n); }                               \
 EXPORT void ce_label_##S(const T *x, const long long *y, ptrdiff_t rows, ptrdiff_t n,    \
                          double *out)                                                   \
-{ for (ptrdiff_t i = 0; i < rows; i++)                                                  \
-      out[i] = dcd_dc_ce_label_##S(x + i * n, n, (ptrdiff_t)y[i]); }                    \
+{ for (ptrdiff_t i = 0; i < rows; i++) {                                                \
+      const ptrdiff_t label = y[i];                                                     \
+      out[i] = dcd_dc_ce_label_##S(x + i * n, n, label); } }                            \
 EXPORT ptrdiff_t log_softmax_##S(const T *x, ptrdiff_t rows, ptrdiff_t n, T *out)        \
 { ptrdiff_t ok = 0;                                                                     \
   for (ptrdiff_t i = 0; i < rows; i++)                                                  \
@@ -158,8 +195,9 @@ def _compile(compiler, lang, std, source_text, folder, name, extra=(), shared=Tr
     with open(src, "w", encoding="utf-8") as f:
         f.write(source_text)
     out = os.path.join(folder, name + (".so" if shared else ""))
-    cmd = [_compiler_or_skip(compiler), f"-std={std}", "-O2", *STRICT, *extra,
-           "-I", INCLUDE, src, "-o", out, "-lm"]
+    cmd = [_compiler_or_skip(compiler), f"-std={std}", "-O3", *STRICT,
+           *STRICT_CXX.get(compiler, []), *CONTRACT, *extra, "-I", INCLUDE, src, "-o", out,
+           "-lm"]
     if shared:
         cmd[1:1] = ["-shared", "-fPIC"]
     _run(cmd)
@@ -265,9 +303,9 @@ def cython_example(tmp_path_factory):
         if name.endswith((".py", ".pyx")):
             shutil.copy(os.path.join(source, name), folder)
     env = dict(os.environ, PYTHONPATH=DIVCORE_PARENT,
-               # -O1: a third of -O3's build time; the results do not depend on it (no
-               # fast-math, and the portable build has no FMA to contract into)
-               CFLAGS="-O1 -g0")
+               # -O3, as divcore's build (setuptools' CFLAGS replace Python's own): the
+               # AVX levels' bits depend on the multiply-adds the compiler fuses
+               CFLAGS="-O3 -g0")
     _run([sys.executable, "setup.py", "-q", "build_ext", "--inplace"], cwd=folder, env=env)
     sys.path.insert(0, folder)
     try:
@@ -544,50 +582,365 @@ def test_dispatched_kernels(compiler, lang, std, tmp_path, rng):
                 assert_allclose_nan(value, ref[name], rtol, atol, f"{level} {name}")
 
 
-@pytest.mark.skipif(platform.machine().lower() not in ("x86_64", "amd64"),
-                    reason="elsewhere the portable build may fuse multiply-adds, by flags")
-def test_same_bits_as_the_python_api(c_consumers, cython_example, rng, tmp_path):
-    """One implementation, not a copy: at DIVCORE_SIMD=baseline the Python API runs the
-    portable kernels the consumers compiled in, so their results are the API's to the bit
-    (the API rounds float32 results to float32 once): on x86-64, SSE2 has no fused
-    multiply-add for compilers or flags to differ on. The API runs in a subprocess,
-    because the level is chosen when divcore is imported."""
+ROW_KERNELS = ("lse", "ce_label", "ce_probs", "kl_logits", "entropy", "log_softmax", "softmax")
+LEVELS = ["baseline", "avx2", "avx512"]
+
+# Run in a subprocess per level (the level is chosen when divcore is imported, and when a
+# consumer makes its first call, both from DIVCORE_SIMD): the Python API and every consumer
+# on the same inputs, compared to the bit; prints "ok", "skip: ..." or the mismatches.
+SAME_BITS_SCRIPT = r"""
+import sys, numpy as np, divcore
+sys.path.insert(0, sys.argv[1])
+import test_c_api as t
+level = sys.argv[2]
+if divcore.backend() != "compiled" or divcore._core.simd_path() != level:
+    print("skip: the compiled core does not run", level); sys.exit(0)
+data = np.load(sys.argv[3])
+consumers = {}
+for spec in sys.argv[4:]:
+    kind, path = spec.split("=", 1)
+    if kind == "cython":
+        sys.path.insert(0, path)
+        import row_scores
+        consumers[kind] = t.CythonRows(row_scores)
+    else:
+        consumers[kind] = t.CRows(t._row_library(path, t.ROW_KERNELS, np.int64))
+bad = []
+for key in data.files:
+    if not key.endswith("_x"):
+        continue
+    stem = key[:-2]
+    case = [data[stem + "_" + k] for k in "xlpt"]
+    api = t._api_results(divcore, *case)
+    for kind, c in consumers.items():
+        if kind == "portable" and level != "baseline":
+            continue
+        for name, value in t._consumer_results(c, *case).items():
+            expected = np.asarray(api[name])
+            if not np.array_equal(np.asarray(value).astype(expected.dtype), expected,
+                                  equal_nan=True):
+                bad.append(f"{kind} {name} {stem}")
+for kind, c in consumers.items():
+    if kind not in ("cython", "portable"):
+        bad += [f"{kind} {m}" for m in t._batch_mismatches(t.CBatch(c.lib),
+                                                           np.random.default_rng(7))]
+print("bad: " + "; ".join(bad[:30]) if bad else "ok")
+"""
+
+
+@pytest.fixture(scope="module")
+def portable_consumer(tmp_path_factory):
+    """CONSUMER built with -DDIVCORE_PORTABLE (gcc): the portable kernels only."""
+    folder = str(tmp_path_factory.mktemp("c_api_portable"))
+    return _compile("gcc", "c", "c99", CONSUMER, folder, "portable", extra=["-DDIVCORE_PORTABLE"])
+
+
+@pytest.mark.parametrize("level", LEVELS)
+def test_same_bits_as_the_python_api(c_consumers, cython_example, portable_consumer, rng,
+                                     tmp_path, level):
+    """One implementation, not a copy: at each instruction-set level the documented dc_*
+    names of every consumer (C, C++, Cython) give the Python API's bits (the API rounds
+    float32 results to float32 once), row kernels and batch kernels alike; a consumer
+    built with DIVCORE_PORTABLE gives the API's bits at the baseline level."""
     cases = {f"{np.dtype(dtype).name}_{k}": case
              for dtype in (np.float32, np.float64)
              for k, case in enumerate(_cases(rng, dtype))}
-    inputs, outputs = str(tmp_path / "inputs.npz"), str(tmp_path / "outputs.npz")
+    inputs = str(tmp_path / "inputs.npz")
     np.savez(inputs, **{f"{stem}_{key}": value for stem, case in cases.items()
                         for key, value in zip("xlpt", case)})
-    script = (
-        "import sys, numpy as np, divcore\n"
-        "sys.path.insert(0, sys.argv[3])\n"
-        "from test_c_api import _api_results\n"
-        "if divcore.backend() != 'compiled' or divcore._core.simd_path() != 'baseline':\n"
-        "    print('skip: backend', divcore.backend()); sys.exit(0)\n"
-        "data = np.load(sys.argv[1])\n"
-        "out = {}\n"
-        "for key in data.files:\n"
-        "    if key.endswith('_x'):\n"
-        "        stem = key[:-2]\n"
-        "        case = [data[stem + '_' + k] for k in 'xlpt']\n"
-        "        for name, value in _api_results(divcore, *case).items():\n"
-        "            out[stem + '_' + name] = value\n"
-        "np.savez(sys.argv[2], **out)\n"
-    )
-    env = dict(os.environ, DIVCORE_SIMD="baseline", PYTHONPATH=DIVCORE_PARENT)
+    specs = [f"cython={cython_example.build_folder}", f"portable={portable_consumer}"]
+    specs += [f"{c}={c_consumers(c).lib._name}" for c in C_KINDS if shutil.which(c)]
+    env = dict(os.environ, PYTHONPATH=DIVCORE_PARENT)
     env.pop("DIVCORE_BACKEND", None)
-    proc = _run([sys.executable, "-c", script, inputs, outputs, HERE], env=env, cwd=HERE)
-    if proc.stdout.startswith("skip"):
-        pytest.skip(f"compiled core not live at the baseline level ({proc.stdout.strip()})")
-    api = np.load(outputs)
-    consumers = {"cython": CythonRows(cython_example)}
-    consumers.update({c: c_consumers(c) for c in C_KINDS if shutil.which(c)})
-    for kind, consumer in consumers.items():
-        for stem, case in cases.items():
-            for name, value in _consumer_results(consumer, *case).items():
-                expected = api[f"{stem}_{name}"]
-                np.testing.assert_array_equal(np.asarray(value).astype(expected.dtype),
-                                              expected, err_msg=f"{kind}: {name} {stem}")
+    env.pop("DIVCORE_SIMD", None)
+    if level != "avx512":
+        env["DIVCORE_SIMD"] = level
+    proc = _run([sys.executable, "-c", SAME_BITS_SCRIPT, HERE, level, inputs, *specs],
+                env=env, cwd=HERE)
+    out = proc.stdout.strip().splitlines()[-1]
+    if out.startswith("skip"):
+        pytest.skip(out)
+    assert out == "ok", out
+
+
+# ---------------------------------------------------------------------- batch kernels
+
+
+class CBatch:
+    """The exported batch kernels of a consumer library (CONSUMER), on numpy arrays."""
+
+    def __init__(self, lib):
+        self.lib = lib
+        vp, sz, i64 = ctypes.c_void_p, ctypes.c_ssize_t, ctypes.c_int64
+        for sfx in ("f32", "f64"):
+            for name, args in (
+                    ("batch_lse", [vp, sz, sz, sz, sz, vp, sz, sz, vp]),
+                    ("batch_ce_labels", [vp, sz, sz, sz, sz, vp, sz, vp, i64, vp, sz, sz, vp, vp]),
+                    ("batch_ce_probs", [vp, sz, sz, sz, sz, vp, sz, sz, ctypes.c_int, vp, vp,
+                                        sz, sz, vp, vp]),
+                    ("batch_kl_logits", [vp, sz, sz, sz, sz, vp, sz, sz, vp, sz, sz, vp, vp])):
+                f = getattr(lib, f"{name}_{sfx}")
+                f.argtypes, f.restype = args, sz
+
+    @staticmethod
+    def _m(a):
+        """pointer, row stride, column stride (bytes) of a 2-D array, or of None."""
+        if a is None:
+            return [None, 0, 0]
+        return [a.ctypes.data, a.strides[0], a.strides[1]]
+
+    def _fn(self, name, x):
+        return getattr(self.lib, f"{name}_{'f32' if x.dtype == np.float32 else 'f64'}")
+
+    def lse(self, x, mask):
+        out = np.empty(x.shape[0])
+        status = self._fn("batch_lse", x)(x.ctypes.data, x.shape[0], x.shape[1],
+                                          *self._m(x)[1:], *self._m(mask), out.ctypes.data)
+        return status, out
+
+    def ce_labels(self, x, labels, weight, mask, ignore_index=-100):
+        out, red = np.empty(x.shape[0]), np.empty(3)
+        status = self._fn("batch_ce_labels", x)(
+            x.ctypes.data, x.shape[0], x.shape[1], *self._m(x)[1:], labels.ctypes.data,
+            labels.strides[0] // labels.itemsize,
+            None if weight is None else weight.ctypes.data, ignore_index, *self._m(mask),
+            out.ctypes.data, red.ctypes.data)
+        return status, out, red
+
+    def ce_probs(self, x, p, is_log, weight, mask):
+        out, red = np.empty(x.shape[0]), np.empty(3)
+        status = self._fn("batch_ce_probs", x)(
+            x.ctypes.data, x.shape[0], x.shape[1], *self._m(x)[1:], *self._m(p), int(is_log),
+            None if weight is None else weight.ctypes.data, *self._m(mask), out.ctypes.data,
+            red.ctypes.data)
+        return status, out, red
+
+    def kl_logits(self, x, t, mask):
+        out, red = np.empty(x.shape[0]), np.empty(3)
+        status = self._fn("batch_kl_logits", x)(
+            x.ctypes.data, x.shape[0], x.shape[1], *self._m(x)[1:], *self._m(t), *self._m(mask),
+            out.ctypes.data, red.ctypes.data)
+        return status, out, red
+
+
+def _layout(a, kind):
+    """a as a C-contiguous, column-strided or Fortran-ordered array (same values)."""
+    if kind == "strided":
+        wide = np.zeros((a.shape[0], 2 * a.shape[1]), dtype=a.dtype)
+        wide[:, ::2] = a
+        return wide[:, ::2]
+    if kind == "fortran":
+        return np.asfortranarray(a)
+    return np.ascontiguousarray(a)
+
+
+def _batch_cases(rng):
+    """(x, labels, p, t, mask, weight) batches: short rows (lanes), long rows (blocks),
+    more than one leaf of the pairwise sum (rows > 128), masks, strides, class weights,
+    ignored rows."""
+    shapes = [(9, 1), (200, 3), (300, 10), (1000, 10), (130, 64), (50, 65), (20, 700)]
+    for k, (rows, n) in enumerate(shapes):
+        for dtype in (np.float32, np.float64):
+            layout = ("c", "strided", "fortran")[k % 3]
+            x = random_logits(rng, (rows, n), dtype, p_neginf=0.05)
+            x[rows // 2] = np.nan if rows > 2 else x[rows // 2]
+            mask = None
+            if k % 2:
+                mask = rng.random((rows, n)) < 0.85
+                mask[:, 0] = True
+            labels = rng.integers(0, n, rows)
+            labels[rng.random(rows) < 0.1] = -100
+            p = random_probs(rng, (rows, n), p_zero=0.2)
+            if mask is not None:
+                p[~mask] = 0.0
+            t = random_logits(rng, (rows, n), dtype, p_neginf=0.05)
+            weight = (rng.random(n) + 0.5).astype(dtype) if k % 3 == 1 else None
+            yield (_layout(x, layout), labels, _layout(p.astype(dtype), layout),
+                   _layout(t, layout), None if mask is None else _layout(mask, layout), weight)
+
+
+def _same(got, expected):
+    expected = np.asarray(expected)
+    return np.array_equal(np.asarray(got).astype(expected.dtype), expected, equal_nan=True)
+
+
+def _batch_mismatches(batch, rng):
+    """The batch kernels against the Python API's batch calls: per-row values, sums and
+    means, to the bit. Returns what differs (empty when all agree)."""
+    bad = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        for x, labels, p, t, mask, weight in _batch_cases(rng):
+            tag = f"{x.dtype.name} {x.shape} mask={mask is not None} w={weight is not None}"
+            mask8 = None if mask is None else mask.view(np.uint8)
+            status, out = batch.lse(x, mask8)
+            if status != 0 or not _same(out, divcore.logsumexp(x, where=mask)):
+                bad.append(f"logsumexp {tag}")
+            status, out, red = batch.ce_labels(x, labels, weight, mask8)
+            kw = dict(weight=weight, where=mask)
+            if status != 0 or not (
+                    _same(out, divcore.cross_entropy(x, labels, reduction="none", **kw))
+                    and _same(red[0], divcore.cross_entropy(x, labels, reduction="sum", **kw))
+                    and _same(red[2], divcore.cross_entropy(x, labels, reduction="mean", **kw))):
+                bad.append(f"ce_labels {tag}")
+            for is_log in (False, True):
+                target = np.log(p) if is_log else p
+                kw = dict(target_type="log_probs" if is_log else "probs", weight=weight,
+                          where=mask, validate=False)
+                status, out, red = batch.ce_probs(x, target, is_log, weight, mask8)
+                if status != 0 or not (
+                        _same(out, divcore.cross_entropy(x, target, reduction="none", **kw))
+                        and _same(red[0], divcore.cross_entropy(x, target, reduction="sum", **kw))
+                        and _same(red[2], divcore.cross_entropy(x, target, reduction="mean",
+                                                                **kw))):
+                    bad.append(f"ce_probs is_log={is_log} {tag}")
+            kw = dict(target_type="logits", where=mask)
+            status, out, red = batch.kl_logits(x, t, mask8)
+            if status != 0 or not (
+                    _same(out, divcore.kl_divergence(x, t, reduction="none", **kw))
+                    and _same(red[0], divcore.kl_divergence(x, t, reduction="sum", **kw))
+                    and _same(red[2], divcore.kl_divergence(x, t, reduction="mean", **kw))):
+                bad.append(f"kl_logits {tag}")
+    return bad
+
+
+@pytest.mark.skipif(divcore.backend() != "compiled", reason="needs the compiled core")
+@pytest.mark.parametrize("compiler", ["gcc", "g++"])
+def test_batch_kernels_match_the_python_api(c_consumers, compiler, rng):
+    """Per-row values and reductions of the batch kernels are the Python API's, to the bit,
+    at the level this process runs (the consumer chooses the same one)."""
+    if shutil.which(compiler) is None:
+        pytest.skip(f"{compiler} is not installed")
+    assert _batch_mismatches(CBatch(c_consumers(compiler).lib), rng) == []
+
+
+def test_batch_reductions_of_ignored_and_empty_batches(c_consumer):
+    """The mean over no row (or only ignored rows) is nan, as in the Python API; the sum
+    is 0; ignored rows give 0 and weigh 0."""
+    batch = CBatch(c_consumer.lib)
+    x = np.zeros((3, 4))
+    status, out, red = batch.ce_labels(x, np.full(3, -100), None, None)
+    assert status == 0 and np.all(out == 0.0) and red[0] == 0.0 and red[1] == 0.0
+    assert np.isnan(red[2])
+    status, out, red = batch.ce_labels(x[:0], np.zeros(0, dtype=np.int64), None, None)
+    assert status == 0 and red[0] == 0.0 and np.isnan(red[2])
+    status, out, red = batch.ce_labels(x, np.array([1, -100, 2]), None, None)
+    assert red[1] == 2.0 and red[2] == pytest.approx(math.log(4.0), rel=1e-15)
+
+
+def test_batch_labels_out_of_range(c_consumer):
+    """A label outside [0, n) that is not ignore_index: row + 1 is returned and nothing is
+    written (memory safety is not optional)."""
+    batch = CBatch(c_consumer.lib)
+    x = np.zeros((4, 3))
+    for labels, row in (([0, 1, 3, 0], 2), ([0, -1, 0, 0], 1), ([0, 0, 0, 7], 3)):
+        status, out, red = batch.ce_labels(x, np.array(labels, dtype=np.int64), None, None,
+                                           ignore_index=-100)
+        assert status == row + 1
+    status, _, _ = batch.ce_labels(x, np.array([0, -1, 2, 1]), None, None, ignore_index=-1)
+    assert status == 0
+
+
+def test_level_is_chosen_at_the_first_call(tmp_path, rng):
+    """A consumer that never calls dc_simd_select(): its level is unset (-1) until its
+    first call, which chooses the level divcore's own core runs (same CPU, same
+    DIVCORE_SIMD)."""
+    path = _compile("gcc", "c", "c99", CONSUMER, str(tmp_path), "lazy")
+    lib = _row_library(path, ROW_KERNELS, np.int64)
+    lib.chosen_level.restype = ctypes.c_int
+    assert lib.chosen_level() == -1
+    x = random_logits(rng, (3, 20), np.float64)
+    CRows(lib).rowwise("lse", x)
+    level = ("baseline", "avx2", "avx512")[lib.chosen_level()]
+    if divcore.backend() == "compiled":
+        assert level == divcore._core.simd_path()
+
+
+@pytest.mark.parametrize("flag", ["-ffast-math", "-ffinite-math-only"])
+@pytest.mark.parametrize("compiler,lang,std", COMPILERS, ids=[c[0] for c in COMPILERS])
+def test_fast_math_consumer_does_not_compile(compiler, lang, std, flag, tmp_path):
+    """Under -ffast-math the kernels would return wrong numbers (issue 17: CE 0 for a
+    confident prediction, finite for a NaN row): the headers stop the build, saying why."""
+    src = tmp_path / ("fast" + (".c" if lang == "c" else ".cpp"))
+    src.write_text('#include "divcore/kernels.h"\nint main(void) { return 0; }\n')
+    proc = subprocess.run([_compiler_or_skip(compiler), f"-std={std}", "-O2", flag, "-I", INCLUDE,
+                           "-c", str(src), "-o", str(tmp_path / "fast.o")],
+                          capture_output=True, text=True, check=False)
+    assert proc.returncode != 0
+    assert "divcore: compiled with" in proc.stderr
+    assert "NaN" in proc.stderr
+
+
+def test_bare_cythonize_consumer(tmp_path, rng):
+    """A third-party Cython extension as extension authors write it: `from divcore.kernels
+    cimport ...` and a bare cythonize() (no include_path). Cython finds the .pxd files in
+    the divcore package on sys.path; the C compiler gets a folder holding only the headers
+    (no .pxd), so nothing else could have resolved the cimport. Results: the Python API's."""
+    pytest.importorskip("Cython")
+    headers = tmp_path / "headers" / "divcore"
+    headers.mkdir(parents=True)
+    for name in os.listdir(os.path.join(INCLUDE, "divcore")):
+        if name.endswith(".h"):
+            shutil.copy(os.path.join(INCLUDE, "divcore", name), headers)
+    (tmp_path / "bare_consumer.pyx").write_text(
+        "# cython: language_level=3\n"
+        "from libc.stdint cimport int64_t\n"
+        "from divcore.kernels cimport dc_ce_label_f32, dc_batch_ce_labels_f32, dc_reduced\n"
+        "def ce_rows(const float[:, ::1] x, const int64_t[::1] y, double[::1] out):\n"
+        "    cdef Py_ssize_t i\n"
+        "    with nogil:\n"
+        "        for i in range(x.shape[0]):\n"
+        "            out[i] = dc_ce_label_f32(&x[i, 0], x.shape[1], y[i])\n"
+        "def ce_mean(const float[:, :] x, const int64_t[::1] y):\n"
+        "    cdef dc_reduced red\n"
+        "    cdef Py_ssize_t status\n"
+        "    with nogil:\n"
+        "        status = dc_batch_ce_labels_f32(&x[0, 0], x.shape[0], x.shape[1],\n"
+        "            x.strides[0], x.strides[1], &y[0], 1, NULL, -100, NULL, 0, 0, NULL, &red)\n"
+        "    return status, red.mean\n")
+    (tmp_path / "setup.py").write_text(
+        "from Cython.Build import cythonize\n"
+        "from setuptools import Extension, setup\n"
+        "setup(name='bare-consumer', ext_modules=cythonize([Extension(\n"
+        f"    'bare_consumer', ['bare_consumer.pyx'], include_dirs=[{str(headers.parent)!r}])]))\n")
+    env = dict(os.environ, PYTHONPATH=DIVCORE_PARENT, CFLAGS="-O3 -g0")
+    _run([sys.executable, "setup.py", "-q", "build_ext", "--inplace"], cwd=str(tmp_path), env=env)
+    sys.path.insert(0, str(tmp_path))
+    try:
+        import bare_consumer
+    finally:
+        sys.path.remove(str(tmp_path))
+    x = random_logits(rng, (300, 10), np.float32, p_neginf=0.05)
+    y = rng.integers(0, 10, 300)
+    out = np.empty(300)
+    bare_consumer.ce_rows(x, y, out)
+    status, mean = bare_consumer.ce_mean(x[:, :7], y % 7)
+    assert status == 0
+    if divcore.backend() == "compiled":
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            np.testing.assert_array_equal(out.astype(np.float32),
+                                          divcore.cross_entropy(x, y, reduction="none"))
+            assert np.float32(mean) == divcore.cross_entropy(x[:, :7], y % 7)
+
+
+def test_cython_example_batch_and_prange(cython_example, rng):
+    """The example's batch call (any strides) and its prange loop (OpenMP threads): the
+    Python API's values."""
+    x = random_logits(rng, (500, 12), np.float64, p_neginf=0.05)[:, ::2]
+    y = rng.integers(0, 6, 500)
+    out = np.empty(500)
+    mean = cython_example.cross_entropy_batch(x, y, out)
+    assert np.array_equal(out, divcore.cross_entropy(x, y, reduction="none"))
+    assert mean == divcore.cross_entropy(x, y)
+    with pytest.raises(IndexError, match="row 3: label 6"):
+        cython_example.cross_entropy_batch(x, np.array([0, 1, 2, 6] * 125), out)
+    xc = np.ascontiguousarray(x)
+    serial, parallel = np.empty(500), np.empty(500)
+    cython_example.logsumexp(xc, serial)
+    cython_example.logsumexp_parallel(xc, parallel, num_threads=2)
+    assert np.array_equal(serial, parallel)
+    assert np.array_equal(serial, divcore.logsumexp(xc))
 
 
 def test_headers_need_no_python():

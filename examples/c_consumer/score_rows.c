@@ -4,15 +4,16 @@
  * log-sum-exp, the loss of the chosen token, the entropy of each row, the cross-entropy
  * against a soft target and the KL divergence from a teacher's row.
  *
- *     cc -std=c99 -O2 -Wall -Wextra \
- *        -I "$(python -c 'import divcore; print(divcore.get_include())')" \
+ *     cc -O2 -Wall -Wextra -I "$(python -c 'import divcore; print(divcore.get_include())')" \
  *        score_rows.c -o score_rows -lm
  *     ./score_rows
  *
  * The same file builds as C++ (c++ -x c++ ...). Nothing is linked from divcore: the
- * kernels are static inline functions of the header.
+ * kernels are static inline functions of the header, and run the best instruction set of
+ * the CPU (chosen at the first call; -DDIVCORE_PORTABLE for the portable build only).
  */
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 
 #include "divcore/kernels.h"
@@ -41,9 +42,9 @@ int main(void)
     printf("divcore headers %s\n", DIVCORE_VERSION);
     for (int i = 0; i < ROWS; i++) {
         const double *x = logits[i];
-        printf("row %d: logsumexp %.6f  -log q[%d] %.6f  entropy %.6f  "
+        printf("row %d: logsumexp %.6f  -log q[%td] %.6f  entropy %.6f  "
                "CE(target) %.6f  KL(teacher || row) %.6f\n",
-               i, dc_logsumexp_f64(x, CLASSES), (int)chosen[i],
+               i, dc_logsumexp_f64(x, CLASSES), chosen[i],
                dc_ce_label_f64(x, CLASSES, chosen[i]), dc_entropy_logits_f64(x, CLASSES),
                dc_ce_probs_f64(x, soft_target, CLASSES),
                dc_kl_logits_f64(teacher[i], x, CLASSES));
@@ -54,6 +55,20 @@ int main(void)
         printf("row 2 log-probabilities:");
         for (int c = 0; c < CLASSES; c++) printf(" %.4f", log_probs[c]);
         printf("\n");
+    }
+
+    /* All rows in one call of a batch kernel: the per-row losses and their mean, as
+     * divcore.cross_entropy(logits, labels) computes them (strides in bytes). */
+    {
+        const int64_t labels[ROWS] = {0, 1, 2};
+        double losses[ROWS];
+        dc_reduced red;
+        const ptrdiff_t status = dc_batch_ce_labels_f64(
+            &logits[0][0], ROWS, CLASSES, sizeof logits[0], sizeof logits[0][0], labels, 1,
+            NULL, -100, NULL, 0, 0, losses, &red);
+        if (status != DC_BATCH_OK) return 1;
+        printf("batch: losses %.6f %.6f %.6f, mean %.6f\n", losses[0], losses[1], losses[2],
+               red.mean);
     }
 
     /* A row with no class left has no distribution: logsumexp -inf, the rest NaN. */

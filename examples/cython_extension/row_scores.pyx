@@ -4,12 +4,17 @@
 Each function scores the rows of a C-contiguous (N, C) float32 or float64 array into a
 caller's float64 buffer of N values, the way a decoder's inner loop would: no Python
 objects and no GIL inside the loop, and no divcore at run time (the kernels are compiled
-into this module).
+into this module). The dc_* kernels run the best instruction set of the CPU, chosen at
+their first call: the same bits as divcore's Python API.
 """
 from cython cimport floating
+from cython.parallel cimport prange
 
 from divcore.kernels cimport (
     DIVCORE_VERSION,
+    DC_BATCH_OK,
+    dc_reduced,
+    dc_batch_ce_labels_f32, dc_batch_ce_labels_f64,
     dc_ce_label_f32, dc_ce_label_f64,
     dc_ce_probs_f32, dc_ce_probs_f64,
     dc_entropy_logits_f32, dc_entropy_logits_f64,
@@ -23,9 +28,6 @@ from divcore.dispatch cimport (
 )
 from libc.stdint cimport int64_t
 
-# The dispatched kernels (dcd_*) run the portable build until this module picks its level.
-cdef int _simd_level = dc_simd_select()
-
 
 def divcore_version():
     """The version of the divcore headers this module was compiled against."""
@@ -33,8 +35,9 @@ def divcore_version():
 
 
 def simd_level():
-    """The instruction set the dispatched kernels of this module run: baseline, avx2, avx512."""
-    return dc_simd_name(_simd_level).decode()
+    """The instruction set this module's kernels run: baseline, avx2 or avx512 (chosen
+    once; calling dc_simd_select() is optional, the first kernel call would choose it)."""
+    return dc_simd_name(dc_simd_select()).decode()
 
 
 cdef void _check_rows(Py_ssize_t rows, Py_ssize_t out_len) except *:
@@ -55,7 +58,8 @@ def logsumexp(const floating[:, ::1] x, double[::1] out):
 
 
 def logsumexp_dispatched(const floating[:, ::1] x, double[::1] out):
-    """logsumexp through the run-time dispatched build (AVX2 / AVX-512 where the CPU has it)."""
+    """logsumexp through divcore 0.1's name for the dispatched build (dcd_*, an alias of
+    dc_logsumexp_* now)."""
     cdef Py_ssize_t i, n = x.shape[1]
     _check_rows(x.shape[0], out.shape[0])
     with nogil:
@@ -145,3 +149,54 @@ def log_softmax(const floating[:, ::1] x, floating[:, ::1] out, bint exponentiat
                 else:
                     ok += dc_log_softmax_f64(&x[i, 0], n, &out[i, 0])
     return ok
+
+
+def logsumexp_parallel(const floating[:, ::1] x, double[::1] out, int num_threads=0):
+    """logsumexp with the rows spread over OpenMP threads (prange): the kernels keep no
+    state, so any number of threads may call them at once. Built with -fopenmp (setup.py);
+    without OpenMP, prange runs on one thread. num_threads 0: OpenMP's default."""
+    cdef Py_ssize_t i, n = x.shape[1]
+    _check_rows(x.shape[0], out.shape[0])
+    if num_threads <= 0:
+        for i in prange(x.shape[0], nogil=True, schedule="static"):
+            if floating is float:
+                out[i] = dc_logsumexp_f32(&x[i, 0], n)
+            else:
+                out[i] = dc_logsumexp_f64(&x[i, 0], n)
+    else:
+        for i in prange(x.shape[0], nogil=True, schedule="static", num_threads=num_threads):
+            if floating is float:
+                out[i] = dc_logsumexp_f32(&x[i, 0], n)
+            else:
+                out[i] = dc_logsumexp_f64(&x[i, 0], n)
+
+
+def cross_entropy_batch(const floating[:, :] logits, const int64_t[:] labels, double[::1] out,
+                        int64_t ignore_index=-100):
+    """Per-row cross-entropy with labels into out, and its mean over the rows not ignored
+    (returned): one call of the batch kernel, which takes any strides (the memoryviews here
+    accept non-contiguous arrays) and short rows many at a time. The same values as
+    divcore.cross_entropy(logits, labels, reduction="none") and reduction="mean"."""
+    cdef dc_reduced red
+    cdef Py_ssize_t status
+    cdef Py_ssize_t n_rows = logits.shape[0], n = logits.shape[1]
+    _check_rows(n_rows, out.shape[0])
+    _check_rows(n_rows, labels.shape[0])
+    if n_rows == 0:
+        return float("nan")
+    with nogil:
+        if floating is float:
+            status = dc_batch_ce_labels_f32(
+                &logits[0, 0], n_rows, n, logits.strides[0], logits.strides[1],
+                &labels[0], labels.strides[0] // sizeof(int64_t), NULL, ignore_index,
+                NULL, 0, 0, &out[0], &red)
+        else:
+            status = dc_batch_ce_labels_f64(
+                &logits[0, 0], n_rows, n, logits.strides[0], logits.strides[1],
+                &labels[0], labels.strides[0] // sizeof(int64_t), NULL, ignore_index,
+                NULL, 0, 0, &out[0], &red)
+    if status > 0:
+        raise IndexError(f"row {status - 1}: label {labels[status - 1]} is not in [0, {n})")
+    if status != DC_BATCH_OK:
+        raise MemoryError("no memory for a row buffer")
+    return red.mean

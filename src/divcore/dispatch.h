@@ -1,30 +1,40 @@
 /* divcore/dispatch.h: the kernels built for several instruction sets, chosen at run time.
  *
  * The default build must run on any x86-64 (SSE2), so it is never compiled with
- * -march=native. Instead the same templates (lse_t.h, losses_t.h) are compiled twice more
- * with a target attribute, under suffixed names (dc_ce_label_f32_avx2, ..._avx512), and
- * dcd_* wrappers switch on dc_simd_level, set once by dc_simd_select() from the CPU (and
- * the DIVCORE_SIMD environment variable, to force a lower level). The compiler vectorises
- * the block loops for each target: 4, 8 or 16 float lanes.
+ * -march=native. Instead the same templates (lse_t.h, lanes_t.h, losses_t.h, batch_t.h)
+ * are compiled three times: the portable build (NAME_f32_base, lse.h) and, with a target
+ * attribute, NAME_f32_avx2 and NAME_f32_avx512. dcd_NAME_f32 switches on dc_simd_level,
+ * and the public names of kernels.h (dc_ce_label_f32, ...) are dcd_* (dispatch_table.h,
+ * generated). The level is chosen once per translation unit (each extension module has
+ * its own copy of this static variable): by dc_simd_select(), or else by the first
+ * dispatched call, so a consumer need not call anything first.
  *
- * GCC and clang on x86-64 only; elsewhere every dcd_* is the portable kernel.
+ * GCC and clang on x86-64 only; elsewhere, and with DIVCORE_PORTABLE defined (the same
+ * bits on every CPU), every name is the portable kernel.
+ *
+ * Included by kernels.h inside its extern "C" block; including this file first includes
+ * kernels.h, which comes back here.
  */
-#ifndef DIVCORE_DISPATCH_H
+#ifndef DIVCORE_KERNELS_H
+#include "kernels.h"
+#elif !defined(DIVCORE_DISPATCH_H)
 #define DIVCORE_DISPATCH_H
 
 #include <stdlib.h>
 #include <string.h>
-#include "kernels.h"
+#include "lse.h"
+#include "losses.h"
+#include "rows.h"
+#include "batch.h"
 
 enum { DC_SIMD_BASELINE = 0, DC_SIMD_AVX2 = 1, DC_SIMD_AVX512 = 2 };
 
-#if (defined(__GNUC__) || defined(__clang__)) && defined(__x86_64__)
+#if (defined(__GNUC__) || defined(__clang__)) && defined(__x86_64__) && \
+    !defined(DIVCORE_PORTABLE)
 #define DC_HAVE_DISPATCH 1
 
 #undef DC_ISA_NAME
 #undef DC_TARGET
-#define DC_CAT3_(a, b, c) a##_##b##_##c
-#define DC_CAT3(a, b, c) DC_CAT3_(a, b, c)
 
 #define DC_ISA_NAME(name, sfx) DC_CAT3(name, sfx, avx2)
 #define DC_TARGET __attribute__((target("avx2,fma")))
@@ -42,11 +52,14 @@ enum { DC_SIMD_BASELINE = 0, DC_SIMD_AVX2 = 1, DC_SIMD_AVX512 = 2 };
 #undef DC_TARGET
 #undef DC_VBYTES
 
-#define DC_ISA_NAME(name, sfx) DC_CAT(name, sfx)
+#define DC_ISA_NAME(name, sfx) DC_CAT3(name, sfx, base)
 #define DC_TARGET
 #endif
 
-static int dc_simd_level = DC_SIMD_BASELINE;
+/* The level of this translation unit: -1 until chosen. Read and written with relaxed
+ * atomics, so that threads making their first calls at once may all choose it (they
+ * choose the same) without a data race; a relaxed load costs a plain load. */
+static int dc_simd_level = -1;
 
 /* The best level this CPU (and OS) supports, capped by DIVCORE_SIMD=baseline|avx2|avx512. */
 static inline int dc_simd_select(void)
@@ -65,8 +78,23 @@ static inline int dc_simd_select(void)
         if (strcmp(cap, "baseline") == 0) level = DC_SIMD_BASELINE;
         else if (strcmp(cap, "avx2") == 0 && level > DC_SIMD_AVX2) level = DC_SIMD_AVX2;
     }
+#ifdef DC_HAVE_DISPATCH
+    __atomic_store_n(&dc_simd_level, level, __ATOMIC_RELAXED);
+#else
     dc_simd_level = level;
+#endif
     return level;
+}
+
+/* The level chosen, choosing it at the first call. */
+static inline int dc_simd_current(void)
+{
+#ifdef DC_HAVE_DISPATCH
+    const int level = __atomic_load_n(&dc_simd_level, __ATOMIC_RELAXED);
+    return level >= 0 ? level : dc_simd_select();
+#else
+    return DC_SIMD_BASELINE;
+#endif
 }
 
 static inline const char *dc_simd_name(int level)
@@ -74,103 +102,37 @@ static inline const char *dc_simd_name(int level)
     return level == DC_SIMD_AVX512 ? "avx512" : level == DC_SIMD_AVX2 ? "avx2" : "baseline";
 }
 
-/* dcd_NAME(args): NAME_avx512, NAME_avx2 or NAME, as dc_simd_level says. */
+/* dcd_NAME(args): NAME_avx512, NAME_avx2 or NAME_base, as the level says. */
 #ifdef DC_HAVE_DISPATCH
 #define DC_DISPATCH(ret, name, params, args)                                   \
     static inline ret dcd_##name params                                        \
     {                                                                          \
-        if (dc_simd_level == DC_SIMD_AVX512) return name##_avx512 args;        \
-        if (dc_simd_level == DC_SIMD_AVX2) return name##_avx2 args;            \
-        return name args;                                                      \
+        const int level_ = dc_simd_current();                                  \
+        if (level_ == DC_SIMD_AVX512) return name##_avx512 args;               \
+        if (level_ == DC_SIMD_AVX2) return name##_avx2 args;                   \
+        return name##_base args;                                               \
+    }
+#define DC_DISPATCH_VOID(name, params, args)                                   \
+    static inline void dcd_##name params                                       \
+    {                                                                          \
+        const int level_ = dc_simd_current();                                  \
+        if (level_ == DC_SIMD_AVX512) name##_avx512 args;                      \
+        else if (level_ == DC_SIMD_AVX2) name##_avx2 args;                     \
+        else name##_base args;                                                 \
     }
 #else
 #define DC_DISPATCH(ret, name, params, args) \
-    static inline ret dcd_##name params { return name args; }
+    static inline ret dcd_##name params { return name##_base args; }
+#define DC_DISPATCH_VOID(name, params, args) \
+    static inline void dcd_##name params { name##_base args; }
 #endif
 
-#define DC_DISPATCH_BOTH(ret_f32, ret_f64, name, params_f32, params_f64, args) \
-    DC_DISPATCH(ret_f32, name##_f32, params_f32, args)                          \
-    DC_DISPATCH(ret_f64, name##_f64, params_f64, args)
+/* The documented name of a public kernel: its dispatched build. */
+#define DC_PUBLIC(ret, name, params, args) \
+    static inline ret name params { return dcd_##name args; }
+#define DC_PUBLIC_VOID(name, params, args) \
+    static inline void name params { dcd_##name args; }
 
-DC_DISPATCH_BOTH(void, void, dc_lse_update, (dc_lse_state *st, const float *x, ptrdiff_t n),
-                 (dc_lse_state *st, const double *x, ptrdiff_t n), (st, x, n))
-DC_DISPATCH_BOTH(double, double, dc_ce_probs, (const float *x, const float *p, ptrdiff_t n),
-                 (const double *x, const double *p, ptrdiff_t n), (x, p, n))
-DC_DISPATCH_BOTH(double, double, dc_kl_logits, (const float *t, const float *x, ptrdiff_t n),
-                 (const double *t, const double *x, ptrdiff_t n), (t, x, n))
-DC_DISPATCH_BOTH(double, double, dc_logsumexp, (const float *x, ptrdiff_t n),
-                 (const double *x, ptrdiff_t n), (x, n))
-DC_DISPATCH_BOTH(void, void, dc_lse_scan_rows,
-                 (const dc_rows *r, ptrdiff_t first, ptrdiff_t count, dc_lse_state *out,
-                  double *log_sum),
-                 (const dc_rows *r, ptrdiff_t first, ptrdiff_t count, dc_lse_state *out,
-                  double *log_sum),
-                 (r, first, count, out, log_sum))
-DC_DISPATCH_BOTH(void, void, dc_soft_probs_rows,
-                 (const dc_rows *rx, const dc_rows *rt, const float *w, ptrdiff_t first,
-                  ptrdiff_t count, dc_soft_result *res),
-                 (const dc_rows *rx, const dc_rows *rt, const double *w, ptrdiff_t first,
-                  ptrdiff_t count, dc_soft_result *res),
-                 (rx, rt, w, first, count, res))
-DC_DISPATCH_BOTH(int, int, dc_log_softmax_of_state,
-                 (const float *x, ptrdiff_t n, const dc_lse_state *st, double log_sum, int e,
-                  float *out),
-                 (const double *x, ptrdiff_t n, const dc_lse_state *st, double log_sum, int e,
-                  double *out),
-                 (x, n, st, log_sum, e, out))
-DC_DISPATCH_BOTH(int, int, dc_log_softmax_row,
-                 (const float *x, ptrdiff_t n, int e, float *out),
-                 (const double *x, ptrdiff_t n, int e, double *out), (x, n, e, out))
-DC_DISPATCH_BOTH(double, double, dc_ce_label, (const float *x, ptrdiff_t n, ptrdiff_t y),
-                 (const double *x, ptrdiff_t n, ptrdiff_t y), (x, n, y))
-DC_DISPATCH_BOTH(void, void, dc_soft_target_row,
-                 (const float *x, const float *t, const float *w, ptrdiff_t n, int is_log,
-                  int want_h, dc_soft_result *r),
-                 (const double *x, const double *t, const double *w, ptrdiff_t n, int is_log,
-                  int want_h, dc_soft_result *r),
-                 (x, t, w, n, is_log, want_h, r))
-DC_DISPATCH_BOTH(void, void, dc_soft_logits,
-                 (const float *x, const float *t, const float *w, ptrdiff_t n,
-                  dc_soft_result *r),
-                 (const double *x, const double *t, const double *w, ptrdiff_t n,
-                  dc_soft_result *r),
-                 (x, t, w, n, r))
-DC_DISPATCH_BOTH(void, void, dc_kl_reverse_target,
-                 (const float *x, const float *t, ptrdiff_t n, int is_log, dc_soft_result *r),
-                 (const double *x, const double *t, ptrdiff_t n, int is_log,
-                  dc_soft_result *r),
-                 (x, t, n, is_log, r))
-DC_DISPATCH_BOTH(void, void, dc_target_check,
-                 (const float *t, ptrdiff_t n, int is_log, double *psum, ptrdiff_t *nbad),
-                 (const double *t, ptrdiff_t n, int is_log, double *psum, ptrdiff_t *nbad),
-                 (t, n, is_log, psum, nbad))
-DC_DISPATCH_BOTH(double, double, dc_entropy_logits, (const float *x, ptrdiff_t n),
-                 (const double *x, ptrdiff_t n), (x, n))
-DC_DISPATCH_BOTH(double, double, dc_entropy_target,
-                 (const float *t, ptrdiff_t n, int is_log, double *psum, ptrdiff_t *nbad),
-                 (const double *t, ptrdiff_t n, int is_log, double *psum, ptrdiff_t *nbad),
-                 (t, n, is_log, psum, nbad))
-DC_DISPATCH_BOTH(double, double, dc_js_row,
-                 (const float *x, const float *t, ptrdiff_t n, int kind, double beta,
-                  double *psum, ptrdiff_t *nbad),
-                 (const double *x, const double *t, ptrdiff_t n, int kind, double beta,
-                  double *psum, ptrdiff_t *nbad),
-                 (x, t, n, kind, beta, psum, nbad))
-DC_DISPATCH_BOTH(void, void, dc_soft_grad,
-                 (const float *x, const float *t, const float *w, ptrdiff_t n, int kind,
-                  const dc_soft_result *r, double scale, float *g),
-                 (const double *x, const double *t, const double *w, ptrdiff_t n, int kind,
-                  const dc_soft_result *r, double scale, double *g),
-                 (x, t, w, n, kind, r, scale, g))
-DC_DISPATCH_BOTH(double, double, dc_ce_label_grad,
-                 (const float *x, ptrdiff_t n, ptrdiff_t y, double scale, float *g),
-                 (const double *x, ptrdiff_t n, ptrdiff_t y, double scale, double *g),
-                 (x, n, y, scale, g))
-DC_DISPATCH_BOTH(void, void, dc_kl_reverse_grad,
-                 (const float *x, const float *t, ptrdiff_t n, int kind,
-                  const dc_soft_result *r, double kl, double scale, float *g),
-                 (const double *x, const double *t, ptrdiff_t n, int kind,
-                  const dc_soft_result *r, double kl, double scale, double *g),
-                 (x, t, n, kind, r, kl, scale, g))
+#include "dispatch_table.h"
 
 #endif /* DIVCORE_DISPATCH_H */

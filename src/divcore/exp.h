@@ -24,29 +24,30 @@
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
+#include "config.h"
 
-static inline float dc_f32_from_bits(int32_t i)
+DC_INLINE float dc_f32_from_bits(int32_t i)
 {
     float f;
     memcpy(&f, &i, sizeof f);
     return f;
 }
 
-static inline double dc_f64_from_bits(int64_t i)
+DC_INLINE double dc_f64_from_bits(int64_t i)
 {
     double f;
     memcpy(&f, &i, sizeof f);
     return f;
 }
 
-static inline int32_t dc_bits_f32(float f)
+DC_INLINE int32_t dc_bits_f32(float f)
 {
     int32_t i;
     memcpy(&i, &f, sizeof i);
     return i;
 }
 
-static inline int64_t dc_bits_f64(double f)
+DC_INLINE int64_t dc_bits_f64(double f)
 {
     int64_t i;
     memcpy(&i, &f, sizeof i);
@@ -97,7 +98,7 @@ static inline int64_t dc_bits_f64(double f)
         p = p * (r) * (r) + (r) + 1.0;                                                \
     } while (0)
 
-static inline float dc_exp_f32(float x)
+DC_INLINE float dc_exp_f32(float x)
 {
     float xc = x < DC_EXP_F32_LO ? DC_EXP_F32_LO : x;
     xc = xc > DC_EXP_F32_HI ? DC_EXP_F32_HI : xc;
@@ -116,7 +117,7 @@ static inline float dc_exp_f32(float x)
            dc_f32_from_bits((int32_t)((uint32_t)(n2 + 127) << 23));
 }
 
-static inline double dc_exp_f64(double x)
+DC_INLINE double dc_exp_f64(double x)
 {
     double xc = x < DC_EXP_F64_LO ? DC_EXP_F64_LO : x;
     xc = xc > DC_EXP_F64_HI ? DC_EXP_F64_HI : xc;
@@ -135,7 +136,7 @@ static inline double dc_exp_f64(double x)
            dc_f64_from_bits((int64_t)((uint64_t)(i2 + 1023) << 52));
 }
 
-static inline float dc_log_f32(float x) { return logf(x); }
-static inline double dc_log_f64(double x) { return log(x); }
+DC_INLINE float dc_log_f32(float x) { return logf(x); }
+DC_INLINE double dc_log_f64(double x) { return log(x); }
 
 #endif /* DIVCORE_EXP_H */

@@ -13,3 +13,7 @@
 #define DC_TEMPLATE "losses_t.h"
 #include "for_each_type.h"
 #undef DC_TEMPLATE
+
+#define DC_TEMPLATE "batch_t.h"
+#include "for_each_type.h"
+#undef DC_TEMPLATE

@@ -1,14 +1,20 @@
 /* divcore/kernels.h: divcore's C-level API, the row kernels for C and C++ callers.
  *
  *     #include "divcore/kernels.h"
- *     cc -std=c99 -O2 -I"$(python -c 'import divcore; print(divcore.get_include())')" app.c -lm
+ *     cc -O2 -I"$(python -c 'import divcore; print(divcore.get_include())')" app.c -lm
  *
- * Header-only: every function is `static inline` and is compiled into the caller. There is
+ * Header-only: every function is `static` and is compiled into the caller. There is
  * no divcore library to link against and no Python: the header needs only the C library
  * (<math.h>, link with -lm where the platform wants it). Tested warning-free at
- * -Wall -Wextra as C99 and as C++ (extern "C" below) with GCC and clang. Cython callers
- * use the same functions through divcore/kernels.pxd (`from divcore.kernels cimport ...`,
- * with divcore.get_include() on Cython's include path too); see docs/c_api.md.
+ * -Wall -Wextra -Wpedantic -Wshadow -Wconversion -Wdouble-promotion -Wfloat-equal
+ * -Wcast-qual (and -Wold-style-cast -Wuseless-cast in C++) as C99 and as C++ (extern "C"
+ * below) with GCC and clang. Cython callers use the same functions through
+ * divcore/kernels.pxd (`from divcore.kernels cimport ...`; the .pxd files are in the
+ * installed package, so no include path is needed); see docs/c_api.md.
+ *
+ * Not under -ffast-math, -Ofast or -ffinite-math-only: the kernels rely on infinities
+ * and NaN, which those flags let the compiler assume away, so the headers stop with an
+ * #error there (config.h).
  *
  * These are the kernels divcore's Python API runs, not a copy of them: divcore._core
  * compiles the same templates (losses_t.h, lse_t.h).
@@ -42,15 +48,15 @@
  * - -inf logits are legal (masked classes). 0·log 0 = 0: a class with target probability
  *   exactly 0 contributes nothing, even where its logit is -inf; target mass on a -inf
  *   logit makes the loss +inf.
- * - Nothing is validated: a label must be in [0, n); probabilities are used as given
- *   (not checked for NaN, sign or a sum of 1; the Python API checks them). The kernels
- *   never allocate (a few KiB of stack), keep no state, do not change the floating-point
- *   environment and are safe to call from many threads at once (in Cython: nogil).
+ * - Nothing is validated by the row kernels: a label must be in [0, n) (the batch kernels
+ *   check it); probabilities are used as given (not checked for NaN, sign or a sum of 1;
+ *   the Python API checks them). The row kernels never allocate (a few KiB of stack; the
+ *   batch kernels one row buffer, only for strided or masked rows), keep no state but the
+ *   chosen instruction set, do not change the floating-point environment and are safe to
+ *   call from many threads at once (in Cython: nogil).
  * - The results are the Python API's results for one contiguous row at temperature 1
- *   (divcore.logsumexp, cross_entropy(..., reduction="none"), ...): on x86-64 equal to the
- *   bit with the process at DIVCORE_SIMD=baseline (SSE2 has no fused multiply-add to
- *   contract into, unless the extension is built with -march= flags that add FMA), within
- *   a few ulp at the AVX2 / AVX-512 level (FMA; see "dispatched builds" below).
+ *   (divcore.logsumexp, cross_entropy(..., reduction="none"), ...), to the bit, at the
+ *   instruction set both run (see "instruction sets" below).
  *
  * ---------------------------------------------------------------------- the functions
  * double dc_logsumexp_f32(const float *x, ptrdiff_t n)
@@ -103,25 +109,64 @@
  *     Writes out_i = q_i = exp(x_i - M) / S; otherwise exactly as dc_log_softmax_*
  *     (return value, NaN row, in place). -inf in, 0 out.
  *
- * ------------------------------------------------------------------ dispatched builds
- * The functions above are the portable build (SSE2 on x86-64, plain C elsewhere). The
- * Python API calls the same templates compiled also for AVX2 and AVX-512 and chosen at
- * run time. To get those, include "divcore/dispatch.h" instead (it includes this file;
- * GCC or clang on x86-64, elsewhere they fall back to the portable build), call
- *     dc_simd_select();   (once, before the first call; returns DC_SIMD_BASELINE,
- *                          DC_SIMD_AVX2 or DC_SIMD_AVX512, capped by the DIVCORE_SIMD
- *                          environment variable: baseline | avx2)
- * and call the dcd_dc_* names, with the same arguments and meaning (the results may differ
- * from the portable build's in the last bits where the AVX builds fuse multiply-adds):
- *     dcd_dc_logsumexp_f32/_f64, dcd_dc_ce_label_f32/_f64, dcd_dc_entropy_logits_f32/_f64,
- *     dcd_dc_ce_probs_f32/_f64, dcd_dc_kl_logits_f32/_f64,
- *     dcd_dc_log_softmax_row_f32/_f64(x, n, exponentiate, out)   (exponentiate = 0:
- *                          dc_log_softmax_*, 1: dc_softmax_*).
- * The selected level is a static variable of dispatch.h, so each translation unit (each
- * Cython module) calls dc_simd_select() itself; until it does, it runs the portable build.
- * Compile with -ffp-contract=fast, as divcore._core is, to get the FMA builds it runs (GCC's
- * default in its GNU C modes, not with -std=c99; clang by default fuses only within one
- * expression).
+ * ------------------------------------------------------------------------ batch kernels
+ * Many rows per call, as divcore's Python API walks them (batch.h): short rows (at most
+ * 64 values) one per vector lane, long rows in blocks, strided or masked rows read in
+ * place or gathered into one buffer (malloc'ed only then). A batch is n_rows rows of n
+ * values of T: value (i, c) at byte offset i·row_stride + c·col_stride from the first
+ * (numpy's strides); mask is NULL or an unsigned char array of the same shape with its
+ * own byte strides (0 = the class is left out, as a -inf logit). Per-row results go to
+ * out[0 .. n_rows) (double; NULL: not wanted); the reductions to *red (NULL: not wanted):
+ * red->sum, red->weight and red->mean = sum / weight (NaN for weight 0), each the bits
+ * of divcore's reduction="sum" / "mean" in double (numpy's pairwise summation; the Python
+ * API then rounds a float32 input's result to float32). They return DC_BATCH_OK (0),
+ * DC_BATCH_NO_MEMORY (-1), or, for labels, row + 1 of the first label outside [0, n)
+ * that is not ignore_index (nothing is computed then). They start no threads: split the
+ * rows among your own (each call is independent; see docs/c_api.md).
+ *
+ * ptrdiff_t dc_batch_logsumexp_f32(const float *x, ptrdiff_t n_rows, ptrdiff_t n,
+ *         ptrdiff_t row_stride, ptrdiff_t col_stride, const unsigned char *mask,
+ *         ptrdiff_t mask_row_stride, ptrdiff_t mask_col_stride, double *out)
+ *     divcore.logsumexp(x, where=mask), per row.
+ * ptrdiff_t dc_batch_ce_labels_f32(x, n_rows, n, row_stride, col_stride,
+ *         const int64_t *labels, ptrdiff_t label_stride, const float *weight,
+ *         int64_t ignore_index, mask, mask_row_stride, mask_col_stride,
+ *         double *out, dc_reduced *red)
+ *     divcore.cross_entropy(x, labels, weight=weight, ignore_index=ignore_index,
+ *     where=mask): per row w_y·(-log q_y) (0 for an ignored row), weight = Σ w_y over the
+ *     rows not ignored (the number of such rows without class weights). label_stride
+ *     counts labels, not bytes; weight is NULL or n class weights.
+ * ptrdiff_t dc_batch_ce_probs_f32(x, n_rows, n, row_stride, col_stride, const float *p,
+ *         ptrdiff_t p_row_stride, ptrdiff_t p_col_stride, int is_log,
+ *         const float *weight, mask, mask_row_stride, mask_col_stride, out, red)
+ *     divcore.cross_entropy(x, p, target_type="log_probs" if is_log else "probs",
+ *     weight=weight, where=mask): every row weighs 1. p is not validated.
+ * ptrdiff_t dc_batch_kl_logits_f32(x, n_rows, n, row_stride, col_stride,
+ *         const float *target_logits, ptrdiff_t t_row_stride, ptrdiff_t t_col_stride,
+ *         mask, mask_row_stride, mask_col_stride, out, red)
+ *     divcore.kl_divergence(x, target_logits, target_type="logits", where=mask): the
+ *     teacher is masked as x is; every row weighs 1.
+ * (and the same ending _f64, with double rows and weights.)
+ *
+ * -------------------------------------------------------------------- instruction sets
+ * Every function above runs the best build the CPU has, as divcore's Python API does:
+ * the same templates compiled for the portable baseline (SSE2 on x86-64), AVX2+FMA and
+ * AVX-512, chosen at run time (dispatch.h; GCC or clang on x86-64, elsewhere the portable
+ * build). The level is chosen at the first call of a translation unit (each extension
+ * module has its own), capped by the DIVCORE_SIMD environment variable (baseline | avx2),
+ * from any thread; dc_simd_select() chooses it now and returns it (DC_SIMD_BASELINE,
+ * DC_SIMD_AVX2, DC_SIMD_AVX512), dc_simd_name(level) names it. At each level the bits are
+ * the Python API's at that level when the consumer lets the compiler fuse multiply-adds
+ * as divcore's build does: -ffp-contract=fast, GCC's default in its GNU modes (not with
+ * -std=c99: add -ffp-contract=fast there), and clang's with that flag.
+ *
+ * #define DIVCORE_PORTABLE before the include (or -DDIVCORE_PORTABLE) to compile only the
+ * portable build: every name then gives the same bits on every x86-64 CPU (those of the
+ * Python API at DIVCORE_SIMD=baseline), at its speed.
+ *
+ * dcd_dc_NAME_f32 / _f64 (divcore 0.1's names of the dispatched builds) are aliases of
+ * dc_NAME_f32 / _f64. Every name is generated from tools/kernel_table.py
+ * (dispatch_table.h).
  */
 #ifndef DIVCORE_KERNELS_H
 #define DIVCORE_KERNELS_H
@@ -140,18 +185,55 @@
 #include <math.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
+#if (defined(__GNUC__) || defined(__clang__)) && defined(__x86_64__) && \
+    !defined(DIVCORE_NO_VECTORS) && !defined(DIVCORE_NO_INTRINSICS)
+#include <immintrin.h>
+#endif
+
+#include "config.h" /* #error under -ffast-math, -Ofast, -ffinite-math-only */
+
+/* Warnings that a C++ or a strict C build raises against code that is right as written
+ * here, silenced for these headers only (the includer's own code keeps them):
+ *   -Wold-style-cast, -Wuseless-cast: the headers are C, whose casts are C casts; a cast
+ *     that is useless for one element type is needed for the other (one template).
+ *   -Wfloat-equal: exact comparisons are the algorithm (values equal to the max are
+ *     counted, not summed; a weight of exactly 0 removes a class).
+ *   -Wdouble-promotion, -Wconversion: float rows are summed in float within a block and
+ *     in double across blocks; each widening and each rounding is deliberate.
+ *   -Wpedantic: GCC vector extensions and __attribute__((target)) for the AVX builds.
+ *   -Wsign-conversion, -Wcast-qual, -Wshadow: nothing to report today; kept quiet so
+ *     that a compiler's new diagnostics do not break an includer's -Werror build. */
+#if defined(__GNUC__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wfloat-equal"
+#pragma GCC diagnostic ignored "-Wdouble-promotion"
+#pragma GCC diagnostic ignored "-Wconversion"
+#pragma GCC diagnostic ignored "-Wsign-conversion"
+#pragma GCC diagnostic ignored "-Wpedantic"
+#pragma GCC diagnostic ignored "-Wshadow"
+#pragma GCC diagnostic ignored "-Wcast-qual"
+#if defined(__cplusplus)
+#pragma GCC diagnostic ignored "-Wold-style-cast"
+#if !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wuseless-cast"
+#endif
+#endif
+#endif
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
-#include "lse.h"
-#include "losses.h"
-#include "rows.h"
+#include "dispatch.h" /* every kernel (lse.h, losses.h, rows.h, batch.h), at every level */
 
 #ifdef __cplusplus
 }
+#endif
+
+#if defined(__GNUC__)
+#pragma GCC diagnostic pop
 #endif
 
 #endif /* DIVCORE_KERNELS_H */

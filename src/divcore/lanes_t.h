@@ -15,7 +15,7 @@
 #ifdef DC_HAVE_VEC
 /* Rows first .. first + count - 1 (count ≤ DC_VLEN) of r as columns, read as dc_row reads
  * them (x / T in double rounded once, -inf at masked classes); missing lanes are -inf. */
-DC_TARGET static inline void DC_FN(dc_rows_columns)(const dc_rows *r, ptrdiff_t first,
+DC_TARGET DC_INLINE void DC_FN(dc_rows_columns)(const dc_rows *r, ptrdiff_t first,
                                                    ptrdiff_t count, DC_V *col)
 {
     const DC_V zero = {0};
@@ -90,7 +90,7 @@ DC_TARGET DC_VINLINE void DC_FN(dc_lanes_states)(DC_V m, DC_V at_max, DC_V rest,
 /* The running state dc_lse_scan would return, for rows first .. first + count - 1 of r
  * (any count; r->n ≤ DC_LANES_MAX_N), into out[0 .. count), and, unless log_sum is NULL,
  * each row's log S into log_sum[0 .. count) (dc_lanes_states). */
-DC_TARGET static inline void DC_FN(dc_lse_scan_rows)(const dc_rows *r, ptrdiff_t first,
+DC_TARGET DC_ENTRY void DC_FN(dc_lse_scan_rows)(const dc_rows *r, ptrdiff_t first,
                                                     ptrdiff_t count, dc_lse_state *out,
                                                     double *log_sum)
 {
@@ -107,7 +107,7 @@ DC_TARGET static inline void DC_FN(dc_lse_scan_rows)(const dc_rows *r, ptrdiff_t
 #endif
 
 #ifndef DC_HAVE_VEC
-DC_TARGET static inline void DC_FN(dc_lse_scan_rows)(const dc_rows *r, ptrdiff_t first,
+DC_TARGET DC_ENTRY void DC_FN(dc_lse_scan_rows)(const dc_rows *r, ptrdiff_t first,
                                                     ptrdiff_t count, dc_lse_state *out,
                                                     double *log_sum)
 {
@@ -125,7 +125,7 @@ DC_TARGET static inline void DC_FN(dc_lse_scan_rows)(const dc_rows *r, ptrdiff_t
  * in dc_lse_scan_rows: the same max, the same exp of each value, the same sequence of
  * additions 0 + e_0 + e_1 + ... in DC_T, the same dc_vlog1p. Here the row runs along the
  * vector (a whole row per few vectors) and only the sum is taken lane by lane. */
-DC_TARGET static inline dc_lse_state DC_FN(dc_lse_scan_short)(const DC_T *x, ptrdiff_t n,
+DC_TARGET DC_INLINE dc_lse_state DC_FN(dc_lse_scan_short)(const DC_T *x, ptrdiff_t n,
                                                              double *log_sum)
 {
     const DC_V zero = {0};
@@ -158,7 +158,7 @@ DC_TARGET static inline dc_lse_state DC_FN(dc_lse_scan_short)(const DC_T *x, ptr
 /* One contiguous row's scan and log S = dc_lse_log_sum: a row of at most DC_LANES_MAX_N
  * values gets the same bits from a one-row kernel (dc_ce_label, dc_logsumexp,
  * dc_log_softmax_row) as from a batch of rows (dc_lse_scan_rows). */
-DC_TARGET static inline dc_lse_state DC_FN(dc_lse_scan_log_sum)(const DC_T *x, ptrdiff_t n,
+DC_TARGET DC_INLINE dc_lse_state DC_FN(dc_lse_scan_log_sum)(const DC_T *x, ptrdiff_t n,
                                                                double *log_sum)
 {
     dc_lse_state st;

@@ -41,7 +41,7 @@ typedef struct {
 
 /* softplus(x) = log(1 + e^x) = max(x, 0) + log1p(e^-|x|): no overflow for large x, full
  * relative precision for very negative x; +inf at +inf, 0 at -inf. */
-static inline double dc_softplus(double x)
+DC_INLINE double dc_softplus(double x)
 {
     return (x > 0.0 ? x : 0.0) + log1p(exp(-fabs(x)));
 }
@@ -51,7 +51,7 @@ static inline double dc_softplus(double x)
  *       = pw·y·softplus(-x) + (1 - y)·softplus(x)
  * (-log σ(x) = softplus(-x), -log(1 - σ(x)) = softplus(x)). A term whose coefficient is
  * exactly 0 is 0, so x = +inf with y = 1 and x = -inf with y = 0 give 0, not NaN. */
-static inline double dc_bce_logit(double x, double y, double pw)
+DC_INLINE double dc_bce_logit(double x, double y, double pw)
 {
     const double a = pw * y, b = 1.0 - y;
     return (a != 0.0 ? a * dc_softplus(-x) : 0.0) + (b != 0.0 ? b * dc_softplus(x) : 0.0);
@@ -59,14 +59,14 @@ static inline double dc_bce_logit(double x, double y, double pw)
 
 /* log1p(c·expm1(d)) = log(1 - c + c·e^d) for c in (0, 1): for large d, expm1 overflows
  * long before the result does, so there it is d + log c + log1p((1-c)/c · e^-d). */
-static inline double dc_log1p_c_expm1(double c, double d)
+DC_INLINE double dc_log1p_c_expm1(double c, double d)
 {
     if (d > 1.0) return d + log(c) + log1p((1.0 - c) / c * exp(-d));
     return log1p(c * expm1(d));
 }
 
 /* h(β) = -β log β - (1-β) log(1-β): the largest value JS_β can take. */
-static inline double dc_binary_entropy(double beta)
+DC_INLINE double dc_binary_entropy(double beta)
 {
     double h = 0.0;
     if (beta > 0.0) h -= beta * log(beta);
@@ -84,7 +84,7 @@ typedef struct {
  * log S = log1p((at_max - 1) + rest). Both terms are ≥ 0, so there is no cancellation;
  * when x_y is the max the first is 0 and the loss keeps its relative precision however
  * small it is. x_y = -inf gives +inf; a row without a distribution gives NaN. */
-static inline double dc_ce_label_of_log_sum(const dc_lse_state *st, double log_sum,
+DC_INLINE double dc_ce_label_of_log_sum(const dc_lse_state *st, double log_sum,
                                             double x_y)
 {
     if (!dc_lse_ok(st)) return NAN;
@@ -96,7 +96,7 @@ enum { DC_TARGET_PROBS = 0, DC_TARGET_LOG_PROBS = 1, DC_TARGET_LOGITS = 2 };
 
 /* KL is a sum of terms of both signs that is ≥ 0 in exact arithmetic: never let rounding
  * make it negative. A NaN stays NaN (unlike fmax). */
-static inline double dc_clamp_nonnegative(double v) { return v < 0.0 ? 0.0 : v; }
+DC_INLINE double dc_clamp_nonnegative(double v) { return v < 0.0 ? 0.0 : v; }
 
 #define DC_TEMPLATE "losses_t.h"
 #include "for_each_type.h"

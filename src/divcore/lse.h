@@ -17,6 +17,8 @@
 #ifndef DIVCORE_LSE_H
 #define DIVCORE_LSE_H
 
+#include "config.h"
+
 #include <math.h>
 #include <stddef.h>
 #include "exp.h"
@@ -38,7 +40,7 @@ typedef struct {
     int nan;       /* a NaN was seen: the row has no value but NaN */
 } dc_lse_state;
 
-static inline void dc_lse_init(dc_lse_state *st)
+DC_INLINE void dc_lse_init(dc_lse_state *st)
 {
     st->max = -INFINITY;
     st->at_max = 0.0;
@@ -50,14 +52,14 @@ static inline void dc_lse_init(dc_lse_state *st)
 /* Move the running sum to a new, larger max b: everything counted so far drops below it. */
 /* s += v, keeping the rounding error in *c (Neumaier): block and lane sums are added this
  * way, so the error of a row's sum does not grow with its length. */
-static inline void dc_sum_add(double *s, double *c, double v)
+DC_INLINE void dc_sum_add(double *s, double *c, double v)
 {
     const double t = *s + v;
     *c += fabs(*s) >= fabs(v) ? (*s - t) + v : (v - t) + *s;
     *s = t;
 }
 
-static inline void dc_lse_raise_max(dc_lse_state *st, double b)
+DC_INLINE void dc_lse_raise_max(dc_lse_state *st, double b)
 {
     const double sum = st->at_max + (st->rest + st->rest_c);
     st->rest = sum != 0.0 ? sum * exp(st->max - b) : 0.0; /* nothing to move at the start */
@@ -69,7 +71,7 @@ static inline void dc_lse_raise_max(dc_lse_state *st, double b)
 /* Fold the state of another part of the same row into *into (a row split across threads):
  * both sums move to the larger max, S = S_a·e^(M_a - M) + S_b·e^(M_b - M); the values
  * equal to the common max stay counted in at_max. */
-static inline void dc_lse_merge(dc_lse_state *into, const dc_lse_state *part)
+DC_INLINE void dc_lse_merge(dc_lse_state *into, const dc_lse_state *part)
 {
     into->nan |= part->nan;
     if (part->max > into->max) {
@@ -91,44 +93,48 @@ static inline void dc_lse_merge(dc_lse_state *into, const dc_lse_state *part)
 
 /* 1 when the row defines a distribution: no NaN, and a finite max (+inf gives NaN, no
  * finite value at all gives no distribution). */
-static inline int dc_lse_ok(const dc_lse_state *st)
+DC_INLINE int dc_lse_ok(const dc_lse_state *st)
 {
     return !st->nan && st->max > -INFINITY && st->max < INFINITY;
 }
 
 /* log S - i.e. lse - M - for a row with dc_lse_ok. */
-static inline double dc_lse_log_sum(const dc_lse_state *st)
+DC_INLINE double dc_lse_log_sum(const dc_lse_state *st)
 {
     return log1p((st->at_max - 1.0) + (st->rest + st->rest_c));
 }
 
 /* S itself, for dividing by it (softmax, probabilities from logits). */
-static inline double dc_lse_sum(const dc_lse_state *st)
+DC_INLINE double dc_lse_sum(const dc_lse_state *st)
 {
     return st->at_max + (st->rest + st->rest_c);
 }
 
 /* The log-sum-exp of the row, M + log S, with log S = dc_lse_log_sum(st) given: NaN for a
  * NaN or +inf value, -inf with no finite value. */
-static inline double dc_lse_value_of_log_sum(const dc_lse_state *st, double log_sum)
+DC_INLINE double dc_lse_value_of_log_sum(const dc_lse_state *st, double log_sum)
 {
     if (st->nan || st->max == INFINITY) return NAN;
     if (st->max == -INFINITY) return -INFINITY;
     return st->max + log_sum;
 }
 
-static inline double dc_lse_value(const dc_lse_state *st)
+DC_INLINE double dc_lse_value(const dc_lse_state *st)
 {
     return dc_lse_value_of_log_sum(st, dc_lse_ok(st) ? dc_lse_log_sum(st) : 0.0);
 }
 
 #define DC_CAT2(a, b) a##_##b
 #define DC_CAT(a, b) DC_CAT2(a, b)
+#define DC_CAT3_(a, b, c) a##_##b##_##c
+#define DC_CAT3(a, b, c) DC_CAT3_(a, b, c)
 
-/* The portable build of every kernel: plain names, no target attribute. dispatch.h
- * compiles the same templates again for AVX2 and AVX-512 under suffixed names. */
+
+/* The portable build of every kernel: names ending _base (dc_ce_label_f32_base), no
+ * target attribute. dispatch.h compiles the same templates again for AVX2 and AVX-512
+ * (..._avx2, ..._avx512) and defines the public names (dc_ce_label_f32) over the three. */
 #ifndef DC_ISA_NAME
-#define DC_ISA_NAME(name, sfx) DC_CAT(name, sfx)
+#define DC_ISA_NAME(name, sfx) DC_CAT3(name, sfx, base)
 #define DC_TARGET
 #endif
 

@@ -13,7 +13,7 @@
 #define DC_VLOAD_TAIL DC_ISA_NAME(dc_vload_tail, DC_SFX)
 
 /* Σ of a vector's lanes in double, pairwise (halving), so equal lanes add exactly. */
-DC_TARGET static inline double DC_FN(dc_vsum_pairwise)(DC_V v)
+DC_TARGET DC_INLINE double DC_FN(dc_vsum_pairwise)(DC_V v)
 {
     double lanes[sizeof(DC_V) / sizeof(DC_T)];
     ptrdiff_t len = DC_VLEN;
@@ -24,7 +24,7 @@ DC_TARGET static inline double DC_FN(dc_vsum_pairwise)(DC_V v)
 }
 
 /* The block's max into *out; returns 1 if the block holds a NaN. */
-DC_TARGET static inline int DC_FN(dc_block_max)(const DC_T *x, ptrdiff_t n, DC_T *out)
+DC_TARGET DC_INLINE int DC_FN(dc_block_max)(const DC_T *x, ptrdiff_t n, DC_T *out)
 {
     const DC_V zero = {0};
     DC_V m = zero - (DC_T)INFINITY;
@@ -53,7 +53,7 @@ DC_TARGET static inline int DC_FN(dc_block_max)(const DC_T *x, ptrdiff_t n, DC_T
 /* The block's max over its values other than NaN (-inf if there are none): the NaN test
  * is left to the exp-sum, where a NaN reaches the sum by itself (dc_lse_update), so this
  * pass is one max instruction per vector. */
-DC_TARGET static inline DC_T DC_FN(dc_block_max_skip_nan)(const DC_T *x, ptrdiff_t n)
+DC_TARGET DC_INLINE DC_T DC_FN(dc_block_max_skip_nan)(const DC_T *x, ptrdiff_t n)
 {
     const DC_V zero = {0};
     DC_V m = zero - (DC_T)INFINITY;
@@ -70,7 +70,7 @@ DC_TARGET static inline DC_T DC_FN(dc_block_max_skip_nan)(const DC_T *x, ptrdiff
  * vector lanes of the input's precision, then pairwise across lanes and added to the
  * row's compensated sum once per block. Most blocks of a long row lie strictly below the
  * max (`below`): they hold no value to count, and skip the compare. */
-DC_TARGET static inline void DC_FN(dc_block_expsum)(const DC_T *x, ptrdiff_t n, DC_T m,
+DC_TARGET DC_INLINE void DC_FN(dc_block_expsum)(const DC_T *x, ptrdiff_t n, DC_T m,
                                                    int below, dc_lse_state *st)
 {
     /* DC_VACC independent accumulators: short dependency chains, and few additions per
@@ -111,7 +111,7 @@ DC_TARGET static inline void DC_FN(dc_block_expsum)(const DC_T *x, ptrdiff_t n, 
 #else
 /* The block's max into *out; returns 1 if the block holds a NaN. A NaN sticks in its lane
  * (nothing compares greater than it), so one pass finds both. */
-DC_TARGET static inline int DC_FN(dc_block_max)(const DC_T *x, ptrdiff_t n, DC_T *out)
+DC_TARGET DC_INLINE int DC_FN(dc_block_max)(const DC_T *x, ptrdiff_t n, DC_T *out)
 {
     DC_T m[DC_LANES];
     for (int j = 0; j < DC_LANES; j++) m[j] = -INFINITY;
@@ -137,7 +137,7 @@ DC_TARGET static inline int DC_FN(dc_block_max)(const DC_T *x, ptrdiff_t n, DC_T
 }
 
 /* The block's max over its values other than NaN (-inf if there are none). */
-DC_TARGET static inline DC_T DC_FN(dc_block_max_skip_nan)(const DC_T *x, ptrdiff_t n)
+DC_TARGET DC_INLINE DC_T DC_FN(dc_block_max_skip_nan)(const DC_T *x, ptrdiff_t n)
 {
     DC_T m[DC_LANES];
     for (int j = 0; j < DC_LANES; j++) m[j] = -INFINITY;
@@ -152,7 +152,7 @@ DC_TARGET static inline DC_T DC_FN(dc_block_max_skip_nan)(const DC_T *x, ptrdiff
 
 /* e_i = exp(x_i - m) into e, except 0 where x_i == m (those are counted, not summed): a
  * plain map, which compilers vectorise with the exp inlined. */
-DC_TARGET static inline void DC_FN(dc_block_exp_below)(const DC_T *x, ptrdiff_t n, DC_T m,
+DC_TARGET DC_INLINE void DC_FN(dc_block_exp_below)(const DC_T *x, ptrdiff_t n, DC_T m,
                                                       DC_T *e)
 {
     for (ptrdiff_t i = 0; i < n; i++) e[i] = x[i] == m ? (DC_T)0 : DC_EXP(x[i] - m);
@@ -160,7 +160,7 @@ DC_TARGET static inline void DC_FN(dc_block_exp_below)(const DC_T *x, ptrdiff_t 
 
 /* For a block below or at the running max M: how many values equal M, and Σ exp(x - M)
  * over the others, summed in DC_T lanes. */
-DC_TARGET static inline void DC_FN(dc_block_expsum)(const DC_T *x, ptrdiff_t n, DC_T m,
+DC_TARGET DC_INLINE void DC_FN(dc_block_expsum)(const DC_T *x, ptrdiff_t n, DC_T m,
                                                    int below, dc_lse_state *st)
 {
     (void)below;
@@ -189,7 +189,7 @@ DC_TARGET static inline void DC_FN(dc_block_expsum)(const DC_T *x, ptrdiff_t n, 
 
 #endif /* DC_HAVE_VEC */
 
-DC_TARGET static inline int DC_FN(dc_has_nan)(const DC_T *x, ptrdiff_t n)
+DC_TARGET DC_INLINE int DC_FN(dc_has_nan)(const DC_T *x, ptrdiff_t n)
 {
     for (ptrdiff_t i = 0; i < n; i++)
         if (x[i] != x[i]) return 1;
@@ -201,7 +201,7 @@ DC_TARGET static inline int DC_FN(dc_has_nan)(const DC_T *x, ptrdiff_t n)
  * exp(NaN - M) = NaN then makes the block's sum NaN (the values equal to M, +inf
  * included, are counted rather than summed, so inf - inf never enters the sum). Only a
  * block with no other value than -inf and NaN is not summed, and is scanned for NaN. */
-DC_TARGET static inline void DC_FN(dc_lse_update)(dc_lse_state *st, const DC_T *x, ptrdiff_t n)
+DC_TARGET DC_ENTRY void DC_FN(dc_lse_update)(dc_lse_state *st, const DC_T *x, ptrdiff_t n)
 {
     if (st->nan) return;
     for (ptrdiff_t start = 0; start < n; start += DC_BLOCK) {
@@ -220,7 +220,7 @@ DC_TARGET static inline void DC_FN(dc_lse_update)(dc_lse_state *st, const DC_T *
 }
 
 /* The whole row's state in one call. */
-DC_TARGET static inline dc_lse_state DC_FN(dc_lse_scan)(const DC_T *x, ptrdiff_t n)
+DC_TARGET DC_INLINE dc_lse_state DC_FN(dc_lse_scan)(const DC_T *x, ptrdiff_t n)
 {
     dc_lse_state st;
     dc_lse_init(&st);

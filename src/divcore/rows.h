@@ -24,7 +24,7 @@ typedef struct {
 } dc_rows;
 
 /* Unmasked classes in row i. */
-static inline ptrdiff_t dc_rows_count_kept(const dc_rows *r, ptrdiff_t i)
+DC_INLINE ptrdiff_t dc_rows_count_kept(const dc_rows *r, ptrdiff_t i)
 {
     if (r->mask == NULL) return r->n;
     const unsigned char *m = r->mask + i * r->mask_row_stride;

@@ -4,7 +4,7 @@
 
 /* Row i of r as contiguous values: a pointer into the array when it can be read in place,
  * else `buf` (n values) filled with x / T, and `fill` at masked classes. */
-static inline const DC_T *DC_FN(dc_row)(const dc_rows *r, ptrdiff_t i, DC_T fill, DC_T *buf)
+DC_INLINE const DC_T *DC_FN(dc_row)(const dc_rows *r, ptrdiff_t i, DC_T fill, DC_T *buf)
 {
     const char *src = r->data + i * r->row_stride;
     const ptrdiff_t n = r->n;
@@ -26,7 +26,7 @@ static inline const DC_T *DC_FN(dc_row)(const dc_rows *r, ptrdiff_t i, DC_T fill
 }
 
 /* Value c of row i as dc_row gives it (x / T, or `fill` at a masked class). */
-static inline DC_T DC_FN(dc_row_value)(const dc_rows *r, ptrdiff_t i, ptrdiff_t c, DC_T fill)
+DC_INLINE DC_T DC_FN(dc_row_value)(const dc_rows *r, ptrdiff_t i, ptrdiff_t c, DC_T fill)
 {
     if (r->mask != NULL && !r->mask[i * r->mask_row_stride + c * r->mask_col_stride])
         return fill;
@@ -36,7 +36,7 @@ static inline DC_T DC_FN(dc_row_value)(const dc_rows *r, ptrdiff_t i, ptrdiff_t 
 
 /* A label-smoothed target p' = (1 - eps)·p + (eps / kept)·[class kept], written to out.
  * p == NULL means the one-hot target of `label`. The mask is r's (kept = unmasked). */
-static inline void DC_FN(dc_smoothed_target)(const dc_rows *r, ptrdiff_t i, const DC_T *p,
+DC_INLINE void DC_FN(dc_smoothed_target)(const dc_rows *r, ptrdiff_t i, const DC_T *p,
                                              ptrdiff_t label, double eps, DC_T *out)
 {
     const ptrdiff_t n = r->n;

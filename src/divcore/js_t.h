@@ -1,0 +1,55 @@
+/* divcore/js_t.h: the generalised Jensen-Shannon divergence of a row.
+ * Part of the type-generic body of losses.h, included by losses_t.h (DC_T, DC_SFX, DC_FN and
+ * the DC_VD* macros defined there). Not to be included on its own. */
+
+/* ------------------------------------------------------------------ Jensen-Shannon */
+
+/* log p_i and p_i of a target entry (a logits target needs its row's M_t, S_t). */
+DC_TARGET DC_INLINE double DC_FN(dc_target_log)(DC_T t, int kind, double tmax, double log_tsum)
+{
+    if (kind == DC_TARGET_PROBS) return log((double)t);
+    if (kind == DC_TARGET_LOG_PROBS) return (double)t;
+    return ((double)t - tmax) - log_tsum;
+}
+
+/* Generalised Jensen-Shannon divergence with weight β on the target p:
+ *     JS_β = β KL(p ‖ m) + (1-β) KL(q ‖ m),   m = β p + (1-β) q.
+ * In log space, with d = log q - log p, the two log-ratios are
+ *     log p - log m = -log1p((1-β)·expm1(d)),   log q - log m = -log1p(β·expm1(-d))
+ * which are exact for near-identical p and q (where m's log would cancel) and right at
+ * p = 0 (d = +inf: -log(1-β)) or q = 0 (d = -inf: -log β). Computed in double; clamped
+ * to [0, h(β)] so that rounding never gives a negative value (or a NaN) for p ≈ q. */
+DC_TARGET DC_ENTRY double DC_FN(dc_js_row)(const DC_T *x, const DC_T *t, ptrdiff_t n, int kind,
+                                      double beta, double *psum, ptrdiff_t *nbad)
+{
+    const dc_lse_state sx = DC_FN(dc_lse_scan)(x, n);
+    dc_lse_state st;
+    dc_lse_init(&st);
+    if (kind == DC_TARGET_LOGITS) st = DC_FN(dc_lse_scan)(t, n);
+    const int ok = dc_lse_ok(&sx) && (kind != DC_TARGET_LOGITS || dc_lse_ok(&st));
+    const double log_sx = ok ? dc_lse_log_sum(&sx) : 0.0;
+    const double log_st = ok && kind == DC_TARGET_LOGITS ? dc_lse_log_sum(&st) : 0.0;
+    double js = 0.0, ps = 0.0;
+    ptrdiff_t bad = 0;
+    for (ptrdiff_t i = 0; i < n; i++) {
+        const double lp = DC_FN(dc_target_log)(t[i], kind, st.max, log_st);
+        const double p = kind == DC_TARGET_PROBS ? (double)t[i] : dc_exp_f64(lp);
+        ps += p;
+        bad += kind == DC_TARGET_LOG_PROBS ? (t[i] != t[i]) : !(p >= 0.0);
+        if (!ok) continue;
+        const double lq = ((double)x[i] - sx.max) - log_sx;
+        const double q = dc_exp_f64(lq);
+        if (p == 0.0 && q == 0.0) continue;
+        const double d = lq - lp;
+        const double tp = p != 0.0 ? -p * dc_log1p_c_expm1(1.0 - beta, d) : 0.0;
+        const double tq = q != 0.0 ? -q * dc_log1p_c_expm1(beta, -d) : 0.0;
+        js += beta * tp + (1.0 - beta) * tq;
+    }
+    *psum = kind == DC_TARGET_LOGITS ? 1.0 : ps;
+    *nbad = kind == DC_TARGET_LOGITS ? 0 : bad;
+    if (!ok) return NAN;
+    if (beta == 0.0 || beta == 1.0) return 0.0;
+    const double top = dc_binary_entropy(beta);
+    js = dc_clamp_nonnegative(js);
+    return js > top ? top : js;
+}
