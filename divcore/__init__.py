@@ -248,9 +248,10 @@ def backend():
 
 
 def get_include():
-    """The folder holding divcore's C headers (divcore/kernels.h) and their Cython
-    declarations (divcore/kernels.pxd) for other extensions: pass it to the C compiler's
-    include_dirs and to Cython's include_path (docs/c_api.md).
+    """The folder holding divcore's C headers (divcore/kernels.h) for other extensions:
+    pass it to the C compiler's include_dirs (docs/c_api.md). Cython finds the .pxd files
+    in the package folder (`from divcore.kernels cimport ...`); copies here also serve an
+    include_path.
 
     Returns
     -------

@@ -100,7 +100,7 @@ cdef inline int read_reduction(object r):
 
 cdef inline bint read_base(object base, double *log_base):
     """None, or a real number > 0, finite, != 1: log(base), as math.log computes it."""
-    cdef double b
+    cdef double b = 0.5
     if base is None:
         log_base[0] = 1.0
         return True
@@ -454,7 +454,7 @@ cdef object read_loss(Call *c, object logits, object target, object axis,
                       bint labels_ok):
     """Reads an ordinary loss call into c; returns the objects that keep its arrays alive,
     or None when the call is not ordinary."""
-    cdef double t
+    cdef double t = 1.0
     cdef object keep_target, keep_weight
     if not read_logits(c, logits, axis) or not read_where(c, where):
         return None
@@ -661,7 +661,7 @@ def js_divergence(logits, target, *, axis=-1, target_type="auto", beta=0.5,
                   sum_tol=None):
     cdef Call c
     cdef object result, keep = None
-    cdef double b
+    cdef double b = 0.5
     if _front_on and read_real(beta, &b) and 0.0 <= b <= 1.0:
         keep = read_loss(&c, logits, target, axis, target_type, None, None, 0.0,
                          temperature, where, reduction, base, validate, sum_tol, False)
@@ -743,7 +743,7 @@ cdef object softmax_family(object x, object axis, object temperature, object whe
     """log_softmax / softmax of an ordinary call with the class axis last; None else."""
     cdef Call c
     cdef Job job
-    cdef double t
+    cdef double t = 1.0
     cdef np.ndarray out
     if not (read_logits(&c, x, axis) and c.axis == c.nd - 1 and read_where(&c, where)
             and read_temperature(temperature, &t)):
@@ -781,7 +781,7 @@ def entropy(x, *, axis=-1, input_type="logits", temperature=1.0, where=None,
     cdef Call c
     cdef RowBuffers b
     cdef Job job
-    cdef double t
+    cdef double t = 1.0
     cdef int kind = -2
     if type(input_type) is str:
         kind = (DC_TARGET_LOGITS if input_type == "logits" else DC_TARGET_PROBS
