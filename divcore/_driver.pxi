@@ -388,6 +388,14 @@ cdef void run_lane_chunk(const Job *job, Py_ssize_t first, Py_ssize_t count,
 
 cdef enum:
     TILE_ROWS = 64      # adjacent rows gathered together when the class axis is strided
+    TILE_BYTES = 1 << 18    # ... fewer when their rows would not fit in this (the L2 cache)
+
+
+cdef inline Py_ssize_t tile_rows(Py_ssize_t n, Py_ssize_t itemsize) noexcept nogil:
+    """Rows per tile: TILE_ROWS, or as many rows of n values as fit in TILE_BYTES (at
+    least 4: four adjacent values of each class still share one cache line)."""
+    cdef Py_ssize_t rows = TILE_BYTES // (n * itemsize) if n > 0 else TILE_ROWS
+    return TILE_ROWS if rows >= TILE_ROWS else (rows if rows > 4 else 4)
 
 
 cdef inline bint in_tiles(const Job *job, Py_ssize_t itemsize) noexcept nogil:
@@ -418,7 +426,7 @@ cdef void run_tile(const Job *job, Py_ssize_t first, Py_ssize_t count, real *buf
     cdef Job sub = job[0]
     cdef Py_ssize_t n = job.rx.n, j
     cdef real *xtile = buf + 3 * nbuf
-    cdef real *ttile = xtile + TILE_ROWS * n
+    cdef real *ttile = xtile + tile_rows(n, sizeof(real)) * n
     gather_tile(&job.rx, first, count, xtile)
     sub.rx.data = <const char *>xtile
     sub.rx.row_stride = n * sizeof(real)
@@ -462,8 +470,9 @@ cdef inline void run_span(const Job *job, Py_ssize_t unit, Py_ssize_t n_rows, bi
         first = unit * LANE_CHUNK
         run_lane_chunk(job, first, min(<Py_ssize_t>LANE_CHUNK, n_rows - first), buf)
     elif tiles:
-        first = unit * TILE_ROWS
-        run_tile(job, first, min(<Py_ssize_t>TILE_ROWS, n_rows - first), buf, nbuf)
+        first = unit * tile_rows(job.rx.n, sizeof(real))
+        run_tile(job, first, min(tile_rows(job.rx.n, sizeof(real)), n_rows - first), buf,
+                 nbuf)
     else:
         run_row(job, unit, buf, buf + nbuf, buf + 2 * nbuf)
 
@@ -542,8 +551,9 @@ cdef int run_rows(const Job *job, Py_ssize_t n_rows, real *typed) except -1:
     cdef bint lanes = in_lanes(job) and not half   # the lanes read float rows
     cdef bint tiles = not lanes and n_rows > 1 and in_tiles(job, sizeof(real))
     cdef Py_ssize_t units = ((n_rows + LANE_CHUNK - 1) // LANE_CHUNK if lanes else
-                             (n_rows + TILE_ROWS - 1) // TILE_ROWS if tiles else n_rows)
-    cdef Py_ssize_t nalloc = 3 * nbuf + (2 * TILE_ROWS * n if tiles else 0)
+                             (n_rows + tile_rows(n, sizeof(real)) - 1)
+                             // tile_rows(n, sizeof(real)) if tiles else n_rows)
+    cdef Py_ssize_t nalloc = 3 * nbuf + (2 * tile_rows(n, sizeof(real)) * n if tiles else 0)
     cdef int nt = threads_for(n_rows, n)
     cdef int failed = 0
     cdef int *failed_p = &failed
