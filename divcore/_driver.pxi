@@ -131,6 +131,10 @@ ctypedef struct Job:
     char *out                   # (N, C) C-contiguous output of the rows' dtype
     int x_half                  # HALF_*: rx (rt) stores float16 or bfloat16, widened to
     int t_half                  # float row by row (the compute dtype is then float)
+    Py_ssize_t block_rows       # rows in blocks of this many (0: one block), and the
+    Py_ssize_t x_block          # byte strides from one block to the next: logits, their
+    Py_ssize_t xm_block         # mask, the target (whose mask, for a logits target, is
+    Py_ssize_t t_block          # the logits')
 
 
 cdef int _threads_wanted = 0     # 0: OpenMP's own count (OMP_NUM_THREADS, threadpoolctl)
@@ -419,6 +423,47 @@ cdef void gather_tile(const dc_rows *r, Py_ssize_t first, Py_ssize_t count,
             tile[j * n + c] = src[j]
 
 
+cdef void offset_rows(Job *sub, const Job *job, Py_ssize_t first,
+                      Py_ssize_t itemsize) noexcept nogil:
+    """sub's per-row arrays (labels, results, flags, output rows) start at job's row
+    `first`."""
+    if job.labels != NULL:
+        sub.labels = job.labels + first
+    if job.ce != NULL:
+        sub.ce = job.ce + first
+    if job.h != NULL:
+        sub.h = job.h + first
+    if job.kl != NULL:
+        sub.kl = job.kl + first
+    if job.row_weight != NULL:
+        sub.row_weight = job.row_weight + first
+    if job.bad != NULL:
+        sub.bad, sub.psum, sub.nbad = job.bad + first, job.psum + first, job.nbad + first
+    if job.out != NULL:
+        sub.out = job.out + first * job.rx.n * itemsize
+
+
+cdef int run_blocks(const Job *job, Py_ssize_t n_rows, real *typed) except -1:
+    """A job over (B, R, C) blocks of rows: each block is an (R, C) job of its own, its
+    rows and per-row arrays offset (the gradient's scale, computed for the whole batch,
+    is the same for every block)."""
+    cdef Job sub
+    cdef Py_ssize_t b, rows = job.block_rows
+    for b in range(n_rows // rows):
+        sub = job[0]
+        sub.block_rows = 0
+        sub.rx.data = job.rx.data + b * job.x_block
+        if job.rx.mask != NULL:
+            sub.rx.mask = job.rx.mask + b * job.xm_block
+        if job.rt.data != NULL:
+            sub.rt.data = job.rt.data + b * job.t_block
+            if job.rt.mask != NULL:
+                sub.rt.mask = job.rt.mask + b * job.xm_block
+        offset_rows(&sub, job, b * rows, sizeof(real))
+        run_rows(&sub, rows, typed)
+    return 0
+
+
 cdef void run_tile(const Job *job, Py_ssize_t first, Py_ssize_t count, real *buf,
                    Py_ssize_t nbuf) noexcept nogil:
     """Rows first .. first + count - 1 of an in_tiles job, through a copy of the job whose
@@ -443,20 +488,7 @@ cdef void run_tile(const Job *job, Py_ssize_t first, Py_ssize_t count, real *buf
             sub.rt.data = job.rt.data + first * job.rt.row_stride
         if job.rt.mask != NULL:
             sub.rt.mask = job.rt.mask + first * job.rt.mask_row_stride
-    if job.labels != NULL:
-        sub.labels = job.labels + first
-    if job.ce != NULL:
-        sub.ce = job.ce + first
-    if job.h != NULL:
-        sub.h = job.h + first
-    if job.kl != NULL:
-        sub.kl = job.kl + first
-    if job.row_weight != NULL:
-        sub.row_weight = job.row_weight + first
-    if job.bad != NULL:
-        sub.bad, sub.psum, sub.nbad = job.bad + first, job.psum + first, job.nbad + first
-    if job.out != NULL:
-        sub.out = job.out + first * n * <Py_ssize_t>sizeof(real)
+    offset_rows(&sub, job, first, sizeof(real))
     for j in range(count):
         run_row(&sub, j, buf, buf + nbuf, buf + 2 * nbuf)
 
@@ -559,6 +591,8 @@ cdef int run_rows(const Job *job, Py_ssize_t n_rows, real *typed) except -1:
     cdef int *failed_p = &failed
     cdef real *buf = NULL
     cdef int threads = configured_threads()
+    if job.block_rows > 0 and n_rows > job.block_rows:
+        return run_blocks(job, n_rows, typed)
     if splits_rows(job, n_rows, threads) and not half and not tiles:
         if threads > MAX_ROW_PARTS:
             threads = MAX_ROW_PARTS

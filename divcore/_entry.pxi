@@ -15,14 +15,29 @@ cdef int half_kind(np.ndarray a) except -1:
     raise TypeError(f"rows of dtype {a.dtype} have no kernel")
 
 
-cdef dc_rows rows_of_array(np.ndarray x, const unsigned char[:, :] mask,
-                           double temperature):
-    """rows_of for a 2-D ndarray of the compute dtype or of half storage."""
+cdef inline Py_ssize_t n_classes_of(np.ndarray x):
+    return np.PyArray_DIM(x, np.PyArray_NDIM(x) - 1)
+
+
+cdef Py_ssize_t n_rows_of(np.ndarray x):
+    """Rows of an (N, C) array or of (B, R, C) blocks."""
+    cdef Py_ssize_t k, n = 1
+    for k in range(np.PyArray_NDIM(x) - 1):
+        n *= np.PyArray_DIM(x, k)
+    return n
+
+
+cdef dc_rows rows_of_array(np.ndarray x, object mask, double temperature):
+    """The kernels' view of a plan's rows: an (N, C) array, or the first block of a
+    (B, R, C) one (describe() adds the block strides), of the compute dtype or half
+    storage, with its mask (uint8, the same layout) and temperature."""
     cdef dc_rows r
-    cdef Py_ssize_t n_rows = np.PyArray_DIM(x, 0)
-    r.n = np.PyArray_DIM(x, 1)
-    r.row_stride = np.PyArray_STRIDE(x, 0)
-    r.col_stride = np.PyArray_STRIDE(x, 1)
+    cdef int nd = np.PyArray_NDIM(x)
+    cdef np.ndarray m
+    cdef Py_ssize_t n_rows = n_rows_of(x)
+    r.n = np.PyArray_DIM(x, nd - 1)
+    r.row_stride = np.PyArray_STRIDE(x, nd - 2)
+    r.col_stride = np.PyArray_STRIDE(x, nd - 1)
     if n_rows > 0 and r.n > 0:
         r.data = <const char *>np.PyArray_DATA(x)
     else:  # nothing will be read; keep pointer arithmetic on a real object
@@ -33,47 +48,65 @@ cdef dc_rows rows_of_array(np.ndarray x, const unsigned char[:, :] mask,
     r.mask_row_stride = 0
     r.mask_col_stride = 0
     if mask is not None and n_rows > 0 and r.n > 0:
-        r.mask = &mask[0, 0]
-        r.mask_row_stride = mask.strides[0]
-        r.mask_col_stride = mask.strides[1]
+        m = <np.ndarray>mask
+        r.mask = <const unsigned char *>np.PyArray_DATA(m)
+        r.mask_row_stride = np.PyArray_STRIDE(m, nd - 2)
+        r.mask_col_stride = np.PyArray_STRIDE(m, nd - 1)
     return r
 
 
-cdef object _lse_rows_typed(np.ndarray x, const unsigned char[:, :] where,
+cdef void describe(Job *job, np.ndarray x, object where) except *:
+    """The logits' storage (half or not) and, for (B, R, C) blocks of rows, the block
+    size and the strides from one block to the next (logits and mask)."""
+    job.x_half = half_kind(x)
+    if np.PyArray_NDIM(x) == 3 and np.PyArray_SIZE(x) > 0:
+        job.block_rows = np.PyArray_DIM(x, 1)
+        job.x_block = np.PyArray_STRIDE(x, 0)
+        if where is not None:
+            job.xm_block = np.PyArray_STRIDE(<np.ndarray>where, 0)
+
+
+cdef void describe_target(Job *job, np.ndarray target) except *:
+    job.t_half = half_kind(target)
+    if np.PyArray_NDIM(target) == 3:
+        job.t_block = np.PyArray_STRIDE(target, 0)
+
+
+cdef object _lse_rows_typed(np.ndarray x, object where,
                             double temperature, real *typed):
     """Per-row log-sum-exp of x / T (masked classes left out)."""
-    out = np.empty(np.PyArray_DIM(x, 0), dtype=np.float64)
+    out = np.empty(n_rows_of(x), dtype=np.float64)
     cdef Job job = new_job(OP_LSE)
     job.rx = rows_of_array(x, where, temperature)
     job.ce = data_of(out)
-    job.x_half = half_kind(x)
-    run_rows(&job, np.PyArray_DIM(x, 0), typed)
+    describe(&job, x, where)
+    run_rows(&job, n_rows_of(x), typed)
     return out
 
 
-cdef object _log_softmax_rows_typed(np.ndarray x, const unsigned char[:, :] where,
+cdef object _log_softmax_rows_typed(np.ndarray x, object where,
                                     double temperature, real[:, ::1] out, bint exponentiate,
                                     real *typed):
     """Write log_softmax(x / T) (or softmax with `exponentiate`) row by row into out."""
-    if np.PyArray_DIM(x, 1) == 0 or np.PyArray_DIM(x, 0) == 0:
+    if n_classes_of(x) == 0 or n_rows_of(x) == 0:
         return
     cdef Job job = new_job(OP_LOG_SOFTMAX)
     job.rx = rows_of_array(x, where, temperature)
     job.exponentiate = exponentiate
     job.out = <char *>&out[0, 0]
-    job.x_half = half_kind(x)
-    run_rows(&job, np.PyArray_DIM(x, 0), typed)
+    describe(&job, x, where)
+    run_rows(&job, n_rows_of(x), typed)
 
 
 cdef object _ce_labels_rows_typed(np.ndarray x, const int64_t[:] labels,
-                                  const unsigned char[:, :] where, double temperature,
+                                  object where, double temperature,
                                   const real[:] weight, ignore_index, double label_smoothing,
                                   bint want_entropy, real *typed):
     """Per-row Σ_c w_c p'_c (lse - x_c) for integer labels (p' the smoothed one-hot), with
     want_entropy the target's weighted entropy and the KL, and each row's weight in the
     mean (0 when ignored). ignore_index None: no row is ignored."""
-    cdef Py_ssize_t n_rows = np.PyArray_DIM(x, 0)
-    check_labels(labels, np.PyArray_DIM(x, 1), ignore_index)
+    cdef Py_ssize_t n_rows = n_rows_of(x)
+    check_labels(labels, n_classes_of(x), ignore_index)
     ce = np.empty(n_rows, dtype=np.float64)
     h = np.zeros(n_rows, dtype=np.float64) if want_entropy else None
     kl = np.zeros(n_rows, dtype=np.float64) if want_entropy else None
@@ -86,7 +119,7 @@ cdef object _ce_labels_rows_typed(np.ndarray x, const int64_t[:] labels,
     job.want_h = want_entropy
     job.ce, job.h, job.kl = data_of(ce), data_of(h), data_of(kl)
     job.row_weight = data_of(row_weight)
-    job.x_half = half_kind(x)
+    describe(&job, x, where)
     run_rows(&job, n_rows, typed)
     return ce, h, kl, row_weight
 
@@ -132,24 +165,23 @@ cdef Job soft_job_of(int op, const dc_rows *rx, const dc_rows *rt, int kind,
 
 
 cdef Job soft_job(int op, np.ndarray x, np.ndarray target, str target_type,
-                  const unsigned char[:, :] where, double temperature, const real[:] weight,
+                  object where, double temperature, const real[:] weight,
                   double label_smoothing, bint reverse, bint validate, double tol):
-    cdef const unsigned char[:, :] no_mask = None
     cdef dc_rows rx = rows_of_array(x, where, temperature)
-    cdef dc_rows rt = rows_of_array(target, no_mask, 1.0)
+    cdef dc_rows rt = rows_of_array(target, None, 1.0)
     cdef Job job = soft_job_of(op, &rx, &rt, target_kind_code(target_type),
                                weights_of(weight), label_smoothing, reverse, validate, tol)
-    job.t_half = half_kind(target)
+    describe_target(&job, target)
     return job
 
 
 cdef object _soft_rows_typed(np.ndarray x, np.ndarray target, str target_type,
-                             const unsigned char[:, :] where, double temperature,
+                             object where, double temperature,
                              const real[:] weight, double label_smoothing, bint reverse,
                              bint validate, double tol, tuple want, real *typed):
     """Per-row cross-entropy, target entropy and KL for probs / log_probs / logits targets
     (docs/design.md, item 4). Returns (ce, h, kl), None for what is not in `want`."""
-    cdef Py_ssize_t n_rows = np.PyArray_DIM(x, 0)
+    cdef Py_ssize_t n_rows = n_rows_of(x)
     ce = np.full(n_rows, np.nan) if ("ce" in want and not reverse) else None
     h = np.full(n_rows, np.nan) if ("h" in want and not reverse) else None
     kl = np.full(n_rows, np.nan) if "kl" in want else None
@@ -157,16 +189,16 @@ cdef object _soft_rows_typed(np.ndarray x, np.ndarray target, str target_type,
                             label_smoothing, reverse, validate, tol)
     job.want_h = ("h" in want) or ("kl" in want)
     job.ce, job.h, job.kl = data_of(ce), data_of(h), data_of(kl)
-    job.x_half = half_kind(x)
+    describe(&job, x, where)
     run_rows_validated(&job, n_rows, <real *>NULL, "target", True)
     return ce, h, kl
 
 
-cdef object _entropy_rows_typed(np.ndarray x, str input_type, const unsigned char[:,
-                                :] where, double temperature, double tol, real *typed):
+cdef object _entropy_rows_typed(np.ndarray x, str input_type, object where,
+                                double temperature, double tol, real *typed):
     """Per-row entropy of softmax(x / T), of probabilities, or of log-probabilities
     (masked entries left out); probability rows are always validated."""
-    cdef Py_ssize_t n_rows = np.PyArray_DIM(x, 0)
+    cdef Py_ssize_t n_rows = n_rows_of(x)
     out = np.empty(n_rows, dtype=np.float64)
     cdef Job job = new_job(OP_ENTROPY)
     job.kind = DC_TARGET_LOGITS if input_type == "logits" else target_kind_code(input_type)
@@ -174,7 +206,7 @@ cdef object _entropy_rows_typed(np.ndarray x, str input_type, const unsigned cha
     job.check = job.kind != DC_TARGET_LOGITS
     job.tol = tol
     job.ce = data_of(out)
-    job.x_half = half_kind(x)
+    describe(&job, x, where)
     run_rows_validated(&job, n_rows, <real *>NULL, "x", False)
     return out
 
@@ -220,13 +252,13 @@ cdef double label_denominator(const int64_t *labels, Py_ssize_t n_rows, const vo
 
 
 cdef object _ce_labels_grad_rows_typed(np.ndarray x, const int64_t[:] labels,
-                        const unsigned char[:, :] where, double temperature,
+                        object where, double temperature,
                         const real[:] weight, ignore_index, double label_smoothing,
                         str reduction, double log_base, real[:, ::1] grad, real *typed):
     """ce_labels_rows' per-row loss and row weights, and into `grad` the gradient of the
     reduced loss (in units of `base`) with respect to the logits before the temperature.
     Ignored rows get exactly 0. All labels are checked before anything is written."""
-    cdef Py_ssize_t n_rows = np.PyArray_DIM(x, 0), n = np.PyArray_DIM(x, 1), i
+    cdef Py_ssize_t n_rows = n_rows_of(x), n = n_classes_of(x), i
     cdef bint has_ignore = ignore_index is not None
     cdef int64_t ignored = ignore_index if has_ignore else 0
     cdef const real *w = weights_of(weight)
@@ -241,20 +273,20 @@ cdef object _ce_labels_grad_rows_typed(np.ndarray x, const int64_t[:] labels,
     job.scale = grad_scale(reduction_code(reduction), denom, temperature, log_base)
     job.ce, job.row_weight = data_of(ce), data_of(row_weight)
     job.out = <char *>&grad[0, 0] if n_rows > 0 and n > 0 else NULL
-    job.x_half = half_kind(x)
+    describe(&job, x, where)
     run_rows(&job, n_rows if n > 0 else 0, typed)
     return ce, row_weight
 
 
 cdef object _soft_grad_rows_typed(np.ndarray x, np.ndarray target, str target_type,
-                                  const unsigned char[:, :] where, double temperature,
+                                  object where, double temperature,
                                   const real[:] weight, double label_smoothing, bint reverse,
                                   bint validate, double tol, str loss, str reduction,
                                   double log_base, real[:, ::1] grad, real *typed):
     """Per-row cross-entropy (loss='ce') or KL (loss='kl') against a soft target, and
     into `grad` the gradient of the reduced loss. For a fixed target the two gradients
     are the same array: KL = CE - H(p) and H(p) does not depend on the logits."""
-    cdef Py_ssize_t n_rows = np.PyArray_DIM(x, 0), n = np.PyArray_DIM(x, 1)
+    cdef Py_ssize_t n_rows = n_rows_of(x), n = n_classes_of(x)
     values = np.full(n_rows, np.nan)
     cdef Job job = soft_job(OP_SOFT_GRAD, x, target, target_type, where, temperature,
                             weight, label_smoothing, reverse, validate, tol)
@@ -265,23 +297,23 @@ cdef object _soft_grad_rows_typed(np.ndarray x, np.ndarray target, str target_ty
     job.out = <char *>&grad[0, 0] if n_rows > 0 and n > 0 else NULL
     # rows of no class still run: their targets are validated (and their gradient, with
     # job.out NULL, has no entry to write)
-    job.x_half = half_kind(x)
+    describe(&job, x, where)
     run_rows_validated(&job, n_rows, <real *>NULL, "target", True)
     return values
 
 
 cdef object _js_rows_typed(np.ndarray x, np.ndarray target, str target_type,
-            const unsigned char[:, :] where, double temperature, double beta, bint validate,
+            object where, double temperature, double beta, bint validate,
             double tol, real *typed):
     """Per-row generalised Jensen-Shannon divergence (weight beta on the target)."""
-    cdef Py_ssize_t n_rows = np.PyArray_DIM(x, 0)
+    cdef Py_ssize_t n_rows = n_rows_of(x)
     values = np.empty(n_rows, dtype=np.float64)
     cdef const real[:] no_weight = None
     cdef Job job = soft_job(OP_JS, x, target, target_type, where, temperature, no_weight,
                             0.0, False, validate, tol)
     job.beta = beta
     job.ce = data_of(values)
-    job.x_half = half_kind(x)
+    describe(&job, x, where)
     run_rows_validated(&job, n_rows, <real *>NULL, "target", True)
     return values
 

@@ -12,13 +12,19 @@ bce_flat = _k.bce_flat
 
 
 def _widened(plan):
-    """The reference reads float rows: half-precision storage widened (exactly) to the
-    float32 the compiled core computes in."""
+    """The reference reads (N, C) float rows: blocks of rows flattened, half-precision
+    storage widened (exactly) to the float32 the compiled core computes in."""
     changes = {}
-    if is_half(plan.rows.dtype):
-        changes["rows"] = plan.rows.astype(np.float32)
-    if plan.target is not None and is_half(plan.target.dtype):
-        changes["target"] = plan.target.astype(np.float32)
+    for name in ("rows", "target", "where"):
+        a = getattr(plan, name)
+        if a is None:
+            continue
+        if a.ndim == 3:  # blocks of rows: the reference walks (N, C) rows
+            a = a.reshape(-1, a.shape[-1])
+        if is_half(a.dtype):
+            a = a.astype(np.float32)
+        if a is not getattr(plan, name):
+            changes[name] = a
     return replace(plan, **changes) if changes else plan
 
 

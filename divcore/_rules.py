@@ -35,7 +35,8 @@ class Plan:
     """One call, checked and normalised: what a backend needs to compute it."""
 
     op: str                                  # the public function's name
-    rows: np.ndarray                         # (N, C) logits, compute dtype, any strides
+    rows: np.ndarray                         # (N, C) logits (or (B, R, C) blocks of rows),
+    #                                          compute dtype or half storage, any strides
     dtype: np.dtype                          # compute and result dtype
     shape: tuple                             # the input's shape
     axes: tuple                              # the class axes (normalised)
@@ -45,7 +46,7 @@ class Plan:
     target_kind: str = ""                    # labels, probs, log_probs, logits / input_type
     labels: Optional[np.ndarray] = None      # (N,) int64
     ignore_index: Optional[int] = None
-    target: Optional[np.ndarray] = None      # (N, C) rows in the logits' dtype and layout
+    target: Optional[np.ndarray] = None      # rows in the logits' dtype and layout
     weight: Optional[np.ndarray] = None      # (C,) class weights, compute dtype
     smoothing: float = 0.0
     validate: bool = True
@@ -58,11 +59,11 @@ class Plan:
 
     @property
     def n_rows(self):
-        return self.rows.shape[0]
+        return math.prod(self.rows.shape[:-1])
 
     @property
     def n_classes(self):
-        return self.rows.shape[1]
+        return self.rows.shape[-1]
 
     def finish(self, per_row):
         """Per-row float64 results -> the result dtype, in the leading shape."""
@@ -160,23 +161,50 @@ def normalize_axis(axis, ndim, name="axis"):
     return axis % ndim
 
 
+def _collapses(dims):
+    """(size, stride) pairs that merge into one axis in C order."""
+    return all(dims[k][1] == dims[k + 1][1] * dims[k + 1][0] for k in range(len(dims) - 1))
+
+
 def rows_view(a):
-    """The (N, C) view of `a`, whose last axis is the class axis: the leading axes are
-    collapsed into one row axis (C order). Copies only when their strides cannot be
-    collapsed (e.g. a slice in the middle of a 3-d array)."""
+    """The rows of `a`, whose last axis is the class axis: an (N, C) view whose leading
+    axes are collapsed into one row axis (C order), or, when they do not collapse into one
+    stride but into two (e.g. (N, d, C) moved from torch's (N, C, d)), a (B, R, C) view of
+    blocks of rows read in place. Copies only when neither works."""
     n_cls = a.shape[-1]
     lead = a.shape[:-1]
     n_rows = math.prod(lead)
     if a.ndim == 2:
         return a
     dims = [(s, st) for s, st in zip(lead, a.strides[:-1]) if s != 1]
-    collapsible = all(dims[k][1] == dims[k + 1][1] * dims[k + 1][0]
-                      for k in range(len(dims) - 1))
-    if not collapsible:
-        return np.ascontiguousarray(a).reshape(n_rows, n_cls)
-    row_stride = dims[-1][1] if dims else a.itemsize * max(n_cls, 1)
-    return np.lib.stride_tricks.as_strided(
-        a, shape=(n_rows, n_cls), strides=(row_stride, a.strides[-1]), writeable=False)
+    if _collapses(dims):
+        row_stride = dims[-1][1] if dims else a.itemsize * max(n_cls, 1)
+        return np.lib.stride_tricks.as_strided(
+            a, shape=(n_rows, n_cls), strides=(row_stride, a.strides[-1]), writeable=False)
+    if n_rows and n_cls:
+        for k in range(1, len(dims)):
+            outer, inner = dims[:k], dims[k:]
+            if _collapses(outer) and _collapses(inner):
+                blocks, rows = math.prod(s for s, _ in outer), math.prod(s for s, _ in inner)
+                return np.lib.stride_tricks.as_strided(
+                    a, shape=(blocks, rows, n_cls),
+                    strides=(outer[-1][1], inner[-1][1], a.strides[-1]), writeable=False)
+    return np.ascontiguousarray(a).reshape(n_rows, n_cls)
+
+
+def rows_like(rows, other):
+    """`other` (the rows_view of an array of the logits' shape: a target or a mask) in the
+    layout of the logits' `rows`: (N, C), or (B, R, C) blocks of the same sizes."""
+    if rows.ndim == 2:
+        return other if other.ndim == 2 else np.ascontiguousarray(other).reshape(rows.shape)
+    if other.ndim == 3 and other.shape == rows.shape:
+        return other
+    if other.ndim == 2:
+        blocks, n_rows = rows.shape[0], rows.shape[1]
+        rs, cs = other.strides
+        return np.lib.stride_tricks.as_strided(
+            other, shape=rows.shape, strides=(n_rows * rs, rs, cs), writeable=False)
+    return np.ascontiguousarray(other).reshape(rows.shape)
 
 
 def broadcast_mask(where, shape):
@@ -305,7 +333,7 @@ class _Logits:
         if where is None:
             return None
         w = broadcast_mask(where, self.shape)
-        return rows_view(np.moveaxis(w, self.axis, -1)).view(np.uint8)
+        return rows_like(self.rows, rows_view(np.moveaxis(w, self.axis, -1))).view(np.uint8)
 
     def same_layout(self, y, name):
         """Another array of the logits' shape (a soft target) as matching rows."""
@@ -319,7 +347,8 @@ class _Logits:
                              f"{self.shape}{hint}")
         if a.dtype.kind not in "fiub" and a.dtype.name != "bfloat16":
             compute_dtype(a.dtype, name)  # raises the TypeError
-        return a.dtype, rows_view(np.moveaxis(_native(a, self.dtype), self.axis, -1))
+        return a.dtype, rows_like(self.rows, rows_view(np.moveaxis(_native(a, self.dtype),
+                                                                     self.axis, -1)))
 
     def labels(self, y):
         """Integer labels of the logits' shape without the class axis, as int64 (N,).
@@ -437,7 +466,7 @@ def plan_loss(op, logits, target, *, axis=-1, target_type="auto", weight=None,
                         ignore_index=check_ignore_index(ignore_index), **common)
         check_label_range(labels, lg.n_classes)
         onehot = np.zeros(lg.rows.shape, dtype=lg.dtype)
-        onehot[np.arange(labels.shape[0]), labels] = 1
+        onehot.reshape(-1, lg.n_classes)[np.arange(labels.shape[0]), labels] = 1
         return Plan(target_kind="probs", target=onehot, tol=1.0, **common)
     if ignore_index is not None and ignore_index != -100:
         raise ValueError(f"ignore_index applies to 'labels' targets, not {kind!r} (rows of a "

@@ -76,7 +76,7 @@ class Functions:
         return _rules.scalar_or_array(out)
 
     def _softmax_family(self, plan, exponentiate):
-        out = np.empty(plan.rows.shape, dtype=plan.dtype)
+        out = np.empty((plan.n_rows, plan.n_classes), dtype=plan.dtype)
         self.kernels.log_softmax_rows(plan, out, exponentiate)
         ndim, axes = len(plan.shape), plan.axes
         rest = [ax for ax in range(ndim) if ax not in axes]
@@ -103,7 +103,7 @@ class Functions:
     def _loss_and_grad(self, plan, loss):
         """(reduced loss, gradient of the reduced loss w.r.t. the logits) from one fused
         kernel per row; the gradient has the logits' shape and compute dtype."""
-        grad = np.empty(plan.rows.shape, dtype=plan.dtype)
+        grad = np.empty((plan.n_rows, plan.n_classes), dtype=plan.dtype)
         if plan.labels is not None:
             values, row_weight = self.kernels.ce_labels_grad_rows(plan, grad)
         else:
