@@ -49,10 +49,9 @@ def as_array(t: Optional[torch.Tensor]) -> Any:
     is read as stored. When the core reads bfloat16 tensors natively, change it here."""
     if t is None:
         return None
-    t = t.detach()
     if t.dtype == torch.bfloat16:
-        t = t.float()
-    return t.resolve_conj().resolve_neg().numpy()
+        t = t.detach().float()
+    return t.detach().numpy()
 
 
 def _as_tensor(a: Any) -> torch.Tensor:
@@ -94,8 +93,8 @@ class _Spec:
 
     def keywords(self, tensors, p) -> dict:
         kw = {k: v for k, v in p.items() if k not in ("dim", "need_grad")}
-        if "dim" in p:
-            kw["axis"] = p["dim"]
+        if "dim" in p:  # the last axis as -1: numpy's default, the plain path
+            kw["axis"] = -1 if p["dim"] == tensors[0].dim() - 1 else p["dim"]
         if kw.get("ignore_index") == NO_IGNORE:
             kw["ignore_index"] = None
         for name, t in zip(self.tensor_names[2:], tensors[2:]):
@@ -111,7 +110,8 @@ class _Spec:
             args = args[:1]
         if p.get("need_grad") and self.fused:
             value, grad = getattr(divcore, self.fused)(*args, **kw)
-            return _as_tensor(value), _as_tensor(grad).to(x.dtype)
+            grad = _as_tensor(grad)
+            return _as_tensor(value), grad if grad.dtype == x.dtype else grad.to(x.dtype)
         value = getattr(divcore, self.name)(*args, **kw)
         return _as_tensor(value), x.new_empty(0)
 
@@ -352,7 +352,8 @@ def backward(spec, tensors, p, grad, g, needs):
             and not any(needs[1:]) and not torch.is_grad_enabled()):
         if p["reduction"] == "none":
             g = g.unsqueeze(p["dim"])
-        return [(grad * g).to(x.dtype)] + [None] * (len(tensors) - 1)
+        grad = grad * g
+        return [grad if grad.dtype == x.dtype else grad.to(x.dtype)] + [None] * (len(tensors) - 1)
     x_c = x.to(torch.float64) if x.dtype == torch.float64 else x.float()
     work = [x_c] + [t for t in tensors[1:]]
     grads = _GRADS[spec.name](spec, work, p, g.to(x_c.dtype), needs)

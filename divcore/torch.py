@@ -73,6 +73,8 @@ def _input(x: Any, name: str = "input") -> torch.Tensor:
 
 
 def _checked(t: torch.Tensor, name: str) -> torch.Tensor:
+    if t.is_cpu and t.layout == torch.strided:  # the usual case, checked first (cheap)
+        return t
     if t.device.type != "cpu":
         raise TypeError(f"{name}: a tensor on {t.device}; divcore.torch computes on "
                         "the CPU only (move it there with .cpu())")
