@@ -322,3 +322,21 @@ def test_half_inputs_every_loss(gen, dtype):
         ref = x.detach().float().requires_grad_()
         fn(ref).backward()
         close(x.grad, ref.grad, rtol=1e-2, atol=1e-2)
+
+
+def test_torch_page_examples_run(monkeypatch):
+    """docs/torch.md's examples (torch.compile with the quicker aot_eager backend)."""
+    import functools
+    import re
+
+    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                        "docs", "torch.md")
+    if not os.path.isfile(path):
+        pytest.skip("no docs/ (not a checkout)")
+    with open(path, encoding="utf-8") as f:
+        blocks = re.findall(r"^```python\n(.*?)^```", f.read(), re.S | re.M)
+    assert len(blocks) >= 4
+    monkeypatch.setattr(torch, "compile", functools.partial(torch.compile,
+                                                            backend="aot_eager"))
+    for i, code in enumerate(blocks):
+        exec(compile(code, f"torch.md[{i}]", "exec"), {"__name__": "__docs__"})
