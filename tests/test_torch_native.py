@@ -2,6 +2,7 @@
 torch's own losses), torch's layout, torch.func (grad, vmap, jacrev, per-sample
 gradients), torch.library.opcheck of the registered ops, torch.compile(fullgraph=True)
 without recompiles, and the nn.Module losses against torch.nn's."""
+import math
 import os
 import zlib
 
@@ -340,3 +341,56 @@ def test_torch_page_examples_run(monkeypatch):
                                                             backend="aot_eager"))
     for i, code in enumerate(blocks):
         exec(compile(code, f"torch.md[{i}]", "exec"), {"__name__": "__docs__"})
+
+
+# ------------------- the closed forms (create_graph) against divcore's fused kernels
+
+def _grads(fn, leaves, create_graph):
+    out = fn(*leaves)
+    go = torch.linspace(0.5, 1.5, out.numel(), dtype=out.dtype).reshape(out.shape)
+    return torch.autograd.grad(out, leaves, go, create_graph=create_graph)
+
+
+def _teacher(*shape):
+    return torch.arange(float(math.prod(shape)), dtype=F64).reshape(shape).sin() * 4
+
+
+CASES = {
+    "ce labels, weight, smoothing, ignore, where, T, bits": lambda x, w, m, r: dct.cross_entropy(
+        x, torch.tensor([[0, 3, -100], [2, 0, 4], [-100, 1, 1], [3, 4, 0]]), w,
+        label_smoothing=0.2, temperature=0.7, where=m, base=2, reduction=r),
+    "ce probs, weight, smoothing": lambda x, w, m, r: dct.cross_entropy(
+        x, torch.softmax(_teacher(4, 5, 3), 1), w, label_smoothing=0.1, reduction=r),
+    "kl teacher logits, where": lambda x, w, m, r: dct.kl_divergence(
+        x, _teacher(4, 5, 3), target_type="logits", temperature=1.5, where=m, reduction=r),
+    "kl reverse probs": lambda x, w, m, r: dct.kl_divergence(
+        x, torch.softmax(_teacher(4, 5, 3) / 4, 1), reverse=True, reduction=r),
+}
+
+
+@pytest.mark.parametrize("reduction", ["none", "sum", "mean"])
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_closed_forms_equal_the_fused_kernels(gen, case, reduction):
+    """The gradient a graph-building backward computes in torch operations equals the one
+    divcore's fused kernel computes (the plain backward), option by option."""
+    x = randn(gen, 4, 5, 3)
+    w = torch.rand(5, generator=gen, dtype=F64) + 0.3
+    m = torch.ones(4, 5, 3, dtype=torch.bool)
+    m[:, 1, 0] = False
+    m[2, 4, :] = False
+
+    def fn(x):
+        return CASES[case](x, w, m, reduction)
+
+    (kernel,) = _grads(fn, [x], False)
+    (closed,) = _grads(fn, [x], True)
+    assert closed.requires_grad
+    close(closed, kernel)
+
+
+def test_ignored_nan_rows_stay_out_of_second_derivatives():
+    x = torch.tensor([[float("nan"), 1.0], [0.0, 1.0]], dtype=F64, requires_grad=True)
+    loss = dct.cross_entropy(x, torch.tensor([-100, 1]))
+    (g,) = torch.autograd.grad(loss, x, create_graph=True)
+    (h,) = torch.autograd.grad(g[1, 0], x)
+    assert torch.equal(g[0], torch.zeros(2, dtype=F64)) and torch.isfinite(h).all()
