@@ -92,23 +92,33 @@ class _Spec:
         return list(args[:k]), dict(zip(self.param_names, args[k:]))
 
     def keywords(self, tensors, p) -> dict:
-        kw = {k: v for k, v in p.items() if k not in ("dim", "need_grad")}
-        if "dim" in p:  # the last axis as -1: numpy's default, the plain path
-            kw["axis"] = -1 if p["dim"] == tensors[0].dim() - 1 else p["dim"]
+        """The numpy function's keywords; those at their defaults are left out (the
+        numpy API's plain path), the class dim becomes `axis` unless it is the last."""
+        kw = dict(p)
+        dim = kw.pop("dim", None)
+        kw.pop("need_grad", None)
+        if dim is not None and dim != tensors[0].dim() - 1:
+            kw["axis"] = dim
         if kw.get("ignore_index") == NO_IGNORE:
             kw["ignore_index"] = None
+        elif kw.get("ignore_index") == -100:
+            del kw["ignore_index"]
+        if kw.get("base", 0) is None:
+            del kw["base"]
         for name, t in zip(self.tensor_names[2:], tensors[2:]):
-            kw[name] = as_array(t)
+            if t is not None:
+                kw[name] = as_array(t)
         return kw
 
     def compute(self, tensors, p):
         """(loss, fused gradient or an empty tensor) from divcore's numpy functions."""
         x = tensors[0]
         kw = self.keywords(tensors, p)
-        args = [as_array(t) for t in tensors[:2] if t is not None]
         if self.name == "entropy":
-            args = args[:1]
-        if p.get("need_grad") and self.fused:
+            args = (as_array(x),)
+        else:
+            args = (as_array(x), as_array(tensors[1]))
+        if self.fused and p["need_grad"]:
             value, grad = getattr(divcore, self.fused)(*args, **kw)
             grad = _as_tensor(grad)
             return _as_tensor(value), grad if grad.dtype == x.dtype else grad.to(x.dtype)
