@@ -10,12 +10,13 @@ the pure-Python reference (with a warning); DIVCORE_BACKEND=reference forces the
 reference, and `backend()` says which one is live.
 """
 import glob
+import hashlib
 import os
 import sys
 import warnings
 
 from ._version import __version__
-from .api import Decomposition, make_functions
+from .api import PUBLIC, Decomposition, Functions
 
 __all__ = [
     "Decomposition",
@@ -38,39 +39,65 @@ __all__ = [
     "softmax",
 ]
 
+_HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def _core_sources_digest(package_dir, headers_dir):
+    """A digest of what divcore._core is compiled from (the .pyx/.pxi/.pxd files of the
+    package and the C headers): the same for a checkout and for a copy installed from it."""
+    names = sorted(glob.glob(os.path.join(package_dir, "*.pyx"))
+                   + glob.glob(os.path.join(package_dir, "*.pxi"))
+                   + glob.glob(os.path.join(package_dir, "*.pxd"))) \
+        + sorted(glob.glob(os.path.join(headers_dir, "*.h")))
+    digest = hashlib.sha256()
+    for name in names:
+        digest.update(os.path.basename(name).encode())
+        with open(name, "rb") as f:
+            digest.update(f.read())
+    return digest.hexdigest()
+
 
 def _installed_core_dir():
-    """When divcore is imported from a source checkout (e.g. `python -m divcore` in the
-    repository after `pip install .`), the folder of an installed copy of the same version
-    that holds the compiled core; None otherwise."""
-    here = os.path.dirname(os.path.abspath(__file__))
+    """When divcore is imported from a source checkout without a built core (e.g. `python
+    -m pytest` in the repository after `pip install .`), the folder of an installed copy
+    whose compiled core was built from the same sources as this checkout; None otherwise
+    (then the checkout runs on the reference, and says how to build it)."""
+    checkout_headers = os.path.join(os.path.dirname(_HERE), "src", "divcore")
+    if not os.path.isdir(checkout_headers):
+        return None
+    mine = None
     for entry in sys.path:
         folder = os.path.join(os.path.abspath(entry or os.curdir), "divcore")
-        if os.path.normcase(folder) == os.path.normcase(here):
+        if os.path.normcase(folder) == os.path.normcase(_HERE):
             continue
         if not glob.glob(os.path.join(folder, "_core.*")):
             continue
-        try:
-            with open(os.path.join(folder, "_version.py"), encoding="utf-8") as f:
-                text = f.read()
-            same_version = any(f"{q}{__version__}{q}" in text for q in "'\"")
-        except OSError:
-            same_version = False
-        if same_version:
+        if mine is None:
+            mine = _core_sources_digest(_HERE, checkout_headers)
+        theirs = _core_sources_digest(folder, os.path.join(folder, "include", "divcore"))
+        if theirs == mine:
             return folder
     return None
 
 
+class _NotBuilt(ImportError):
+    pass
+
+
 def _import_core():
-    try:
-        from . import _core
-    except ImportError:
-        # A source checkout has no built extension: use the one installed from it.
+    if not glob.glob(os.path.join(_HERE, "_core.*.so")) \
+            and not glob.glob(os.path.join(_HERE, "_core.*.pyd")) \
+            and not glob.glob(os.path.join(_HERE, "_core.so")):
+        # A source checkout has no built extension: use an installed copy built from the
+        # same sources, never one built from others.
         installed = _installed_core_dir()
         if installed is None:
-            raise
+            raise _NotBuilt(
+                f"divcore's compiled core is not built in {_HERE} (a source checkout?); "
+                "build it with `python -m pip install -e .` or `python setup.py build_ext "
+                "--inplace`")
         __path__.append(installed)
-        from . import _core
+    from . import _core
     return _core
 
 
@@ -81,40 +108,56 @@ def _load_kernels():
                       "ignoring it", RuntimeWarning, stacklevel=3)
         requested = ""
     if requested == "reference":
-        from . import _refkernels
-        return _refkernels, "reference"
+        from . import _refplans
+        return _refplans, "reference"
     try:
         _core = _import_core()
     except ImportError as exc:
         if requested == "compiled":
             raise
-        warnings.warn(f"divcore: the compiled core could not be imported ({exc}); using the "
-                      "pure-Python reference backend, which is much slower",
-                      RuntimeWarning, stacklevel=3)
-        from . import _refkernels
-        return _refkernels, "reference"
+        reason = str(exc) if isinstance(exc, _NotBuilt) else \
+            f"the compiled core could not be imported ({exc})"
+        warnings.warn(f"divcore: {reason}; using the pure-Python reference backend, which "
+                      "is much slower", RuntimeWarning, stacklevel=3)
+        from . import _refplans
+        return _refplans, "reference"
     return _core, "compiled"
 
 
 _kernels, _backend = _load_kernels()
-_functions = make_functions(_kernels)
-for _name, _function in _functions.items():
-    # Their public names, not make_functions.<locals>.<name>: pickle (multiprocessing)
-    # and the API docs (mkdocstrings) find them as divcore.<name>
-    _function.__module__, _function.__qualname__ = __name__, _name
-del _name, _function
+# The rules' path: every argument rule and message (divcore._rules), then the backend.
+_functions = Functions(_kernels, _backend)
 
-logsumexp = _functions["logsumexp"]
-log_softmax = _functions["log_softmax"]
-softmax = _functions["softmax"]
-cross_entropy = _functions["cross_entropy"]
-kl_divergence = _functions["kl_divergence"]
-entropy = _functions["entropy"]
-decompose = _functions["decompose"]
-cross_entropy_and_grad = _functions["cross_entropy_and_grad"]
-kl_divergence_and_grad = _functions["kl_divergence_and_grad"]
-js_divergence = _functions["js_divergence"]
-binary_cross_entropy = _functions["binary_cross_entropy"]
+
+def _public(name):
+    """divcore.<name>: the compiled front where it is live (DIVCORE_FRONT=0 turns it off),
+    else the rules' path. The front carries the method's docstring and answers to its
+    public name (pickle, the API docs)."""
+    method = getattr(_functions, name)
+    front = getattr(_kernels, name, None) if _front else None
+    if front is None:
+        return method
+    front.__doc__ = method.__doc__
+    front.__module__, front.__qualname__ = __name__, name
+    return front
+
+
+_front = _backend == "compiled" and os.environ.get("DIVCORE_FRONT", "1").strip() != "0"
+if _backend == "compiled":
+    _kernels.bind_front(_functions, _front)
+
+logsumexp = _public("logsumexp")
+log_softmax = _public("log_softmax")
+softmax = _public("softmax")
+cross_entropy = _public("cross_entropy")
+kl_divergence = _public("kl_divergence")
+entropy = _public("entropy")
+decompose = _public("decompose")
+cross_entropy_and_grad = _public("cross_entropy_and_grad")
+kl_divergence_and_grad = _public("kl_divergence_and_grad")
+js_divergence = _public("js_divergence")
+binary_cross_entropy = _public("binary_cross_entropy")
+assert len(PUBLIC) == 11
 
 
 def set_num_threads(n):

@@ -1,6 +1,7 @@
-# Type stub of divcore's public API (SPEC §3). The functions are built at import time by
-# divcore.api.make_functions for the live backend, which static type checkers cannot follow;
-# this stub states their signatures. tests/test_typing.py checks it against the runtime
+# Type stub of divcore's public API (SPEC §3). The functions are divcore.api.Functions'
+# methods bound to the live backend, or the compiled front's copies of them, chosen at
+# import time, which static type checkers cannot follow; this stub states their signatures
+# (with overloads for the result's type). tests/test_typing.py checks it against the runtime
 # (mypy.stubtest) and type-checks a sample that uses the API.
 from typing import Any, Literal, NamedTuple, SupportsIndex, overload
 
@@ -63,7 +64,7 @@ def cross_entropy(
     ignore_index: SupportsIndex | None = -100, label_smoothing: float = 0.0,
     temperature: float = 1.0, where: ArrayLike | None = None,
     reduction: Literal["none"],
-    base: float | None = None, validate: bool = True,
+    base: float | None = None, validate: bool = True, sum_tol: float | None = None,
 ) -> _Array | _Float: ...
 
 @overload
@@ -73,7 +74,7 @@ def cross_entropy(
     ignore_index: SupportsIndex | None = -100, label_smoothing: float = 0.0,
     temperature: float = 1.0, where: ArrayLike | None = None,
     reduction: Literal["sum", "mean"] = "mean",
-    base: float | None = None, validate: bool = True,
+    base: float | None = None, validate: bool = True, sum_tol: float | None = None,
 ) -> _Float: ...
 
 @overload
@@ -83,7 +84,7 @@ def cross_entropy(
     ignore_index: SupportsIndex | None = -100, label_smoothing: float = 0.0,
     temperature: float = 1.0, where: ArrayLike | None = None,
     reduction: _Reduction = "mean",
-    base: float | None = None, validate: bool = True,
+    base: float | None = None, validate: bool = True, sum_tol: float | None = None,
 ) -> _Array | _Float: ...
 
 @overload
@@ -92,7 +93,7 @@ def kl_divergence(
     target_type: _TargetType = "auto", reverse: bool = False, temperature: float = 1.0,
     where: ArrayLike | None = None,
     reduction: Literal["none"],
-    base: float | None = None, validate: bool = True,
+    base: float | None = None, validate: bool = True, sum_tol: float | None = None,
 ) -> _Array | _Float: ...
 
 @overload
@@ -101,7 +102,7 @@ def kl_divergence(
     target_type: _TargetType = "auto", reverse: bool = False, temperature: float = 1.0,
     where: ArrayLike | None = None,
     reduction: Literal["sum", "mean"] = "mean",
-    base: float | None = None, validate: bool = True,
+    base: float | None = None, validate: bool = True, sum_tol: float | None = None,
 ) -> _Float: ...
 
 @overload
@@ -110,7 +111,7 @@ def kl_divergence(
     target_type: _TargetType = "auto", reverse: bool = False, temperature: float = 1.0,
     where: ArrayLike | None = None,
     reduction: _Reduction = "mean",
-    base: float | None = None, validate: bool = True,
+    base: float | None = None, validate: bool = True, sum_tol: float | None = None,
 ) -> _Array | _Float: ...
 
 @overload
@@ -119,7 +120,7 @@ def js_divergence(
     target_type: _TargetType = "auto", beta: float = 0.5, temperature: float = 1.0,
     where: ArrayLike | None = None,
     reduction: Literal["none"],
-    base: float | None = None, validate: bool = True,
+    base: float | None = None, validate: bool = True, sum_tol: float | None = None,
 ) -> _Array | _Float: ...
 
 @overload
@@ -128,7 +129,7 @@ def js_divergence(
     target_type: _TargetType = "auto", beta: float = 0.5, temperature: float = 1.0,
     where: ArrayLike | None = None,
     reduction: Literal["sum", "mean"] = "mean",
-    base: float | None = None, validate: bool = True,
+    base: float | None = None, validate: bool = True, sum_tol: float | None = None,
 ) -> _Float: ...
 
 @overload
@@ -137,7 +138,7 @@ def js_divergence(
     target_type: _TargetType = "auto", beta: float = 0.5, temperature: float = 1.0,
     where: ArrayLike | None = None,
     reduction: _Reduction = "mean",
-    base: float | None = None, validate: bool = True,
+    base: float | None = None, validate: bool = True, sum_tol: float | None = None,
 ) -> _Array | _Float: ...
 
 @overload
@@ -169,7 +170,7 @@ def entropy(
     x: ArrayLike, *, axis: SupportsIndex = -1, input_type: _InputType = "logits",
     temperature: float = 1.0, where: ArrayLike | None = None,
     reduction: Literal["none"] = "none",
-    base: float | None = None,
+    base: float | None = None, sum_tol: float | None = None,
 ) -> _Array | _Float: ...
 
 @overload
@@ -177,7 +178,7 @@ def entropy(
     x: ArrayLike, *, axis: SupportsIndex = -1, input_type: _InputType = "logits",
     temperature: float = 1.0, where: ArrayLike | None = None,
     reduction: Literal["sum", "mean"],
-    base: float | None = None,
+    base: float | None = None, sum_tol: float | None = None,
 ) -> _Float: ...
 
 @overload
@@ -185,7 +186,7 @@ def entropy(
     x: ArrayLike, *, axis: SupportsIndex = -1, input_type: _InputType = "logits",
     temperature: float = 1.0, where: ArrayLike | None = None,
     reduction: _Reduction = "none",
-    base: float | None = None,
+    base: float | None = None, sum_tol: float | None = None,
 ) -> _Array | _Float: ...
 
 def decompose(
@@ -194,7 +195,7 @@ def decompose(
     ignore_index: SupportsIndex | None = -100, label_smoothing: float = 0.0,
     temperature: float = 1.0, where: ArrayLike | None = None,
     reduction: _Reduction = "mean",
-    base: float | None = None, validate: bool = True,
+    base: float | None = None, validate: bool = True, sum_tol: float | None = None,
 ) -> Decomposition: ...
 
 def cross_entropy_and_grad(
@@ -203,7 +204,7 @@ def cross_entropy_and_grad(
     ignore_index: SupportsIndex | None = -100, label_smoothing: float = 0.0,
     temperature: float = 1.0, where: ArrayLike | None = None,
     reduction: _Reduction = "mean",
-    base: float | None = None, validate: bool = True,
+    base: float | None = None, validate: bool = True, sum_tol: float | None = None,
 ) -> tuple[_Array | _Float, _Array]: ...
 
 def kl_divergence_and_grad(
@@ -211,5 +212,5 @@ def kl_divergence_and_grad(
     target_type: _TargetType = "auto", reverse: bool = False, temperature: float = 1.0,
     where: ArrayLike | None = None,
     reduction: _Reduction = "mean",
-    base: float | None = None, validate: bool = True,
+    base: float | None = None, validate: bool = True, sum_tol: float | None = None,
 ) -> tuple[_Array | _Float, _Array]: ...

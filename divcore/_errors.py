@@ -24,10 +24,18 @@ def bad_sum(total, tol):
 def bad_target_row(argument, row, reason, *, can_skip=True):
     """ValueError for a probability row that is not a distribution.
 
-    `reason` is BAD_ENTRY or bad_sum(...). `can_skip` adds the hint that validate=False
-    turns the check off (not offered by functions without a `validate` keyword).
+    `reason` is BAD_ENTRY or bad_sum(...). The advice comes in the order that gives right
+    numbers: a target of another kind first (log-probabilities and a teacher's logits
+    have negative entries and do not sum to 1), then the tolerance for probabilities
+    rounded in storage; `can_skip` adds validate=False last (offered only by functions
+    with a `validate` keyword, and only for probabilities, which it then reads as given).
     """
-    hint = " (pass validate=False to skip this check)" if can_skip else ""
+    if can_skip:
+        hint = (" (log-probabilities or a teacher's logits? pass target_type='log_probs' or "
+                "target_type='logits'; probabilities rounded in storage? pass a larger "
+                "sum_tol; validate=False skips this check for probabilities)")
+    else:
+        hint = " (probabilities rounded in storage? pass a larger sum_tol)"
     return ValueError(
         f"{argument}: row {row} is not a probability distribution: it {reason}{hint}"
     )

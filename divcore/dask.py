@@ -39,7 +39,7 @@ import dask.array as da
 import numpy as np
 
 import divcore
-from divcore.api import _normalize_axis, _target_kind
+from divcore._rules import normalize_axis as _normalize_axis, target_kind as _target_kind
 
 __all__ = ["binary_cross_entropy", "cross_entropy", "entropy", "js_divergence",
            "kl_divergence"]

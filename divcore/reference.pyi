@@ -1,5 +1,5 @@
 # Type stub of divcore.reference: the same public functions, with the same signatures, as
-# divcore itself (both are built by divcore.api.make_functions).
+# divcore itself (both are divcore.api.Functions, bound to different backends).
 from divcore import (
     Decomposition as Decomposition,
     binary_cross_entropy as binary_cross_entropy,

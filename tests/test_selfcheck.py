@@ -42,6 +42,8 @@ def test_a_slightly_wrong_kernel_fails(compiled, monkeypatch, capsys):
     def lse_rows(*args):
         return real(*args) * (1 + 1e-9)
 
+    # the front reads ordinary calls without the entry point: take the rules' path
+    monkeypatch.setattr(divcore, "logsumexp", divcore._functions.logsumexp)
     out = _breaks(monkeypatch, capsys, "lse_rows", lse_rows, divcore._kernels)
     assert "logsumexp" in out
 

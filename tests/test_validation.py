@@ -107,17 +107,41 @@ def test_bad_log_probs_target(dc):
     dc.kl_divergence(x, lp, target_type="log_probs", validate=False)
 
 
-@pytest.mark.parametrize("dtype,bad,ok", [("float64", 1e-6, 1e-11), ("float32", 3e-3, 1e-5)])
-def test_sum_tolerance_is_sqrt_eps(dc, dtype, bad, ok):
+@pytest.mark.parametrize("dtype,bad,ok", [("float64", 1e-3, 1e-6), ("float32", 3e-3, 1e-5)])
+def test_sum_tolerance_default(dc, dtype, bad, ok):
+    """max(√eps, 1e-4) by default: probabilities stored with 6 decimals pass (issue: they
+    were refused in float64), a row summing to 0.999 or 0.99 or 1.1 does not."""
     x = np.zeros((2, 4), dtype=dtype)
     p = np.full((2, 4), 0.25)
     p_ok = p.copy()
     p_ok[1, 0] += ok
     dc.cross_entropy(x, p_ok.astype(dtype))
-    p_bad = p.copy()
-    p_bad[1, 0] += bad
-    with pytest.raises(ValueError, match=r"row 1"):
-        dc.cross_entropy(x, p_bad.astype(dtype))
+    for off in (bad, -0.01, 0.1):
+        p_bad = p.copy()
+        p_bad[1, 0] += off
+        with pytest.raises(ValueError, match=r"row 1.*sum_tol"):
+            dc.cross_entropy(x, p_bad.astype(dtype))
+
+
+def test_stored_probabilities_pass(dc):
+    rng = np.random.default_rng(3)
+    p = rng.random((50, 1000))
+    p = np.round(p / p.sum(axis=1, keepdims=True), 6)  # as a CSV with 6 decimals stores them
+    assert np.abs(p.sum(axis=1) - 1).max() > 1.5e-8  # what √eps of float64 refused
+    x = rng.standard_normal((50, 1000))
+    assert np.isfinite(dc.cross_entropy(x, p))
+
+
+def test_sum_tol_keyword(dc):
+    x = np.zeros((1, 4))
+    p = np.array([[0.25, 0.25, 0.25, 0.25 + 1e-6]])
+    with pytest.raises(ValueError, match="row 0"):
+        dc.cross_entropy(x, p, sum_tol=1e-9)
+    q = np.array([[0.25, 0.25, 0.25, 0.26]])
+    assert dc.cross_entropy(x, q, sum_tol=0.02) == dc.cross_entropy(x, q, validate=False)
+    assert dc.entropy(q, input_type="probs", sum_tol=0.02) > 0
+    with pytest.raises(ValueError, match="row 0"):
+        dc.entropy(q, input_type="probs")
 
 
 def test_masked_classes_are_part_of_the_sum(dc):

@@ -1,0 +1,521 @@
+# divcore._core, part 3: the batch driver. A Job says what to compute on which rows;
+# run_rows walks them (lanes for short rows, split rows for huge ones, OpenMP threads for
+# large inputs) with the GIL released, and the validation flags name the first bad row.
+
+# ------------------------------------------------------------------------ row plumbing
+
+cdef double _no_values[1]
+
+
+cdef dc_rows rows_of(const real[:, :] x, const unsigned char[:, :] mask,
+                     double temperature):
+    """The kernels' view of a 2-D array (any strides), its mask and temperature."""
+    cdef dc_rows r
+    r.n = x.shape[1]
+    r.row_stride = x.strides[0]
+    r.col_stride = x.strides[1]
+    if x.shape[0] > 0 and x.shape[1] > 0:
+        r.data = <const char *>&x[0, 0]
+    else:  # nothing will be read; keep pointer arithmetic on a real object
+        r.data = <const char *>_no_values
+        r.row_stride = 0
+    r.temperature = temperature
+    r.mask = NULL
+    r.mask_row_stride = 0
+    r.mask_col_stride = 0
+    if mask is not None and x.shape[0] > 0 and x.shape[1] > 0:
+        r.mask = &mask[0, 0]
+        r.mask_row_stride = mask.strides[0]
+        r.mask_col_stride = mask.strides[1]
+    return r
+
+
+cdef inline const real *weights_of(const real[:] weight):
+    if weight is None or weight.shape[0] == 0:
+        return NULL
+    return &weight[0]
+
+
+def _check_target_row(Py_ssize_t row, double psum, Py_ssize_t nbad, double tol,
+                      str argument, bint can_skip):
+    """Raise for a row that is not a distribution; silent otherwise."""
+    if nbad > 0:
+        raise _errors.bad_target_row(argument, row, _errors.BAD_ENTRY, can_skip=can_skip)
+    if not fabs(psum - 1.0) <= tol:
+        raise _errors.bad_target_row(argument, row, _errors.bad_sum(psum, tol),
+                                     can_skip=can_skip)
+
+
+cdef inline bint target_row_bad(double psum, Py_ssize_t nbad, double tol) noexcept nogil:
+    return nbad > 0 or not (fabs(psum - 1.0) <= tol)
+
+
+cdef inline const real *soft_row(const dc_rows *rx, Py_ssize_t i, const real *xr,
+                                 const real *tr, const real *w, Py_ssize_t n, int kind,
+                                 bint reverse, double eps, int want_h, real *sbuf,
+                                 dc_soft_result *res) noexcept nogil:
+    """One row against a soft target: fills res (for reverse KL, res.max/sum are the
+    model's row and res.tmax/tsum the target's, as the gradient kernels read them) and
+    returns the target row the loss was computed against (the smoothed one with label
+    smoothing, whose validation sums are those of the raw target)."""
+    cdef double psum, m, s
+    cdef Py_ssize_t nbad
+    cdef int is_log = kind == DC_TARGET_LOG_PROBS
+    if reverse:
+        if kind == DC_TARGET_LOGITS:  # KL(q ‖ p): the model's softmax plays the target
+            soft_logits_row(tr, xr, <const real *>NULL, n, res)
+            m, s = res.max, res.sum
+            res.max, res.sum = res.tmax, res.tsum
+            res.tmax, res.tsum = m, s
+        else:
+            kl_reverse_row(xr, tr, n, is_log, res)
+        return tr
+    if kind == DC_TARGET_LOGITS:
+        soft_logits_row(xr, tr, w, n, res)
+        return tr
+    if eps != 0.0:
+        target_check_row(tr, n, is_log, &psum, &nbad)
+        smoothed_target(rx, i, tr, -1, eps, sbuf)
+        soft_target_row(xr, <const real *>sbuf, w, n, 0, want_h, res)
+        res.psum = psum
+        res.nbad = nbad
+        return <const real *>sbuf
+    soft_target_row(xr, tr, w, n, is_log, want_h, res)
+    return tr
+
+
+# ------------------------------------------------------------------ jobs and threads
+
+cdef extern from "_threads.h" nogil:
+    int dc_omp_max_threads()
+    int dc_have_openmp()
+
+
+cdef enum:
+    OP_LSE
+    OP_LOG_SOFTMAX
+    OP_CE_LABEL
+    OP_CE_LABEL_GRAD
+    OP_SOFT
+    OP_SOFT_GRAD
+    OP_ENTROPY
+    OP_JS
+
+
+ctypedef struct Job:
+    # One batch of rows for run_rows: what to compute, on what, and where to put it.
+    int op
+    dc_rows rx                  # the logits (or entropy input)
+    dc_rows rt                  # a soft target
+    const void *weight          # (C,) class weights of the rows' dtype, or NULL
+    const int64_t *labels
+    int has_ignore
+    int64_t ignored
+    int kind                    # DC_TARGET_*: the soft target's (or entropy input's) kind
+    int reverse
+    int want_h
+    int want_kl                 # OP_SOFT_GRAD: the loss is the KL
+    int check                   # validate the targets
+    int exponentiate            # OP_LOG_SOFTMAX: softmax instead
+    double eps
+    double tol
+    double beta
+    double scale                # gradients: d(reduced loss)/d(row loss) · 1/(T log base)
+    double *ce                  # per-row results (NULL when not wanted)
+    double *h
+    double *kl
+    double *row_weight
+    double *psum                # per-row target sums, kept for the message of a bad row
+    Py_ssize_t *nbad
+    unsigned char *bad          # 1 where a row failed validation
+    char *out                   # (N, C) C-contiguous output of the rows' dtype
+
+
+cdef int _threads_wanted = 0     # 0: OpenMP's own count (OMP_NUM_THREADS, threadpoolctl)
+# Below this many values a call stays on the calling thread: entering a parallel region
+# costs microseconds, more than small inputs take.
+cdef Py_ssize_t PARALLEL_MIN_VALUES = 1 << 16
+
+
+def set_num_threads(int n):
+    """Threads for large inputs; 0 (the default) follows OpenMP (OMP_NUM_THREADS,
+    threadpoolctl)."""
+    global _threads_wanted
+    if n < 0:
+        raise ValueError(f"the number of threads must be >= 0, got {n}")
+    _threads_wanted = n
+
+
+cdef inline int configured_threads() noexcept nogil:
+    """Threads a large call may use: set_num_threads's count, else OpenMP's own; 1 in a
+    build without OpenMP."""
+    if not dc_have_openmp():
+        return 1
+    return _threads_wanted if _threads_wanted > 0 else dc_omp_max_threads()
+
+
+def get_num_threads():
+    """Threads a large call will use (1 in a build without OpenMP)."""
+    return configured_threads()
+
+
+def has_openmp():
+    return bool(dc_have_openmp())
+
+
+cdef int threads_for(Py_ssize_t n_rows, Py_ssize_t n) noexcept nogil:
+    cdef int t
+    if n_rows < 2 or n_rows * n < PARALLEL_MIN_VALUES:
+        return 1
+    t = configured_threads()
+    return <int>n_rows if n_rows < t else t
+
+
+cdef inline bint label_row_ignored(const Job *job, Py_ssize_t i, int64_t y) noexcept nogil:
+    """A row whose label is ignore_index: its loss is 0 and it weighs 0 in the mean."""
+    if job.has_ignore and y == job.ignored:
+        job.ce[i] = 0.0
+        job.row_weight[i] = 0.0
+        return True
+    return False
+
+
+cdef inline double label_weight(const Job *job, Py_ssize_t i, int64_t y,
+                                const real *w) noexcept nogil:
+    """w_y (1 without class weights), kept as the row's weight in the mean."""
+    cdef double wy = w[y] if w != NULL else 1.0
+    job.row_weight[i] = wy
+    return wy
+
+
+cdef inline void store_label_loss(const Job *job, Py_ssize_t i, double weighted) noexcept nogil:
+    """Row i's weighted -log q_y; with labels the target's entropy is 0, so KL = CE."""
+    job.ce[i] = weighted
+    if job.kl != NULL:
+        job.kl[i] = weighted
+
+
+cdef void run_row(const Job *job, Py_ssize_t i, real *xbuf, real *tbuf,
+                  real *sbuf) noexcept nogil:
+    """Row i of the job, with this thread's one-row buffers."""
+    cdef Py_ssize_t n = job.rx.n, c
+    cdef const real *w = <const real *>job.weight
+    cdef const real *xr
+    cdef const real *tr
+    cdef const real *used
+    cdef real *out = (<real *>job.out) + i * n if job.out != NULL else NULL
+    cdef dc_soft_result res
+    cdef int64_t y
+    cdef double wy, psum
+    cdef Py_ssize_t nbad
+    cdef int grad = job.op == OP_CE_LABEL_GRAD or job.op == OP_SOFT_GRAD
+    res.tmax, res.tsum = 0.0, 1.0  # set by the logits-target kernels only
+    if job.op == OP_LSE:
+        job.ce[i] = logsumexp_row(row_of(&job.rx, i, <real>-INFINITY, xbuf), n)
+    elif job.op == OP_LOG_SOFTMAX:
+        log_softmax_row(row_of(&job.rx, i, <real>-INFINITY, xbuf), n, job.exponentiate, out)
+    elif job.op == OP_CE_LABEL or job.op == OP_CE_LABEL_GRAD:
+        y = job.labels[i]           # in range: checked before the loop
+        if label_row_ignored(job, i, y):
+            if grad:
+                for c in range(n):
+                    out[c] = 0
+            return
+        wy = label_weight(job, i, y, w)
+        xr = row_of(&job.rx, i, <real>-INFINITY, xbuf)
+        if job.eps == 0.0:
+            if grad:
+                job.ce[i] = wy * ce_label_grad_row(xr, n, y, job.scale * wy, out)
+            else:
+                store_label_loss(job, i, wy * ce_label_row(xr, n, y))
+            return
+        smoothed_target(&job.rx, i, <const real *>NULL, y, job.eps, sbuf)
+        soft_target_row(xr, <const real *>sbuf, w, n, 0, job.want_h, &res)
+        job.ce[i] = res.ce
+        if job.h != NULL:
+            job.h[i] = res.h
+            job.kl[i] = res.kl
+        if grad:
+            soft_grad_row(xr, <const real *>sbuf, w, n, DC_TARGET_PROBS, &res, job.scale, out)
+    elif job.op == OP_SOFT or job.op == OP_SOFT_GRAD:
+        xr = row_of(&job.rx, i, <real>-INFINITY, xbuf)
+        tr = row_of(&job.rt, i, <real>-INFINITY, tbuf)
+        used = soft_row(&job.rx, i, xr, tr, w, n, job.kind, job.reverse, job.eps,
+                        job.want_h, sbuf, &res)
+        if job.check and target_row_bad(res.psum, res.nbad, job.tol):
+            job.bad[i] = 1
+            job.psum[i] = res.psum
+            job.nbad[i] = res.nbad
+            return
+        if not grad:
+            if job.ce != NULL:
+                job.ce[i] = res.ce
+            if job.h != NULL:
+                job.h[i] = res.h
+            if job.kl != NULL:
+                job.kl[i] = res.kl
+        elif job.reverse:
+            job.ce[i] = res.kl
+            kl_reverse_grad_row(xr, tr, n, job.kind, &res, res.kl, job.scale, out)
+        else:
+            job.ce[i] = res.kl if job.want_kl else res.ce
+            soft_grad_row(xr, used, w, n, DC_TARGET_PROBS if job.eps != 0.0 else job.kind,
+                          &res, job.scale, out)
+    elif job.op == OP_ENTROPY:
+        if job.kind == DC_TARGET_LOGITS:
+            job.ce[i] = entropy_logits_row(row_of(&job.rx, i, <real>-INFINITY, xbuf), n)
+            return
+        # masked entries are left out: probability 0, log-probability -inf
+        xr = row_of(&job.rx, i,
+                    <real>0 if job.kind == DC_TARGET_PROBS else <real>-INFINITY, xbuf)
+        job.ce[i] = entropy_target_row(xr, n, job.kind == DC_TARGET_LOG_PROBS, &psum, &nbad)
+        if job.check and target_row_bad(psum, nbad, job.tol):
+            job.bad[i] = 1
+            job.psum[i] = psum
+            job.nbad[i] = nbad
+    elif job.op == OP_JS:
+        job.ce[i] = js_row(row_of(&job.rx, i, <real>-INFINITY, xbuf),
+                           row_of(&job.rt, i, <real>-INFINITY, tbuf), n, job.kind,
+                           job.beta, &psum, &nbad)
+        if job.check and target_row_bad(psum, nbad, job.tol):
+            job.bad[i] = 1
+            job.psum[i] = psum
+            job.nbad[i] = nbad
+
+
+cdef enum:
+    LANE_CHUNK = 256    # short rows scanned per dc_lse_scan_rows call (states on the stack)
+
+
+cdef inline bint in_lanes(const Job *job) noexcept nogil:
+    """Short rows whose result needs only the log-sum-exp: scanned many rows at a time,
+    one row per vector lane (lanes_t.h), instead of one short row at a time."""
+    return 0 < job.rx.n <= DC_LANES_MAX_N and (
+        job.op == OP_LSE or job.op == OP_LOG_SOFTMAX
+        or (job.op == OP_CE_LABEL and job.eps == 0.0)
+        or (job.op == OP_SOFT and job.kind == DC_TARGET_PROBS and not job.reverse
+            and not job.want_h and job.eps == 0.0))
+
+
+cdef void run_lane_chunk(const Job *job, Py_ssize_t first, Py_ssize_t count,
+                         real *xbuf) noexcept nogil:
+    """Rows first .. first + count - 1 of an in_lanes job: the same results as run_row."""
+    cdef dc_lse_state st[LANE_CHUNK]
+    cdef double log_sum[LANE_CHUNK]
+    cdef dc_soft_result res[LANE_CHUNK]
+    cdef Py_ssize_t n = job.rx.n, j, i
+    cdef const real *w = <const real *>job.weight
+    cdef int64_t y
+    if job.op == OP_SOFT:  # probability targets, cross-entropy only
+        soft_probs_rows(&job.rx, &job.rt, w, first, count, res)
+        for j in range(count):
+            i = first + j
+            if job.check and target_row_bad(res[j].psum, res[j].nbad, job.tol):
+                job.bad[i] = 1
+                job.psum[i] = res[j].psum
+                job.nbad[i] = res[j].nbad
+            elif job.ce != NULL:
+                job.ce[i] = res[j].ce
+        return
+    lse_scan_rows(&job.rx, first, count, st, log_sum, xbuf)
+    for j in range(count):
+        i = first + j
+        if job.op == OP_LSE:
+            job.ce[i] = dc_lse_value_of_log_sum(&st[j], log_sum[j])
+        elif job.op == OP_LOG_SOFTMAX:
+            log_softmax_of_state(row_of(&job.rx, i, <real>-INFINITY, xbuf), n, &st[j],
+                                 log_sum[j], job.exponentiate, (<real *>job.out) + i * n)
+        else:
+            y = job.labels[i]           # in range: checked before the loop
+            if not label_row_ignored(job, i, y):
+                store_label_loss(job, i, label_weight(job, i, y, w) * dc_ce_label_of_log_sum(
+                    &st[j], log_sum[j], row_value(&job.rx, i, y, <real>-INFINITY)))
+
+
+cdef inline void run_span(const Job *job, Py_ssize_t unit, Py_ssize_t n_rows, bint lanes,
+                          real *buf, Py_ssize_t nbuf) noexcept nogil:
+    """Work unit `unit` of run_rows: one chunk of rows in lanes, else one row."""
+    cdef Py_ssize_t first
+    if lanes:
+        first = unit * LANE_CHUNK
+        run_lane_chunk(job, first, min(<Py_ssize_t>LANE_CHUNK, n_rows - first), buf)
+    else:
+        run_row(job, unit, buf, buf + nbuf, buf + 2 * nbuf)
+
+
+cdef enum:
+    MAX_ROW_PARTS = 64
+
+
+# A row at least this long, in a call with fewer rows than threads, is itself split into
+# block-aligned parts scanned by different threads (log-sum-exp, labels, log_softmax).
+cdef Py_ssize_t SPLIT_ROW_MIN_VALUES = 1 << 20
+
+
+cdef inline bint splits_rows(const Job *job, Py_ssize_t n_rows, int threads) noexcept nogil:
+    return (threads > 1 and n_rows < threads and job.rx.n >= SPLIT_ROW_MIN_VALUES
+            and job.rx.mask == NULL and job.rx.temperature == 1.0
+            and (job.op == OP_LSE or job.op == OP_LOG_SOFTMAX
+                 or (job.op == OP_CE_LABEL and job.eps == 0.0)))
+
+
+cdef void run_split_row(const Job *job, Py_ssize_t i, int nt, real *buf) noexcept nogil:
+    """Row i of a splits_rows job, over nt threads: each scans a part into its own state,
+    the states are merged in order (dc_lse_merge), and log_softmax writes its parts in
+    parallel again. buf: room for one row when the row cannot be read in place."""
+    cdef dc_lse_state parts[MAX_ROW_PARTS]
+    cdef Py_ssize_t n = job.rx.n, part, lo, hi
+    cdef Py_ssize_t span = ((n + nt - 1) // nt + DC_BLOCK - 1) // DC_BLOCK * DC_BLOCK
+    cdef const real *x = row_of(&job.rx, i, <real>-INFINITY, buf)
+    cdef const real *w = <const real *>job.weight
+    cdef double log_sum
+    cdef int64_t y = 0
+    if job.op == OP_CE_LABEL:
+        y = job.labels[i]
+        if label_row_ignored(job, i, y):
+            return
+    for part in prange(nt, num_threads=nt, schedule="static"):
+        lo = part * span
+        hi = min(n, lo + span)
+        dc_lse_init(&parts[part])
+        if lo < hi:
+            lse_update(&parts[part], x + lo, hi - lo)
+    for part in range(1, nt):
+        dc_lse_merge(&parts[0], &parts[part])
+    log_sum = dc_lse_log_sum(&parts[0]) if dc_lse_ok(&parts[0]) else 0.0
+    if job.op == OP_LSE:
+        job.ce[i] = dc_lse_value_of_log_sum(&parts[0], log_sum)
+    elif job.op == OP_LOG_SOFTMAX:
+        for part in prange(nt, num_threads=nt, schedule="static"):
+            lo = part * span
+            hi = min(n, lo + span)
+            if lo < hi:
+                log_softmax_of_state(x + lo, hi - lo, &parts[0], log_sum, job.exponentiate,
+                                     (<real *>job.out) + i * n + lo)
+    else:
+        store_label_loss(job, i, label_weight(job, i, y, w)
+                         * dc_ce_label_of_log_sum(&parts[0], log_sum, x[y]))
+
+
+cdef inline bint read_in_place(const dc_rows *r, Py_ssize_t itemsize) noexcept nogil:
+    """dc_row returns a pointer into the array itself (no buffer needed), or r is unused."""
+    return r.data == NULL or (r.mask == NULL and r.temperature == 1.0
+                              and r.col_stride == itemsize)
+
+
+cdef int run_rows(const Job *job, Py_ssize_t n_rows, real *typed) except -1:
+    """Every row of the job: on the calling thread for small inputs, else spread over
+    OpenMP threads, each with its own three one-row buffers. The GIL is released. The
+    buffers hold a row only when some row must be gathered (strided, masked, tempered) or
+    smoothed: a row of 2^31 values read in place needs no copy of itself."""
+    cdef Py_ssize_t n = job.rx.n, u
+    cdef bint gathers = (not read_in_place(&job.rx, sizeof(real))
+                         or not read_in_place(&job.rt, sizeof(real)) or job.eps != 0.0)
+    cdef Py_ssize_t nbuf = n if n > 0 and gathers else 1
+    cdef bint lanes = in_lanes(job)
+    cdef Py_ssize_t units = (n_rows + LANE_CHUNK - 1) // LANE_CHUNK if lanes else n_rows
+    cdef int nt = threads_for(n_rows, n)
+    cdef int failed = 0
+    cdef int *failed_p = &failed
+    cdef real *buf = NULL
+    cdef int threads = configured_threads()
+    if splits_rows(job, n_rows, threads):
+        if threads > MAX_ROW_PARTS:
+            threads = MAX_ROW_PARTS
+        buf = <real *>malloc(nbuf * sizeof(real))
+        if buf == NULL:
+            raise MemoryError(f"cannot allocate a row buffer of {n} values")
+        with nogil:
+            for u in range(n_rows):
+                run_split_row(job, u, threads, buf)
+        free(buf)
+        return 0
+    if nt > units:
+        nt = <int>units
+    if nt <= 1:
+        buf = <real *>malloc(3 * nbuf * sizeof(real))
+        if buf == NULL:
+            raise MemoryError(f"cannot allocate row buffers of {n} values")
+        with nogil:
+            for u in range(units):
+                run_span(job, u, n_rows, lanes, buf, nbuf)
+        free(buf)
+        return 0
+    with nogil, parallel(num_threads=nt):
+        buf = <real *>malloc(3 * nbuf * sizeof(real))
+        if buf == NULL:
+            failed_p[0] = 1
+        for u in prange(units, schedule="static"):
+            if buf != NULL:
+                run_span(job, u, n_rows, lanes, buf, nbuf)
+        free(buf)
+    if failed:
+        raise MemoryError(f"cannot allocate row buffers of {n} values")
+    return 0
+
+
+cdef Job new_job(int op):
+    cdef Job job
+    memset(&job, 0, sizeof(Job))
+    job.op = op
+    return job
+
+
+cdef class _Validation:
+    """Per-row flags and sums of a validated batch, for the message of the first bad row."""
+    cdef object bad, psum, nbad
+
+    def __cinit__(self, Py_ssize_t n_rows):
+        self.bad = np.zeros(n_rows, dtype=np.uint8)
+        self.psum = np.zeros(n_rows, dtype=np.float64)
+        self.nbad = np.zeros(n_rows, dtype=np.intp)
+
+    cdef void attach(self, Job *job):
+        cdef unsigned char[::1] b = self.bad
+        cdef double[::1] p = self.psum
+        cdef Py_ssize_t[::1] k = self.nbad
+        if b.shape[0] > 0:
+            job.bad, job.psum, job.nbad = &b[0], &p[0], &k[0]
+
+    def raise_first(self, double tol, str argument, bint can_skip):
+        if self.bad.shape[0] and self.bad.any():
+            row = int(np.argmax(self.bad))
+            _check_target_row(row, float(self.psum[row]), int(self.nbad[row]), tol,
+                              argument, can_skip)
+
+
+cdef int run_rows_validated(Job *job, Py_ssize_t n_rows, real *typed, str argument,
+                            bint can_skip) except -1:
+    """run_rows, then the error of the first row that failed validation (if the job
+    validates): the flags are per row, so a threaded run reports the same row."""
+    cdef _Validation checks = _Validation(n_rows if job.check else 0)
+    checks.attach(job)
+    run_rows(job, n_rows, typed)
+    checks.raise_first(job.tol, argument, can_skip)
+    return 0
+
+
+cdef double *data_of(object arr):
+    """The first element of a float64 per-row result (None: NULL)."""
+    cdef double[::1] v
+    if arr is None:
+        return NULL
+    v = arr
+    return &v[0] if v.shape[0] > 0 else NULL
+
+
+cdef check_labels(const int64_t[:] labels, Py_ssize_t n, object ignore_index):
+    """IndexError for the first label out of [0, n) that is not ignore_index."""
+    cdef Py_ssize_t i
+    cdef bint has_ignore = ignore_index is not None
+    cdef int64_t ignored = ignore_index if has_ignore else 0
+    cdef int64_t y
+    for i in range(labels.shape[0]):
+        y = labels[i]
+        if (y < 0 or y >= n) and not (has_ignore and y == ignored):
+            raise _errors.label_out_of_range(i, y, n)
+
+
+cdef char *rows_out(object out):
+    """The (N, C) C-contiguous output array's first byte."""
+    return <char *>np.PyArray_DATA(out) if out is not None else NULL
