@@ -111,8 +111,9 @@ class _Spec:
             kw["ignore_index"] = None
         elif kw.get("ignore_index") == -100:
             del kw["ignore_index"]
-        if kw.get("base", 0) is None:
-            del kw["base"]
+        for name in ("base", "sum_tol"):
+            if name in kw and kw[name] is None:
+                del kw[name]
         for name, t in zip(self.tensor_names[2:], tensors[2:]):
             if t is not None:
                 kw[name] = as_array(t)
@@ -148,14 +149,17 @@ _COMMON = ["float temperature", "str reduction", "float? base"]
 SPECS = {s.name: s for s in [
     _Spec("cross_entropy", ["Tensor input", "Tensor target", "Tensor? weight", "Tensor? where"],
           ["int dim", "str target_type", "int ignore_index", "float label_smoothing"]
-          + _COMMON + ["bool validate", "bool need_grad"], fused="cross_entropy_and_grad"),
+          + _COMMON + ["bool validate", "float? sum_tol", "bool need_grad"],
+          fused="cross_entropy_and_grad"),
     _Spec("kl_divergence", ["Tensor input", "Tensor target", "Tensor? where"],
           ["int dim", "str target_type", "bool reverse"] + _COMMON
-          + ["bool validate", "bool need_grad"], fused="kl_divergence_and_grad"),
+          + ["bool validate", "float? sum_tol", "bool need_grad"],
+          fused="kl_divergence_and_grad"),
     _Spec("js_divergence", ["Tensor input", "Tensor target", "Tensor? where"],
-          ["int dim", "str target_type", "float beta"] + _COMMON + ["bool validate"]),
+          ["int dim", "str target_type", "float beta"] + _COMMON
+          + ["bool validate", "float? sum_tol"]),
     _Spec("entropy", ["Tensor input", "Tensor? target", "Tensor? where"],
-          ["int dim", "str input_type"] + _COMMON),
+          ["int dim", "str input_type"] + _COMMON + ["float? sum_tol"]),
     _Spec("binary_cross_entropy",
           ["Tensor input", "Tensor target", "Tensor? weight", "Tensor? pos_weight"],
           ["str reduction", "float? base"]),

@@ -122,6 +122,9 @@ def _base(base: Any) -> Optional[float]:
     return None if base is None else float(base)
 
 
+_opt_real = _base
+
+
 # ------------------------------------------------------------------- functions
 
 def cross_entropy(input: torch.Tensor, target: Any, weight: Any = None,
@@ -129,7 +132,7 @@ def cross_entropy(input: torch.Tensor, target: Any, weight: Any = None,
                   label_smoothing: float = 0.0, *, dim: Optional[int] = None,
                   target_type: TargetType = "auto", temperature: float = 1.0,
                   where: Any = None, base: Optional[float] = None,
-                  validate: bool = True) -> torch.Tensor:
+                  validate: bool = True, sum_tol: Optional[float] = None) -> torch.Tensor:
     """Cross-entropy H(p, q) between a target and q = softmax(input / T), as
     `torch.nn.functional.cross_entropy` (same leading arguments and semantics), with
     divcore's target types, temperature, masks and bases.
@@ -153,7 +156,7 @@ def cross_entropy(input: torch.Tensor, target: Any, weight: Any = None,
         As torch (labels and probs targets).
     dim : int, optional
         The class dim; default torch's (1, or 0 for a 1-d input).
-    target_type, temperature, where, base, validate
+    target_type, temperature, where, base, validate, sum_tol
         As for `divcore.cross_entropy`.
 
     Returns
@@ -194,14 +197,14 @@ def cross_entropy(input: torch.Tensor, target: Any, weight: Any = None,
                      [_dim(x, dim), _kind(t, target_type),
                       _ops.NO_IGNORE if ignore_index is None else int(ignore_index),
                       _real(label_smoothing), _real(temperature), reduction, _base(base),
-                      bool(validate), _need_grad(x)])
+                      bool(validate), _opt_real(sum_tol), _need_grad(x)])
 
 
 def kl_divergence(input: torch.Tensor, target: Any, *, dim: Optional[int] = None,
                   target_type: TargetType = "auto", reverse: bool = False,
                   temperature: float = 1.0, where: Any = None,
                   reduction: Reduction = "mean", base: Optional[float] = None,
-                  validate: bool = True) -> torch.Tensor:
+                  validate: bool = True, sum_tol: Optional[float] = None) -> torch.Tensor:
     """KL(p ‖ q) (reverse=True: KL(q ‖ p)) with q = softmax(input / T), per row.
 
     torch's `kl_div(log_softmax(input), target, reduction="batchmean")` for
@@ -216,7 +219,7 @@ def kl_divergence(input: torch.Tensor, target: Any, *, dim: Optional[int] = None
         gradient.
     dim : int, optional
         The class dim; default torch's.
-    target_type, reverse, temperature, where, reduction, base, validate
+    target_type, reverse, temperature, where, reduction, base, validate, sum_tol
         As for `divcore.kl_divergence`.
 
     Returns
@@ -249,14 +252,14 @@ def kl_divergence(input: torch.Tensor, target: Any, *, dim: Optional[int] = None
     return _ops.call("kl_divergence", [x, t, _operand(where, "where")],
                      [_dim(x, dim), _kind(t, target_type), bool(reverse),
                       _real(temperature), reduction, _base(base), bool(validate),
-                      _need_grad(x)])
+                      _opt_real(sum_tol), _need_grad(x)])
 
 
 def js_divergence(input: torch.Tensor, target: Any, *, dim: Optional[int] = None,
                   target_type: TargetType = "auto", beta: float = 0.5,
                   temperature: float = 1.0, where: Any = None,
                   reduction: Reduction = "mean", base: Optional[float] = None,
-                  validate: bool = True) -> torch.Tensor:
+                  validate: bool = True, sum_tol: Optional[float] = None) -> torch.Tensor:
     """Jensen-Shannon divergence β·KL(p ‖ m) + (1-β)·KL(q ‖ m), m = βp + (1-β)q,
     q = softmax(input / T), per row.
 
@@ -269,7 +272,7 @@ def js_divergence(input: torch.Tensor, target: Any, *, dim: Optional[int] = None
         gradient.
     dim : int, optional
         The class dim; default torch's.
-    target_type, beta, temperature, where, reduction, base, validate
+    target_type, beta, temperature, where, reduction, base, validate, sum_tol
         As for `divcore.js_divergence`.
 
     Returns
@@ -298,13 +301,14 @@ def js_divergence(input: torch.Tensor, target: Any, *, dim: Optional[int] = None
     t = _operand(target, "target")
     return _ops.call("js_divergence", [x, t, _operand(where, "where")],
                      [_dim(x, dim), _kind(t, target_type), _real(beta),
-                      _real(temperature), reduction, _base(base), bool(validate)])
+                      _real(temperature), reduction, _base(base), bool(validate),
+                      _opt_real(sum_tol)])
 
 
 def entropy(input: torch.Tensor, *, dim: Optional[int] = None,
             input_type: Literal["logits", "probs", "log_probs"] = "logits",
             temperature: float = 1.0, where: Any = None, reduction: Reduction = "none",
-            base: Optional[float] = None) -> torch.Tensor:
+            base: Optional[float] = None, sum_tol: Optional[float] = None) -> torch.Tensor:
     """Entropy H = -Σ p log p of softmax(input / T) (or of probabilities or
     log-probabilities), per row.
 
@@ -314,7 +318,7 @@ def entropy(input: torch.Tensor, *, dim: Optional[int] = None,
         CPU tensor, class dim 1 (0 for a 1-d input).
     dim : int, optional
         The class dim; default torch's.
-    input_type, temperature, where, reduction, base
+    input_type, temperature, where, reduction, base, sum_tol
         As for `divcore.entropy` (reduction 'none' by default).
 
     Returns
@@ -342,7 +346,8 @@ def entropy(input: torch.Tensor, *, dim: Optional[int] = None,
     """
     x = _input(input)
     return _ops.call("entropy", [x, None, _operand(where, "where")],
-                     [_dim(x, dim), input_type, _real(temperature), reduction, _base(base)])
+                     [_dim(x, dim), input_type, _real(temperature), reduction, _base(base),
+                      _opt_real(sum_tol)])
 
 
 def binary_cross_entropy_with_logits(input: torch.Tensor, target: Any, weight: Any = None,

@@ -110,10 +110,10 @@ def test_gradgradcheck_through_the_registered_op(gen):
     x, t = randn(gen, 3, 4), soft_target(gen, "logits", 3, 4)
     op = torch.ops.divcore.kl_divergence
     gradgradcheck(lambda x, t: op(x, t, None, 1, "logits", False, 1.5, "mean", None, True,
-                                  True)[0], x, t)
+                                  None, True)[0], x, t)
     y = torch.tensor([1, 0, 3])
     gradgradcheck(lambda x: torch.ops.divcore.cross_entropy(
-        x, y, None, None, 1, "labels", -100, 0.1, 1.0, "none", None, True, True)[0], x)
+        x, y, None, None, 1, "labels", -100, 0.1, 1.0, "none", None, True, None, True)[0], x)
 
 
 def test_hessian_vector_products_match_torch(gen):
@@ -222,16 +222,16 @@ def test_opcheck(gen):
     where[:, 2] = False
     ops = torch.ops.divcore
     _opcheck(ops.cross_entropy.default, x, y, w, None, 1, "labels", -100, 0.1, 1.5,
-             "mean", None, True, True)
+             "mean", None, True, None, True)
     _opcheck(ops.cross_entropy.default, x3, torch.randint(0, 5, (2, 3), generator=gen),
-             None, None, 1, "labels", -100, 0.0, 1.0, "none", 2.0, True, False)
+             None, None, 1, "labels", -100, 0.0, 1.0, "none", 2.0, True, None, False)
     _opcheck(ops.cross_entropy.default, x, p, w, None, 1, "probs", -100, 0.0, 1.0,
-             "sum", None, False, True)
+             "sum", None, False, None, True)
     _opcheck(ops.kl_divergence.default, x, p, None, 1, "probs", True, 1.0, "mean", None,
-             False, True)
+             True, 1e-3, True)
     _opcheck(ops.js_divergence.default, x, p, None, 1, "probs", 0.4, 1.0, "none", None,
-             False)
-    _opcheck(ops.entropy.default, x, None, where, 1, "logits", 2.0, "mean", None)
+             False, None)
+    _opcheck(ops.entropy.default, x, None, where, 1, "logits", 2.0, "mean", None, None)
     _opcheck(ops.binary_cross_entropy.default, x, torch.rand(4, 5, dtype=F64),
              w, None, "none", None)
 
@@ -394,3 +394,16 @@ def test_ignored_nan_rows_stay_out_of_second_derivatives():
     (g,) = torch.autograd.grad(loss, x, create_graph=True)
     (h,) = torch.autograd.grad(g[1, 0], x)
     assert torch.equal(g[0], torch.zeros(2, dtype=F64)) and torch.isfinite(h).all()
+
+
+def test_sum_tol_reaches_the_numpy_call():
+    p = torch.tensor([[0.5, 0.5 + 1e-3]], dtype=F64)  # beyond the default tolerance
+    with pytest.raises(ValueError):
+        dct.entropy(p, input_type="probs")
+    close(dct.entropy(p, input_type="probs", sum_tol=1e-2),
+          -(p * p.log()).sum(1))
+    x = torch.zeros(1, 2, dtype=F64, requires_grad=True)
+    with pytest.raises(ValueError):
+        dct.kl_divergence(x, p)
+    dct.kl_divergence(x, p, sum_tol=1e-2).backward()
+    assert torch.isfinite(x.grad).all()
