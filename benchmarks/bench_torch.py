@@ -13,7 +13,10 @@ Cases (CPU, public APIs only):
   bf16      cross-entropy with labels at (4096, 32000) in bfloat16, forward alone and
             forward + backward, against F.cross_entropy on the same tensor.
 Each time is the median over N repeats; a repeat runs the step enough times to last a few
-tens of milliseconds. "ratio" is divcore's time / torch's (below 1: divcore is faster).
+tens of milliseconds, divcore's and torch's repeats interleaved. With --threads 1 the clock
+is the thread's CPU time (time.thread_time), which a shared machine's other load does not
+inflate; otherwise wall time. "ratio" is divcore's time / torch's (below 1: divcore is
+faster).
 """
 import argparse
 import json
@@ -27,25 +30,34 @@ import divcore
 import divcore.torch as dct
 
 
-def timeit(fn, repeat, min_time=0.05):
+CLOCK = time.perf_counter  # time.thread_time with --threads 1 (see main)
+
+
+def _calls_per_repeat(fn, min_time):
     fn()
     fn()
-    n, t = 1, 0.0
-    while True:  # how many calls make one repeat last min_time
-        start = time.perf_counter()
+    n = 1
+    while True:
+        start = CLOCK()
         for _ in range(n):
             fn()
-        t = time.perf_counter() - start
-        if t >= min_time or n >= 1 << 20:
-            break
+        if CLOCK() - start >= min_time or n >= 1 << 20:
+            return n
         n *= 2
-    times = []
+
+
+def timeit(*fns, repeat, min_time=0.05):
+    """Seconds per call of each function: the median over `repeat` rounds, the functions
+    interleaved within each round (so a shared machine's load drifts over all alike)."""
+    counts = [_calls_per_repeat(fn, min_time) for fn in fns]
+    times = [[] for _ in fns]
     for _ in range(repeat):
-        start = time.perf_counter()
-        for _ in range(n):
-            fn()
-        times.append((time.perf_counter() - start) / n)
-    return statistics.median(times)
+        for fn, n, out in zip(fns, counts, times):
+            start = CLOCK()
+            for _ in range(n):
+                fn()
+            out.append((CLOCK() - start) / n)
+    return [statistics.median(t) for t in times]
 
 
 def case_small(repeat):
@@ -62,8 +74,8 @@ def case_small(repeat):
         x.grad = None
         F.cross_entropy(x, y).backward()
 
-    t_ours, t_torch = timeit(ours, repeat), timeit(theirs, repeat)
-    t_numpy = timeit(lambda: divcore.cross_entropy_and_grad(xn, yn), repeat)
+    t_ours, t_torch, t_numpy = timeit(
+        ours, theirs, lambda: divcore.cross_entropy_and_grad(xn, yn), repeat=repeat)
     return {"divcore.torch_us": t_ours * 1e6, "torch_us": t_torch * 1e6,
             "numpy_call_us": t_numpy * 1e6, "bridge_us": (t_ours - t_numpy) * 1e6,
             "ratio": t_ours / t_torch}
@@ -73,8 +85,9 @@ def case_mlp(repeat, compiled):
     torch.manual_seed(0)
     x = torch.randn(64, 784)
     y = torch.randint(0, 10, (64,))
-    out = {}
-    for name, loss in (("divcore", dct.cross_entropy), ("torch", F.cross_entropy)):
+    steps = []
+    for loss in (dct.cross_entropy, F.cross_entropy):
+        torch.manual_seed(1)
         model = torch.nn.Sequential(torch.nn.Linear(784, 256), torch.nn.ReLU(),
                                     torch.nn.Linear(256, 10))
         opt = torch.optim.SGD(model.parameters(), lr=1e-3)
@@ -90,7 +103,9 @@ def case_mlp(repeat, compiled):
             forward(model, x, y).backward()
             opt.step()
 
-        out[name] = timeit(step, repeat)
+        steps.append(step)
+    t = timeit(*steps, repeat=repeat)
+    out = {"divcore": t[0], "torch": t[1]}
     return {"divcore_us": out["divcore"] * 1e6, "torch_us": out["torch"] * 1e6,
             "ratio": out["divcore"] / out["torch"]}
 
@@ -111,8 +126,8 @@ def case_bf16(repeat, n, c):
                 else:
                     loss(x, y).backward()
             return f
-        t_ours = timeit(run(dct.cross_entropy), repeat, min_time=0.2)
-        t_torch = timeit(run(F.cross_entropy), repeat, min_time=0.2)
+        t_ours, t_torch = timeit(run(dct.cross_entropy), run(F.cross_entropy),
+                                 repeat=repeat, min_time=0.2)
         res[mode] = {"divcore_ms": t_ours * 1e3, "torch_ms": t_torch * 1e3,
                      "divcore_GBps": gb / t_ours, "torch_GBps": gb / t_torch,
                      "ratio": t_ours / t_torch}
@@ -128,11 +143,14 @@ def main():
     ap.add_argument("--json")
     args = ap.parse_args()
     repeat = 3 if args.quick else args.repeat
+    global CLOCK
     if args.threads:
         torch.set_num_threads(args.threads)
         divcore.set_num_threads(args.threads)
+    if args.threads == 1:  # all work on this thread: its CPU time ignores other load
+        CLOCK = time.thread_time
     results = {"torch": torch.__version__, "threads": torch.get_num_threads(),
-               "repeat": repeat}
+               "clock": CLOCK.__name__, "repeat": repeat}
     results["small (32, 10) fwd+bwd"] = case_small(repeat)
     results["mlp step, eager"] = case_mlp(repeat, compiled=False)
     if not args.no_compile:

@@ -431,6 +431,9 @@ for _spec in SPECS.values():
 
 # -------------------------------------------------------------- the eager path
 
+_BIG = 1 << 16  # elements from which reading the incoming gradient's value pays
+
+
 class _Eager(torch.autograd.Function):
     """The op's kernel and backward without the dispatcher (plain eager calls only).
 
@@ -451,8 +454,11 @@ class _Eager(torch.autograd.Function):
         saved = ctx.saved_tensors
         if ctx.fast and not torch.is_grad_enabled():
             if ctx.p["reduction"] == "none":
-                g = g.unsqueeze(ctx.p["dim"])
-            grad = saved[-1] * g
+                grad = saved[-1] * g.unsqueeze(ctx.p["dim"])
+            elif saved[-1].numel() >= _BIG and g.item() == 1.0:
+                grad = saved[-1]  # loss.backward() of a large loss: no pass over memory
+            else:
+                grad = saved[-1] * g
             dtype = saved[0].dtype
             return (None, None, grad if grad.dtype == dtype else grad.to(dtype)) + \
                 (None,) * (len(saved) - 2)

@@ -407,3 +407,20 @@ def test_sum_tol_reaches_the_numpy_call():
         dct.kl_divergence(x, p)
     dct.kl_divergence(x, p, sum_tol=1e-2).backward()
     assert torch.isfinite(x.grad).all()
+
+
+def test_large_gradient_handed_over_accumulates_correctly(gen):
+    """A large loss's backward hands the saved gradient over without a pass over memory;
+    accumulating it over repeated backward calls must still add, not alias."""
+    x = torch.randn(300, 256, generator=gen).requires_grad_()  # >= 65536 elements
+    y = torch.randint(0, 256, (300,), generator=gen)
+    loss = dct.cross_entropy(x, y)
+    for _ in range(3):
+        loss.backward(retain_graph=True)
+    loss.backward()
+    ref = x.detach().clone().requires_grad_()
+    F.cross_entropy(ref, y).backward()
+    close(x.grad, 4 * ref.grad, rtol=1e-5, atol=1e-8)
+    x.grad = None
+    (dct.cross_entropy(x, y) * 3).backward()  # an incoming gradient other than 1
+    close(x.grad, 3 * ref.grad, rtol=1e-5, atol=1e-8)
