@@ -52,7 +52,7 @@ from typing import Any, Literal, Optional
 
 import torch
 
-import divcore
+import divcore  # the numpy API that divcore._torch_ops calls (tests swap divcore.reference in)
 from divcore import _torch_ops as _ops
 
 __all__ = ["BCEWithLogitsLoss", "CrossEntropyLoss", "EntropyLoss", "JSDivergenceLoss",
