@@ -424,3 +424,11 @@ def test_large_gradient_handed_over_accumulates_correctly(gen):
     x.grad = None
     (dct.cross_entropy(x, y) * 3).backward()  # an incoming gradient other than 1
     close(x.grad, 3 * ref.grad, rtol=1e-5, atol=1e-8)
+
+
+def test_vmap_rule_of_the_registered_op(gen):
+    x = randn(gen, 3, 4, 5).detach()
+    y = torch.randint(0, 5, (3, 4), generator=gen)
+    args = (None, None, 1, "labels", -100, 0.0, 1.0, "mean", None, True, None, False)
+    got = torch.vmap(lambda x, y: torch.ops.divcore.cross_entropy(x, y, *args)[0])(x, y)
+    close(got, torch.stack([F.cross_entropy(x[i], y[i]) for i in range(3)]))
