@@ -504,6 +504,12 @@ def main(argv=None):
     print(table(["operation", "shape", "dtype", "implementation", "time per call",
                  "vs divcore"], rows), flush=True)
 
+    print("\n### Latency of ordinary small calls\n")
+    if HERE not in sys.path:
+        sys.path.insert(0, HERE)
+    import latency  # benchmarks/latency.py, beside this file
+    latency.run(args.repeat)
+
     mib = memory_shape[0] * memory_shape[1] * 4 / 2**20
     print(f"\n### Peak memory of one call, {mib:.0f} MiB float32 logits {memory_shape}\n")
     rows, counter = memory_rows([name for name in IMPLEMENTATIONS

@@ -129,6 +129,8 @@ ctypedef struct Job:
     Py_ssize_t *nbad
     unsigned char *bad          # 1 where a row failed validation
     char *out                   # (N, C) C-contiguous output of the rows' dtype
+    int x_half                  # HALF_*: rx (rt) stores float16 or bfloat16, widened to
+    int t_half                  # float row by row (the compute dtype is then float)
 
 
 cdef int _threads_wanted = 0     # 0: OpenMP's own count (OMP_NUM_THREADS, threadpoolctl)
@@ -195,6 +197,58 @@ cdef inline void store_label_loss(const Job *job, Py_ssize_t i, double weighted)
         job.kl[i] = weighted
 
 
+cdef extern from "_half.h" nogil:
+    float dc_f16_to_f32(unsigned short h)
+    float dc_bf16_to_f32(unsigned short h)
+    void dc_widen_f16(const unsigned short *src, Py_ssize_t n, float *dst)
+    void dc_widen_bf16(const unsigned short *src, Py_ssize_t n, float *dst)
+
+
+cdef enum:
+    HALF_NONE = 0
+    HALF_F16 = 1
+    HALF_BF16 = 2
+
+
+cdef const real *widened_row(const dc_rows *r, int half, Py_ssize_t i, real fill,
+                             real *buf) noexcept nogil:
+    """Row i of half-precision storage as dc_row reads a float row: each value widened
+    (exactly), divided by T in double and rounded once, `fill` at masked classes."""
+    cdef const char *src = r.data + i * r.row_stride
+    cdef Py_ssize_t c, n = r.n
+    cdef unsigned short h
+    cdef float v
+    cdef double t = r.temperature
+    cdef const unsigned char *m
+    if real is float and r.col_stride == 2:  # a contiguous row: widened 8 at a time
+        if half == HALF_F16:
+            dc_widen_f16(<const unsigned short *>src, n, buf)
+        else:
+            dc_widen_bf16(<const unsigned short *>src, n, buf)
+        if t != 1.0:
+            for c in range(n):
+                buf[c] = <real>(<double>buf[c] / t)
+    else:
+        for c in range(n):
+            h = (<const unsigned short *>(src + c * r.col_stride))[0]
+            v = dc_f16_to_f32(h) if half == HALF_F16 else dc_bf16_to_f32(h)
+            buf[c] = <real>v if t == 1.0 else <real>(<double>v / t)
+    if r.mask != NULL:
+        m = r.mask + i * r.mask_row_stride
+        for c in range(n):
+            if not m[c * r.mask_col_stride]:
+                buf[c] = fill
+    return buf
+
+
+cdef inline const real *job_row(const dc_rows *r, int half, Py_ssize_t i, real fill,
+                                real *buf) noexcept nogil:
+    """Row i of the job's logits (or target): row_of, or widened from half storage."""
+    if half == HALF_NONE:
+        return row_of(r, i, fill, buf)
+    return widened_row(r, half, i, fill, buf)
+
+
 cdef void run_row(const Job *job, Py_ssize_t i, real *xbuf, real *tbuf,
                   real *sbuf) noexcept nogil:
     """Row i of the job, with this thread's one-row buffers."""
@@ -211,9 +265,9 @@ cdef void run_row(const Job *job, Py_ssize_t i, real *xbuf, real *tbuf,
     cdef int grad = job.op == OP_CE_LABEL_GRAD or job.op == OP_SOFT_GRAD
     res.tmax, res.tsum = 0.0, 1.0  # set by the logits-target kernels only
     if job.op == OP_LSE:
-        job.ce[i] = logsumexp_row(row_of(&job.rx, i, <real>-INFINITY, xbuf), n)
+        job.ce[i] = logsumexp_row(job_row(&job.rx, job.x_half, i, <real>-INFINITY, xbuf), n)
     elif job.op == OP_LOG_SOFTMAX:
-        log_softmax_row(row_of(&job.rx, i, <real>-INFINITY, xbuf), n, job.exponentiate, out)
+        log_softmax_row(job_row(&job.rx, job.x_half, i, <real>-INFINITY, xbuf), n, job.exponentiate, out)
     elif job.op == OP_CE_LABEL or job.op == OP_CE_LABEL_GRAD:
         y = job.labels[i]           # in range: checked before the loop
         if label_row_ignored(job, i, y):
@@ -222,7 +276,7 @@ cdef void run_row(const Job *job, Py_ssize_t i, real *xbuf, real *tbuf,
                     out[c] = 0
             return
         wy = label_weight(job, i, y, w)
-        xr = row_of(&job.rx, i, <real>-INFINITY, xbuf)
+        xr = job_row(&job.rx, job.x_half, i, <real>-INFINITY, xbuf)
         if job.eps == 0.0:
             if grad:
                 job.ce[i] = wy * ce_label_grad_row(xr, n, y, job.scale * wy, out)
@@ -238,8 +292,8 @@ cdef void run_row(const Job *job, Py_ssize_t i, real *xbuf, real *tbuf,
         if grad:
             soft_grad_row(xr, <const real *>sbuf, w, n, DC_TARGET_PROBS, &res, job.scale, out)
     elif job.op == OP_SOFT or job.op == OP_SOFT_GRAD:
-        xr = row_of(&job.rx, i, <real>-INFINITY, xbuf)
-        tr = row_of(&job.rt, i, <real>-INFINITY, tbuf)
+        xr = job_row(&job.rx, job.x_half, i, <real>-INFINITY, xbuf)
+        tr = job_row(&job.rt, job.t_half, i, <real>-INFINITY, tbuf)
         used = soft_row(&job.rx, i, xr, tr, w, n, job.kind, job.reverse, job.eps,
                         job.want_h, sbuf, &res)
         if job.check and target_row_bad(res.psum, res.nbad, job.tol):
@@ -263,10 +317,10 @@ cdef void run_row(const Job *job, Py_ssize_t i, real *xbuf, real *tbuf,
                           &res, job.scale, out)
     elif job.op == OP_ENTROPY:
         if job.kind == DC_TARGET_LOGITS:
-            job.ce[i] = entropy_logits_row(row_of(&job.rx, i, <real>-INFINITY, xbuf), n)
+            job.ce[i] = entropy_logits_row(job_row(&job.rx, job.x_half, i, <real>-INFINITY, xbuf), n)
             return
         # masked entries are left out: probability 0, log-probability -inf
-        xr = row_of(&job.rx, i,
+        xr = job_row(&job.rx, job.x_half, i,
                     <real>0 if job.kind == DC_TARGET_PROBS else <real>-INFINITY, xbuf)
         job.ce[i] = entropy_target_row(xr, n, job.kind == DC_TARGET_LOG_PROBS, &psum, &nbad)
         if job.check and target_row_bad(psum, nbad, job.tol):
@@ -274,8 +328,8 @@ cdef void run_row(const Job *job, Py_ssize_t i, real *xbuf, real *tbuf,
             job.psum[i] = psum
             job.nbad[i] = nbad
     elif job.op == OP_JS:
-        job.ce[i] = js_row(row_of(&job.rx, i, <real>-INFINITY, xbuf),
-                           row_of(&job.rt, i, <real>-INFINITY, tbuf), n, job.kind,
+        job.ce[i] = js_row(job_row(&job.rx, job.x_half, i, <real>-INFINITY, xbuf),
+                           job_row(&job.rt, job.t_half, i, <real>-INFINITY, tbuf), n, job.kind,
                            job.beta, &psum, &nbad)
         if job.check and target_row_bad(psum, nbad, job.tol):
             job.bad[i] = 1
@@ -409,17 +463,19 @@ cdef int run_rows(const Job *job, Py_ssize_t n_rows, real *typed) except -1:
     buffers hold a row only when some row must be gathered (strided, masked, tempered) or
     smoothed: a row of 2^31 values read in place needs no copy of itself."""
     cdef Py_ssize_t n = job.rx.n, u
+    cdef bint half = job.x_half != HALF_NONE or job.t_half != HALF_NONE
     cdef bint gathers = (not read_in_place(&job.rx, sizeof(real))
-                         or not read_in_place(&job.rt, sizeof(real)) or job.eps != 0.0)
+                         or not read_in_place(&job.rt, sizeof(real)) or job.eps != 0.0
+                         or half)
     cdef Py_ssize_t nbuf = n if n > 0 and gathers else 1
-    cdef bint lanes = in_lanes(job)
+    cdef bint lanes = in_lanes(job) and not half   # the lanes read float rows
     cdef Py_ssize_t units = (n_rows + LANE_CHUNK - 1) // LANE_CHUNK if lanes else n_rows
     cdef int nt = threads_for(n_rows, n)
     cdef int failed = 0
     cdef int *failed_p = &failed
     cdef real *buf = NULL
     cdef int threads = configured_threads()
-    if splits_rows(job, n_rows, threads):
+    if splits_rows(job, n_rows, threads) and not half:
         if threads > MAX_ROW_PARTS:
             threads = MAX_ROW_PARTS
         buf = <real *>malloc(nbuf * sizeof(real))

@@ -158,6 +158,8 @@ cdef bint read_logits(Call *c, object x, object axis):
         return False
     if not np.PyArray_ISNOTSWAPPED(a) or not np.PyArray_ISALIGNED(a):
         return False
+    c.log_base, c.reduction, c.eps, c.tol, c.beta = 1.0, RED_NONE, 0.0, 1.0, 0.5
+    c.weight, c.labels, c.has_ignore, c.ignored = NULL, NULL, False, 0
     c.nd = np.PyArray_NDIM(a)
     if c.nd == 0 or c.nd > MAX_DIMS or not -c.nd <= axis < c.nd:
         return False
@@ -819,6 +821,7 @@ def binary_cross_entropy(logits, target, *, weight=None, pos_weight=None,
     cdef const char *xp
     cdef const char *yp
     cdef int red
+    c.log_base = 1.0
     # One contiguous array of each, small enough that the rules' path sums it in one
     # buffered chunk (sequentially, as here): the same bits.
     if _front_on and weight is None and pos_weight is None and type(logits) is np.ndarray \

@@ -13,6 +13,7 @@ log S = log1p((at_max - 1) + rest), lse = M + log S, and
 "No distribution": the row has no finite value (all -inf, all masked, or C == 0).
 """
 import math
+from fractions import Fraction
 
 import numpy as np
 
@@ -25,14 +26,35 @@ _NAN = math.nan
 # ------------------------------------------------------------------- float helpers
 
 def _fsum(values):
-    """math.fsum (one rounding), but nan for +inf + -inf and the IEEE sum on overflow."""
+    """The exact sum of the values rounded once, as IEEE arithmetic with unbounded range
+    would give it: nan for a NaN or +inf + -inf, ±inf when an infinity is present or the
+    exact sum of the finite values is past the float range.
+
+    math.fsum gives this, except that it raises OverflowError when a partial sum of finite
+    values overflows even though the total does not (DBL_MAX + DBL_MAX - DBL_MAX): then the
+    finite values are summed exactly as fractions (every float is a dyadic rational) and
+    rounded once."""
     values = list(values)
     try:
         return math.fsum(values)
     except ValueError:  # +inf and -inf both present
         return _NAN
-    except OverflowError:  # finite terms whose exact sum is past the float range
-        return sum(values)
+    except OverflowError:  # an intermediate partial sum of finite terms overflowed
+        return _exact_sum(values)
+
+
+def _exact_sum(values):
+    """Σ values with no intermediate rounding or overflow (see _fsum)."""
+    if any(math.isnan(v) for v in values):
+        return _NAN
+    infinities = {v for v in values if math.isinf(v)}
+    if infinities:
+        return _NAN if len(infinities) == 2 else infinities.pop()
+    total = sum((Fraction(v) for v in values), Fraction(0))
+    try:
+        return float(total)  # int / int true division: correctly rounded
+    except OverflowError:
+        return _INF if total > 0 else -_INF
 
 
 def _log(p):
@@ -214,7 +236,12 @@ def _reverse_kl(x_row, parts, log_p):
             continue
         q = _q(x_c, parts)
         ratio = _log_ratio_q_p(x_c, parts, log_p[c])
-        terms.append(_INF if q == 0 and ratio == _INF else q * ratio)
+        if q == 0:
+            # q_c underflowed: its term is +inf where p_c == 0 too, else below
+            # 745·e^-745 in size (|q log q| falls with q), and 0 rather than 0·(-inf)
+            terms.append(_INF if ratio == _INF else 0.0)
+        else:
+            terms.append(q * ratio)
     return _clamp_nonnegative(_fsum(terms))
 
 
@@ -422,14 +449,20 @@ def _soft_grad(row, parts, a, scale):
 
 def _reverse_kl_grad(row, parts, log_p, kl, scale):
     """scale · q_c ((log q_c - log p_c) - KL) for KL(q ‖ p), 0 where q_c == 0 (x_c = -inf);
-    all nan when KL is nan."""
+    all nan when KL is nan. When KL is +inf, (log q_c - log p_c) - KL is taken in IEEE
+    arithmetic from the rounded log-ratio (-inf, or nan where the log-ratio is +inf too):
+    the exact sum of the addends would turn a log-ratio that overflows into a finite one."""
     if math.isnan(kl):
         return [_NAN] * len(row)
     grad = []
     for c, x_c in enumerate(row):
         q = _q(x_c, parts)
-        grad.append(scale * (q * _log_ratio_q_p(x_c, parts, log_p[c], (kl,))) if q != 0
-                    else 0.0)
+        if q == 0:
+            grad.append(0.0)
+        elif kl == _INF:
+            grad.append(scale * (q * (_log_ratio_q_p(x_c, parts, log_p[c]) - kl)))
+        else:
+            grad.append(scale * (q * _log_ratio_q_p(x_c, parts, log_p[c], (kl,))))
     return grad
 
 
@@ -535,7 +568,9 @@ def _js_terms(row, parts, p, log_p, beta):
 
         log p - log m = -log1p((1-β)·expm1(d)),   log q - log m = -log1p(β·expm1(-d))
 
-    p_c > 0 is decided as log p_c > -inf, q_c > 0 as x_c > -inf; terms without mass are 0."""
+    p_c > 0 is decided as log p_c > -inf, q_c > 0 as x_c > -inf; terms without mass are 0.
+    A term whose p_c (or q_c) underflowed to 0 is 0, not 0·inf = nan: each term is
+    p·log(p/m) with p/m ≤ 1/β, so it is at most p·log(1/β) in size."""
     terms = []
     for c, x_c in enumerate(row):
         lp = _fsum(log_p[c])
@@ -544,10 +579,11 @@ def _js_terms(row, parts, p, log_p, beta):
         if not (has_p or has_q):
             continue
         d = _log_ratio_q_p(x_c, parts, log_p[c])
-        if has_p:
+        q_c = _q(x_c, parts)
+        if has_p and p[c] != 0:
             terms.append(beta * -p[c] * _log1p_c_expm1(1.0 - beta, d))
-        if has_q:
-            terms.append((1.0 - beta) * -_q(x_c, parts) * _log1p_c_expm1(beta, -d))
+        if has_q and q_c != 0:
+            terms.append((1.0 - beta) * -q_c * _log1p_c_expm1(beta, -d))
     return _fsum(terms)
 
 

@@ -1,42 +1,65 @@
 """The reference backend's entry points: each takes a Plan (divcore._rules) and runs the
 plain-Python row functions of divcore._refkernels on it, with the same results and the
 same names as the compiled core's entry points (divcore/_core.pyx)."""
+from dataclasses import replace
+
+import numpy as np
+
 from . import _refkernels as _k
+from ._rules import is_half
 
 bce_flat = _k.bce_flat
 
 
+def _widened(plan):
+    """The reference reads float rows: half-precision storage widened (exactly) to the
+    float32 the compiled core computes in."""
+    changes = {}
+    if is_half(plan.rows.dtype):
+        changes["rows"] = plan.rows.astype(np.float32)
+    if plan.target is not None and is_half(plan.target.dtype):
+        changes["target"] = plan.target.astype(np.float32)
+    return replace(plan, **changes) if changes else plan
+
+
 def lse_rows(plan):
+    plan = _widened(plan)
     return _k.lse_rows(plan.rows, plan.where, plan.temperature)
 
 
 def log_softmax_rows(plan, out, exponentiate):
+    plan = _widened(plan)
     return _k.log_softmax_rows(plan.rows, plan.where, plan.temperature, out, exponentiate)
 
 
 def ce_labels_rows(plan, want_entropy):
+    plan = _widened(plan)
     return _k.ce_labels_rows(plan.rows, plan.labels, plan.where, plan.temperature,
                              plan.weight, plan.ignore_index, plan.smoothing, want_entropy)
 
 
 def soft_rows(plan, want):
+    plan = _widened(plan)
     return _k.soft_rows(plan.rows, plan.target, plan.target_kind, plan.where,
                         plan.temperature, plan.weight, plan.smoothing, plan.reverse,
                         plan.validate, plan.tol, want)
 
 
 def entropy_rows(plan):
+    plan = _widened(plan)
     return _k.entropy_rows(plan.rows, plan.target_kind, plan.where, plan.temperature,
                            plan.tol)
 
 
 def ce_labels_grad_rows(plan, grad):
+    plan = _widened(plan)
     return _k.ce_labels_grad_rows(plan.rows, plan.labels, plan.where, plan.temperature,
                                   plan.weight, plan.ignore_index, plan.smoothing,
                                   plan.reduction, plan.log_base, grad)
 
 
 def soft_grad_rows(plan, loss, grad):
+    plan = _widened(plan)
     return _k.soft_grad_rows(plan.rows, plan.target, plan.target_kind, plan.where,
                              plan.temperature, plan.weight, plan.smoothing, plan.reverse,
                              plan.validate, plan.tol, loss, plan.reduction, plan.log_base,
@@ -44,5 +67,6 @@ def soft_grad_rows(plan, loss, grad):
 
 
 def js_rows(plan):
+    plan = _widened(plan)
     return _k.js_rows(plan.rows, plan.target, plan.target_kind, plan.where,
                       plan.temperature, plan.beta, plan.validate, plan.tol)

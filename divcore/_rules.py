@@ -88,10 +88,15 @@ def as_array(x, name):
 def _torch_to_numpy(t, name):
     if getattr(t, "device", None) is not None and t.device.type != "cpu":
         raise TypeError(f"{name}: a torch tensor on {t.device} (move it to the CPU first)")
-    t = t.detach()
+    t = t.detach().resolve_conj().resolve_neg()
     if str(t.dtype) == "torch.bfloat16":
-        t = t.float()  # numpy has no bfloat16; computed in float32 anyway
-    return t.resolve_conj().resolve_neg().numpy()
+        try:  # ml_dtypes' bfloat16: the tensor's own memory, widened row by row
+            import ml_dtypes
+            import torch
+            return t.view(torch.int16).numpy().view(ml_dtypes.bfloat16)
+        except ImportError:
+            t = t.float()  # numpy alone has no bfloat16: one float32 copy
+    return t.numpy()
 
 
 def compute_dtype(dtype, name):
@@ -111,10 +116,19 @@ def compute_dtype(dtype, name):
 
 
 def _native(a, dtype):
-    """a in the given native dtype: a view when it already is, else one conversion."""
+    """a in the given native dtype: a view when it already is, else one conversion.
+    Half-precision storage (float16, bfloat16) of a float32 computation stays as it is:
+    the compiled core widens it row by row (never a float32 copy of the array)."""
     if a.dtype == dtype and a.dtype.isnative:
         return a
+    if dtype == np.float32 and is_half(a.dtype) and a.dtype.isnative:
+        return a
     return a.astype(dtype)
+
+
+def is_half(dtype):
+    """float16 or bfloat16 (ml_dtypes' numpy dtype): half-precision storage."""
+    return dtype.itemsize == 2 and (dtype.char == "e" or dtype.name == "bfloat16")
 
 
 def sum_tolerance(sum_tol, *dtypes):

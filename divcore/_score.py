@@ -2,7 +2,8 @@
 
 Reading: .npy (memory-mapped, so a file larger than memory is read one block of rows at a
 time), .npz (one member, chosen with --key / --target-key when there are several),
-.csv (comma-separated) and .txt (whitespace-separated).
+.csv (comma-separated) and .txt (whitespace-separated); a text file may start with a row
+of column names (what pandas' to_csv writes, with or without its index column).
 
 Computing: every metric is computed per row with the library's own functions
 (`decompose` for cross-entropy, the target's entropy H(p) and KL(p || q);
@@ -12,6 +13,7 @@ single call, whatever the block size.
 """
 import math
 import os
+import re
 import sys
 import warnings
 import zipfile
@@ -85,14 +87,50 @@ def _load_npz_member(path, key):
 
 def _load_text(path, delimiter):
     try:
+        skip, columns = _text_header(path, delimiter)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # "input contained no data": reported below
-            array = np.loadtxt(path, delimiter=delimiter, dtype=np.float64, ndmin=1)
+            array = np.loadtxt(path, delimiter=delimiter, dtype=np.float64, ndmin=1,
+                               skiprows=skip, usecols=columns, encoding="utf-8-sig")
     except (ValueError, OSError, UnicodeDecodeError) as exc:
         raise ScoreError(f"{path}: not a table of numbers ({_one_line(exc)})") from None
     if array.size == 0:
         raise ScoreError(f"{path}: holds no numbers")
+    if columns is not None and array.ndim == 2 and array.shape[1] == 1:
+        array = array[:, 0]  # one named column (a pandas Series): a vector, as without names
     return array
+
+
+# pandas' to_csv names its (unnamed) index column "" and reads it back as "Unnamed: 0"
+_INDEX_NAMES = ("", "Unnamed: 0")
+
+
+def _text_header(path, delimiter):
+    """(lines to skip, columns to read or None) for a text file whose first line may be a
+    row of column names: a first line (after blank and '#' lines) with a field that is not
+    a number is a header; when its first name is empty (pandas' unnamed index, `to_csv`'s
+    default) the first column is the index and is left out. A header of numbers (pandas'
+    default column names 0, 1, ... with index=False) cannot be told from data."""
+    with open(path, encoding="utf-8-sig") as f:
+        for number, line in enumerate(f):
+            if not line.strip() or line.lstrip().startswith("#"):
+                continue
+            fields = [v.strip().strip('"') for v in
+                      (line.rstrip("\r\n").split(delimiter) if delimiter else line.split())]
+            if all(_is_number(v) for v in fields):
+                return 0, None
+            if delimiter and fields[0] in _INDEX_NAMES and len(fields) > 1:
+                return number + 1, range(1, len(fields))
+            return number + 1, None
+    return 0, None
+
+
+def _is_number(text):
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _one_line(exc):
@@ -183,8 +221,8 @@ class Progress:
 
 
 def score(logits, target, *, metrics=METRICS, axis=-1, target_type="auto", reduction="mean",
-          base=None, temperature=1.0, ignore_index=-100, validate=True, block_rows=None,
-          progress=None):
+          base=None, temperature=1.0, ignore_index=-100, validate=True, sum_tol=None,
+          block_rows=None, progress=None):
     """Per-row values and reduced values of `metrics` for logits against target.
 
     Returns (reduced, per_row): dicts keyed by metric; per_row values are float64 arrays
@@ -210,7 +248,7 @@ def score(logits, target, *, metrics=METRICS, axis=-1, target_type="auto", reduc
                          f"{logits.shape} with class axis {axis}: {what} must have shape "
                          f"{expected}{hint}")
     keywords = dict(axis=axis, target_type=target_type, temperature=temperature, base=base,
-                    validate=validate)
+                    validate=validate, sum_tol=sum_tol)
 
     per_row = {m: np.empty(lead_shape, dtype=np.float64) for m in metrics}
     kept = np.ones(lead_shape, dtype=bool)  # rows that count in the mean
@@ -270,7 +308,64 @@ def _score_block(logits, target, labels, metrics, keywords, ignore_index, per_ro
                                                       kept[rows])
     except (ValueError, TypeError, IndexError, np.exceptions.AxisError) as exc:
         start = rows.start if isinstance(rows, slice) else 0
-        raise ScoreError(_with_row_offset(_one_line(exc), start)) from None
+        message = command_line_words(_one_line(exc))
+        if isinstance(exc, ValueError) and not labels:
+            message = _target_type_hint(message, target, keywords["target_type"])
+        raise ScoreError(_with_row_offset(message, start)) from None
+
+
+# The library's keywords as `divcore score` spells them: an error message of the API that
+# gives advice in Python (target_type='logits', validate=False) is reworded for the command
+# line (--target-type logits, --no-validate). A keyword with no flag is left as it is.
+CLI_FLAGS = {"target_type": "--target-type", "axis": "--axis", "reduction": "--reduction",
+             "base": "--base", "temperature": "--temperature",
+             "ignore_index": "--ignore-index", "sum_tol": "--sum-tol"}
+CLI_SWITCHES = {"validate=False": "--no-validate"}
+_KEYWORD = re.compile(r"\b(?P<name>[a-z_]+)=(?P<value>'[^']*'|\"[^\"]*\"|[-+\w.]+)")
+
+
+def command_line_words(message):
+    """`message` with the Python keywords that have a `divcore score` flag written as that
+    flag: target_type='log_probs' -> --target-type log_probs, validate=False ->
+    --no-validate (also "target_type" quoted in double quotes, or without quotes)."""
+    def flag(match):
+        name, value = match.group("name"), match.group("value")
+        switch = CLI_SWITCHES.get(f"{name}={value}")
+        if switch:
+            return switch
+        if name in CLI_FLAGS:
+            return f"{CLI_FLAGS[name]} {value.strip(chr(39) + chr(34))}"
+        return match.group(0)
+
+    message = _KEYWORD.sub(flag, message)
+    message = re.sub(r"(?<![-\w])sum_tol\b", "--sum-tol", message)  # "a larger sum_tol"
+    # "--target-type log_probs or 'logits'": the alternatives given as bare values too
+    return _ALTERNATIVES.sub(
+        lambda m: m.group(1) + _QUOTED.sub(r"--target-type \g<v>", m.group(2)), message)
+
+
+_QUOTED = re.compile(r"(['\"])(?P<v>\w+)\1")
+_ALTERNATIVES = re.compile(r"(--target-type \w+)((?:(?:,| or|, or) (['\"])\w+\3)+)")
+
+
+def _target_type_hint(message, target, target_type):
+    """A float target with negative entries that failed the probability check is likely
+    log-probabilities or a teacher's logits: say which flag reads it as such, first (the
+    library's own message may say so already, then it is left alone)."""
+    if ("--target-type" in message or target_type not in ("auto", "probs")
+            or "probability distribution" not in message):
+        return message
+    values = np.asarray(target)
+    if values.dtype.kind != "f" or not np.any(values < 0):
+        return message
+    hint = ("; if TARGET holds log-probabilities, pass --target-type log_probs, if a "
+            "teacher's logits, --target-type logits")
+    # before the library's other advice ("(pass --no-validate to skip this check)"),
+    # which would give wrong numbers for such a target
+    where = message.find(" (", message.find("probability distribution"))
+    if where < 0:
+        return message + hint
+    return message[:where] + hint + message[where:]
 
 
 def _js_rows(logits, target, labels, keywords, kept):
@@ -299,7 +394,9 @@ def _with_row_offset(message, start):
 
 def write_per_row(path, per_row):
     """Save per-row values: .npy (one metric: its array; several: stacked on a last axis
-    in the order given), .npz (one array per metric), .csv / .txt (one column each)."""
+    in the order given), .npz (one array per metric, named after it), .csv / .txt (one
+    column each, in the order given, under a '#'-commented header of the metric names that
+    np.loadtxt skips and np.genfromtxt(names=True) reads)."""
     names = list(per_row)
     suffix = os.path.splitext(path)[1].lower()
     try:
@@ -313,7 +410,7 @@ def write_per_row(path, per_row):
             columns = np.stack([per_row[m].reshape(-1) for m in names], axis=-1)
             delimiter = "," if suffix == ".csv" else " "
             np.savetxt(path, columns, delimiter=delimiter, header=delimiter.join(names),
-                       comments="", fmt="%.17g")
+                       comments="# ", fmt="%.17g")
         else:
             raise ScoreError(f"--out {path}: unknown file type {suffix or '(no suffix)'!r} "
                              "(expected .npy, .npz, .csv or .txt)")

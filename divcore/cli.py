@@ -10,8 +10,10 @@
     divcore bench [--full ...]  a quick speed check against numpy / SciPy / PyTorch
     divcore --version           the version and the live backend
 
-Errors in the user's files or options are one line on stderr and exit status 1 (2 for a
-command line argparse cannot read), never a traceback.
+Errors are one line on stderr, never a traceback: exit status 1 for a file that is
+missing or malformed and for a bad option value (--temperature abc, --reduction avg,
+--base 1), 2 for a command line that cannot be read (an unknown option, a missing
+argument).
 """
 import argparse
 import importlib
@@ -20,6 +22,7 @@ import math
 import os
 import subprocess
 import sys
+import textwrap
 
 import numpy as np
 
@@ -180,13 +183,31 @@ def _parse_metrics(values):
     return tuple(chosen)
 
 
+SCORE_EPILOG = """\
+output: the metrics in the order cross_entropy, entropy, kl_divergence, js_divergence
+(those chosen with --metric). --json prints strict JSON: a value that is NaN or +-inf
+(no JSON number) is written as null. --out FILE writes one value per row and metric:
+.npz one array per metric, named after it; .csv/.txt one column per metric in that order,
+under a header line "# cross_entropy,entropy,..." (np.loadtxt skips it,
+np.genfromtxt(FILE, names=True, delimiter=",") reads the names); .npy one metric: the
+per-row array, several: stacked on a last axis in that order.
+
+errors: one line on stderr. Exit status 1 for a missing or malformed file and for a bad
+option value; 2 for a command line that cannot be read (unknown option, missing file
+argument)."""
+
+
 def _add_score_parser(commands):
     p = commands.add_parser(
         "score", help="losses of logits in a file against a target in a file",
-        description="Cross-entropy H(p,q), the target's entropy H(p), KL(p||q) and JS of "
-                    "the logits in LOGITS against the target in TARGET. Files: .npy "
-                    "(memory-mapped and read in blocks of rows when large), .npz (with "
-                    "--key / --target-key), .csv, .txt.")
+        description=textwrap.fill(
+            "Cross-entropy H(p,q), the target's entropy H(p), KL(p||q) and JS of the logits "
+            "in LOGITS against the target in TARGET. Files: .npy (memory-mapped and read in "
+            "blocks of rows when large), .npz (with --key / --target-key), .csv, .txt (a "
+            "first row of column names, as pandas writes it, is skipped; so is pandas' "
+            "index column).", 88),
+        # the description and the epilog are printed as laid out here
+        epilog=SCORE_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("logits", help="the model's raw scores (class axis: --axis)")
     p.add_argument("target", help="labels, probabilities, log-probabilities or logits")
     p.add_argument("--key", help="the logits' array name in an .npz file")
@@ -211,10 +232,16 @@ def _add_score_parser(commands):
                         "(default -100)")
     p.add_argument("--no-validate", dest="validate", action="store_false",
                    help="do not check that a probability target's rows are distributions")
+    p.add_argument("--sum-tol", type=float, default=None, metavar="TOL",
+                   help="how far a probability row's sum may be from 1 (default: max(sqrt "
+                        "of the dtype's eps, 1e-4), which accepts probabilities stored with "
+                        "6 decimals)")
     p.add_argument("--json", action="store_true",
-                   help='print JSON, one key per metric: {"cross_entropy": 1.23, ...}')
+                   help='print strict JSON, one key per metric: {"cross_entropy": 1.23, '
+                        '...}; NaN and +-inf are null')
     p.add_argument("--out", metavar="FILE",
-                   help="write the per-row values (.npy, .npz, .csv or .txt)")
+                   help="write the per-row values (.npy, .npz, .csv or .txt; columns in "
+                        "the metric order above, see below)")
     p.add_argument("--block-rows", type=int, metavar="N",
                    help="rows per block (default: about 64 MiB of logits per block for a "
                         "large .npy file, else one block; also DIVCORE_SCORE_BLOCK_ROWS)")
@@ -229,6 +256,8 @@ def score_command(args):
         if not (args.temperature > 0 and math.isfinite(args.temperature)):
             raise _score.ScoreError(f"--temperature must be a finite number > 0, got "
                                     f"{args.temperature}")
+        if args.sum_tol is not None and not args.sum_tol >= 0:
+            raise _score.ScoreError(f"--sum-tol must be a number >= 0, got {args.sum_tol}")
         logits = _score.load_array(args.logits, args.key, "logits")
         target = _score.load_array(args.target, args.target_key, "target")
         target_type = _score.resolve_target_type(
@@ -238,7 +267,7 @@ def score_command(args):
         reduced, per_row = _score.score(
             logits, target, metrics=metrics, axis=args.axis, target_type=target_type,
             reduction=args.reduction, base=args.base, temperature=args.temperature,
-            ignore_index=args.ignore_index, validate=args.validate,
+            ignore_index=args.ignore_index, validate=args.validate, sum_tol=args.sum_tol,
             block_rows=args.block_rows)
         if args.out:
             _score.write_per_row(args.out, per_row)
@@ -247,18 +276,22 @@ def score_command(args):
     except MemoryError:
         return _error("score", "out of memory (try a smaller --block-rows)")
     if args.json:
-        print(json.dumps({m: _json_value(v) for m, v in reduced.items()}))
+        print(json.dumps({m: _json_value(v) for m, v in reduced.items()}, allow_nan=False))
     else:
         _print_score_table(args, logits, target, target_type, reduced, per_row)
     return 0
 
 
 def _json_value(value):
-    """A float, or nested lists for reduction='none'. nan and inf are written as JSON's
-    NaN / Infinity (what Python's json module reads back)."""
+    """A float, or nested lists for reduction='none'; None (JSON null) for nan and ±inf,
+    which strict JSON has no number for (json.dumps would write NaN / Infinity, which
+    JSON parsers other than Python's reject)."""
     if isinstance(value, np.ndarray):
-        return value.tolist()
-    return float(value)
+        return _json_value(value.tolist())
+    if isinstance(value, list):
+        return [_json_value(v) for v in value]
+    value = float(value)
+    return value if math.isfinite(value) else None
 
 
 def _print_score_table(args, logits, target, target_type, reduced, per_row):
@@ -353,14 +386,26 @@ def _error(command, message):
     return 1
 
 
+class _OneLineParser(argparse.ArgumentParser):
+    """argparse, with its errors as one line (no usage block): exit status 1 for a bad
+    option value (an invalid number or choice), 2 for a command line it cannot read."""
+
+    def error(self, message):
+        # argparse words a bad value "argument --x: invalid ..." (or our type function's
+        # message), and a missing one "argument --x: expected one argument"
+        bad_value = message.startswith("argument -") and ": expected " not in message
+        self.exit(1 if bad_value else 2,
+                  f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser():
-    parser = argparse.ArgumentParser(
+    parser = _OneLineParser(
         prog="divcore",
         description="Cross-entropy, KL divergence and entropy on raw logits. "
                     "With no command: the demo.")
     parser.add_argument("--version", action="version",
                         version=f"divcore {divcore.__version__} ({divcore.backend()} backend)")
-    commands = parser.add_subparsers(dest="command",
+    commands = parser.add_subparsers(dest="command", parser_class=_OneLineParser,
                                      metavar="{demo,score,selfcheck,bench}")
     demo_parser = commands.add_parser(
         "demo", help="H(p,q) = H(p) + KL(p||q), gradients, forward vs reverse KL (default)")

@@ -15,8 +15,11 @@ the numpy function of the same name and returns a lazy dask array (call `.comput
 
 Argument errors (a bad keyword, a target of the wrong shape) are raised when the function
 is called; errors that depend on the data (a label out of range, a probability row that
-does not sum to 1) are raised by `.compute()`, and then name the row counted from the
-start of its chunk.
+does not sum to 1) are raised by `.compute()`, and then name the row counted over the
+whole array (the leading axes flattened in C order, as the numpy API counts them), or
+within its chunk when the chunk sizes are unknown. A target, mask or weight cannot be
+matched to logits whose chunk sizes are unknown (after boolean indexing), or the other
+way round: that is refused at the call, saying to call `compute_chunk_sizes()` first.
 
 Examples
 --------
@@ -33,6 +36,7 @@ dependency of divcore.
 from __future__ import annotations
 
 import math
+import re
 from typing import Any, Callable, Literal, Optional
 
 import dask.array as da
@@ -70,7 +74,7 @@ class _Rows:
 
     def like_logits(self, value: Any, name: str) -> da.Array:
         """A soft target of the logits' shape, chunked like them."""
-        a = da.asarray(value)
+        a = _known_chunks(da.asarray(value), name, self.x)
         if a.shape != self.x.shape:
             raise ValueError(f"{name}: shape {a.shape} does not match the logits' shape "
                              f"{self.x.shape}")
@@ -78,7 +82,7 @@ class _Rows:
 
     def like_rows(self, value: Any, name: str) -> da.Array:
         """Labels of the logits' shape without the class axis, chunked like the rows."""
-        a = da.asarray(value)
+        a = _known_chunks(da.asarray(value), name, self.x)
         if a.shape != self.lead_shape:
             raise ValueError(f"{name}: labels of shape {a.shape} do not match the logits' "
                              f"shape {self.x.shape} without the class axis {self.axis} "
@@ -89,7 +93,7 @@ class _Rows:
         """`where` broadcast to the logits' shape and chunks."""
         if where is None:
             return None
-        w = da.asarray(where)
+        w = _known_chunks(da.asarray(where), "where", self.x)
         try:
             shape = np.broadcast_shapes(w.shape, self.x.shape)
         except ValueError:
@@ -98,6 +102,51 @@ class _Rows:
             raise ValueError(f"where: shape {w.shape} does not broadcast to the input's "
                              f"shape {self.x.shape}")
         return da.broadcast_to(w, self.x.shape).rechunk(self.x.chunks)
+
+    def first_rows(self) -> da.Array:
+        """Per chunk of rows, the global row number (leading axes flattened in C order) of
+        its first row, broadcast over the chunk's rows (no memory): the chunk's offset."""
+        lead_shape = self.lead_shape
+
+        def offsets(block_info=None):
+            info = block_info[None]
+            start = tuple(lo for lo, _ in info["array-location"])
+            first = np.ravel_multi_index(start, lead_shape) if all(lead_shape) else 0
+            return np.broadcast_to(np.int64(first), info["chunk-shape"])
+
+        return da.map_blocks(offsets, chunks=self.lead_chunks, dtype=np.int64,
+                             meta=np.empty((0,) * len(lead_shape), dtype=np.int64))
+
+
+def _known_chunks(a: da.Array, name: str, logits: da.Array) -> da.Array:
+    """`a` (to be matched to `logits`) if both have known chunk sizes; else ValueError
+    saying how to learn them (a shape of nan cannot be compared)."""
+    for what, array in ((name, a), ("logits", logits)):
+        if any(math.isnan(n) for n in array.shape):
+            raise ValueError(f"{what}: the chunk sizes of this dask array are unknown "
+                             f"(shape {array.shape}), as after boolean indexing, so "
+                             f"{name} cannot be matched to the logits; call "
+                             f"{what}.compute_chunk_sizes() first")
+    return a
+
+
+_ROW = re.compile(r"\brow (\d+)\b")
+
+
+def _at_global_row(exc: Exception, first: np.ndarray, lead_shape: tuple) -> Exception:
+    """`exc` (raised for one chunk, naming "row r" counted in the chunk) naming the row
+    counted over the whole array instead; `first` is the chunk's first_rows() block."""
+    message = str(exc)
+    match = _ROW.search(message)
+    if match is None or first.size == 0 or not lead_shape:
+        return exc
+    local = np.unravel_index(int(match.group(1)), first.shape)
+    start = np.unravel_index(int(first.flat[0]), lead_shape)
+    row = int(np.ravel_multi_index(tuple(s + i for s, i in zip(start, local)), lead_shape))
+    try:
+        return type(exc)(message[:match.start(1)] + str(row) + message[match.end(1):])
+    except TypeError:  # an exception type with another constructor: leave it
+        return exc
 
 
 def _stand_in(rows: _Rows, dtype: np.dtype, full: bool = True) -> np.ndarray:
@@ -110,14 +159,27 @@ def _stand_in(rows: _Rows, dtype: np.dtype, full: bool = True) -> np.ndarray:
 
 def _per_row(fn: Callable, rows: _Rows, operands: list, out_dtype: np.dtype) -> da.Array:
     """`fn(*blocks)` on every chunk of rows: one value per row, lazily. `operands` are
-    (array or None, 'full' | 'rows') pairs; None is passed through as None."""
+    (array or None, 'full' | 'rows') pairs; None is passed through as None. An error that
+    names a row of the chunk is raised naming that row in the whole array."""
     args: list = []
     for a, kind in operands:
         if a is None:
             args += [None, None]
         else:
             args += [a, rows.full if kind == "full" else rows.rows]
-    return da.blockwise(fn, rows.rows, *args, dtype=out_dtype, concatenate=True)
+    lead_shape = rows.lead_shape
+    if any(math.isnan(n) for c in rows.lead_chunks for n in c):  # offsets unknown
+        return da.blockwise(fn, rows.rows, *args, dtype=out_dtype, concatenate=True)
+
+    def located(*blocks):
+        *data, first = blocks
+        try:
+            return fn(*data)
+        except (IndexError, ValueError) as exc:
+            raise _at_global_row(exc, first, lead_shape) from None
+
+    return da.blockwise(located, rows.rows, *args, rows.first_rows(), rows.rows,
+                        dtype=out_dtype, concatenate=True)
 
 
 def _mean_of(total: np.ndarray, denom: np.ndarray, dtype: np.dtype) -> np.ndarray:
@@ -403,14 +465,14 @@ def binary_cross_entropy(logits: Any, target: Any, *, weight: Any = None,
     0.693147
     """
     x = da.asarray(logits)
-    y = da.asarray(target)
+    y = _known_chunks(da.asarray(target), "target", x)
     if y.shape != x.shape:
         raise ValueError(f"target: shape {y.shape} does not match the logits' shape "
                          f"{x.shape}")
     operands = {"weight": weight, "pos_weight": pos_weight}
     for name, value in operands.items():
         if value is not None:
-            a = da.asarray(value)
+            a = _known_chunks(da.asarray(value), name, x)
             try:
                 ok = np.broadcast_shapes(a.shape, x.shape) == x.shape
             except ValueError:

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 import divcore
+import divcore.reference
 from divcore import _kl_fit, _score, cli
 
 special = pytest.importorskip("scipy.special")
@@ -217,11 +218,19 @@ def test_score_out_writes_per_row_values(tmp_path, capsys, rng, suffix):
         assert stacked.shape == (len(logits), len(names))
         got = {m: stacked[:, i] for i, m in enumerate(names)}
     else:
+        delimiter = "," if suffix == "csv" else None
         with open(out) as f:
-            header = f.readline().strip()
-        assert header.replace(" ", ",").split(",") == names
-        table = np.loadtxt(out, delimiter="," if suffix == "csv" else None, skiprows=1)
+            header = f.readline()
+        assert header.startswith("# ")
+        assert header[2:].strip().replace(" ", ",").split(",") == names
+        # the header is a comment: np.loadtxt reads the numbers as they are, and
+        # np.genfromtxt(names=True) the named columns
+        table = np.loadtxt(out, delimiter=delimiter)
         got = {m: table[:, i] for i, m in enumerate(names)}
+        named = np.genfromtxt(out, names=True, delimiter=delimiter)
+        assert list(named.dtype.names) == names
+        for m in names:
+            np.testing.assert_array_equal(named[m], got[m])
     for m in names:
         np.testing.assert_allclose(got[m], rows[m], rtol=1e-10, atol=1e-13, err_msg=m)
 
@@ -410,6 +419,164 @@ def test_errors_in_a_process_have_no_traceback(tmp_path, good_files):
     assert usage.returncode == 2 and "Traceback" not in usage.stderr
 
 
+# ------------------------------------------------ issue 12: headers, JSON, options, hints
+
+def _pandas_csv(array, columns=None, index=True):
+    """`array` as pandas' DataFrame.to_csv (or Series.to_csv) writes it: a header row of
+    column names (default 0, 1, ...), with the index column first (its name empty)."""
+    array = np.asarray(array)
+    table = array.reshape(len(array), -1)
+    names = [str(c) for c in (columns if columns is not None else range(table.shape[1]))]
+    lines = [",".join(([""] if index else []) + names)]
+    for i, row in enumerate(table):
+        values = [repr(float(v)) if array.dtype.kind == "f" else str(int(v)) for v in row]
+        lines.append(",".join(([str(i)] if index else []) + values))
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.parametrize("kind", ["labels", "probs"])
+@pytest.mark.parametrize("index", [True, False], ids=["with_index", "no_index"])
+def test_score_reads_csv_with_a_header_row(tmp_path, capsys, rng, kind, index):
+    logits, target = make_problem(rng, kind, shape=(12, 4))
+    lpath = tmp_path / "logits.csv"
+    lpath.write_text(_pandas_csv(logits, columns=list("abcd"), index=index))
+    tpath = tmp_path / "target.csv"
+    # labels: a named Series; probabilities: a DataFrame with named columns
+    tpath.write_text(_pandas_csv(target, columns=["label"] if kind == "labels"
+                                 else ["p0", "p1", "p2", "p3"], index=index))
+    got = run_json(capsys, ["score", str(lpath), str(tpath)])
+    want = oracle_reduced(*oracle(logits, target, kind), "mean")
+    for m in want:
+        assert got[m] == pytest.approx(want[m], rel=1e-12, abs=1e-14), m
+
+
+def test_score_csv_header_and_comments_before_it(tmp_path, capsys, rng):
+    logits, target = make_problem(rng, "labels", shape=(6, 3))
+    lpath = tmp_path / "logits.csv"
+    lpath.write_text("# written by hand\n\n" + _pandas_csv(logits, columns=["x", "y", "z"],
+                                                           index=False))
+    tpath = tmp_path / "labels.npy"
+    np.save(tpath, target)
+    got = run_json(capsys, ["score", str(lpath), str(tpath)])
+    want = oracle_reduced(*oracle(logits, target, "labels"), "mean")
+    assert got["cross_entropy"] == pytest.approx(want["cross_entropy"], rel=1e-12)
+
+
+def test_score_json_is_strict_with_null_for_nan(tmp_path, capsys, rng):
+    logits, target = make_problem(rng, "labels", shape=(5, 3))
+    logits[2, 1] = np.nan  # row 2 has no value: nan, and so has the mean
+    target[:] = np.abs(target) % 3
+    lpath, _ = save(tmp_path, "logits", logits, "npy")
+    tpath, _ = save(tmp_path, "target", target, "npy")
+
+    def strict(text):
+        def refuse(constant):
+            raise AssertionError(f"not strict JSON: {constant}")
+        return json.loads(text, parse_constant=refuse)
+
+    for reduction in ("mean", "none"):
+        status, out, err = run_main(capsys, ["score", lpath, tpath, "--json",
+                                             "--reduction", reduction])
+        assert status == 0, err
+        got = strict(out)
+        if reduction == "mean":
+            assert all(got[m] is None for m in ("cross_entropy", "kl_divergence"))
+            continue
+        rows, _ = oracle(logits, target, "labels")
+        for m, values in got.items():
+            # H(p) of a label is 0 whatever the logits; the others are nan there
+            assert values[2] is None if m != "entropy" else values[2] == 0.0
+            others = [v for i, v in enumerate(values) if i != 2]
+            np.testing.assert_allclose(others, np.delete(rows[m], 2), rtol=1e-12, atol=1e-14)
+
+
+def test_score_json_infinity_is_null(tmp_path, capsys):
+    # target mass on a -inf logit: cross-entropy +inf
+    lpath = tmp_path / "logits.npy"
+    np.save(lpath, np.array([[0.0, -np.inf, 1.0]]))
+    tpath = tmp_path / "target.npy"
+    np.save(tpath, np.array([[0.25, 0.5, 0.25]]))
+    status, out, err = run_main(capsys, ["score", str(lpath), str(tpath), "--json"])
+    assert status == 0, err
+    assert json.loads(out)["cross_entropy"] is None
+    assert "Infinity" not in out and "NaN" not in out
+
+
+def run_argv(capsys, argv):
+    """cli.main(argv) whether it returns a status or argparse exits."""
+    try:
+        status = cli.main(argv)
+    except SystemExit as exc:
+        status = exc.code
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+@pytest.mark.parametrize("option", [
+    ["--temperature", "abc"], ["--temperature", "0"], ["--temperature", "nan"],
+    ["--reduction", "avg"], ["--base", "1"], ["--base", "x"], ["--base", "-2"],
+    ["--axis", "x"], ["--axis", "3"], ["--ignore-index", "1.5"], ["--metric", "bogus"],
+    ["--target-type", "prob"], ["--block-rows", "0"], ["--block-rows", "many"],
+])
+def test_bad_option_values_are_one_line_with_status_1(capsys, good_files, option):
+    logits, target = good_files
+    status, out, err = run_argv(capsys, ["score", logits, target, *option])
+    assert status == 1, (status, err)
+    assert out == "" and err.count("\n") == 1, err
+    assert err.startswith("divcore score: error: ") and "Traceback" not in err, err
+
+
+@pytest.mark.parametrize("argv", [
+    ["score"], ["score", "only_logits.npy"], ["score", "a.npy", "b.npy", "--bogus"],
+    ["score", "a.npy", "b.npy", "--axis"], ["bogus"],
+])
+def test_unreadable_command_lines_are_one_line_with_status_2(capsys, argv):
+    status, out, err = run_argv(capsys, argv)
+    assert status == 2 and out == "" and err.count("\n") == 1, (status, err)
+    assert err.startswith("divcore") and "error: " in err and "--help" in err
+
+
+def test_negative_float_target_error_names_the_cli_flags(tmp_path, rng):
+    # log-probabilities given without --target-type: the error must give the command
+    # line's flags, not the library's keywords, and the target type before --no-validate
+    logits, target = make_problem(rng, "log_probs", shape=(8, 5))
+    lpath, _ = save(tmp_path, "logits", logits, "npy")
+    tpath, _ = save(tmp_path, "target", target, "npy")
+    result = run_module("score", lpath, tpath)
+    err = result.stderr
+    assert result.returncode == 1 and err.count("\n") == 1, err
+    assert "--target-type log_probs" in err and "--target-type logits" in err, err
+    assert "target_type" not in err and "validate=" not in err, err
+    if "--no-validate" in err:
+        assert err.index("--target-type log_probs") < err.index("--no-validate"), err
+    # and the advice gives the right numbers
+    done = run_module("score", lpath, tpath, "--target-type", "log_probs", "--json")
+    assert done.returncode == 0, done.stderr
+    want = oracle_reduced(*oracle(logits, target, "log_probs"), "mean")
+    got = json.loads(done.stdout)
+    for m in want:
+        assert got[m] == pytest.approx(want[m], rel=1e-12, abs=1e-14), m
+
+
+@pytest.mark.parametrize("message, want", [
+    ("it has a negative or NaN entry (pass validate=False to skip this check)",
+     "it has a negative or NaN entry (pass --no-validate to skip this check)"),
+    ("pass target_type='log_probs' or 'logits' first; validate=False skips the check",
+     "pass --target-type log_probs or --target-type logits first; --no-validate skips the "
+     "check"),
+    ('target_type="log_probs", "logits" or validate=False',
+     "--target-type log_probs, --target-type logits or --no-validate"),
+    ("use target_type=logits with temperature=2.0 and axis=0",
+     "use --target-type logits with --temperature 2.0 and --axis 0"),
+    ("ignore_index=-100 and reduction='none'", "--ignore-index -100 and --reduction none"),
+    ("weight=None has no flag; label_smoothing=0.1 neither",
+     "weight=None has no flag; label_smoothing=0.1 neither"),
+    ("sums to 0.99 (|sum - 1| > 1.5e-08)", "sums to 0.99 (|sum - 1| > 1.5e-08)"),
+])
+def test_command_line_words(message, want):
+    assert _score.command_line_words(message) == want
+
+
 # --------------------------------------------------------------------------- demo
 
 def test_demo_is_the_default_and_passes(capsys):
@@ -527,3 +694,44 @@ def test_full_benchmark_path_in_a_checkout():
     if os.path.dirname(os.path.dirname(os.path.abspath(divcore.__file__))) != REPO:
         pytest.skip("divcore is imported from an installed copy")
     assert cli.full_benchmark_path() == os.path.join(REPO, "benchmarks", "bench.py")
+
+
+def test_score_help_states_the_output_order_and_null(capsys, tmp_path, rng):
+    status, out, _ = run_argv(capsys, ["score", "--help"])
+    assert status == 0
+    text = " ".join(out.split())
+    # the order --help states is the order of the --out columns
+    logits, target = make_problem(rng, "labels", shape=(4, 3))
+    lpath, _ = save(tmp_path, "logits", logits, "npy")
+    tpath, _ = save(tmp_path, "target", target, "npy")
+    out_path = tmp_path / "rows.csv"
+    assert cli.main(["score", lpath, tpath, "--out", str(out_path)]) == 0
+    capsys.readouterr()
+    names = np.genfromtxt(out_path, names=True, delimiter=",").dtype.names
+    assert "order " + ", ".join(names) in text
+    assert "null" in text and "exit status 1" in text.lower()
+
+
+def test_score_stored_probabilities_and_sum_tol(capsys, tmp_path):
+    """Probabilities written with 6 decimals pass by default (issue 12 item 4); --sum-tol
+    tightens or widens the check, and the error names the flag, not the keyword."""
+    rng = np.random.default_rng(5)
+    logits = rng.standard_normal((20, 300))
+    p = rng.random((20, 300))
+    p = p / p.sum(axis=1, keepdims=True)
+    lpath, tpath = str(tmp_path / "logits.npy"), str(tmp_path / "target.csv")
+    np.save(lpath, logits)
+    np.savetxt(tpath, p, fmt="%.6f", delimiter=",")
+    stored = np.loadtxt(tpath, delimiter=",")
+    got = run_json(capsys, ["score", lpath, tpath, "--metric", "cross_entropy"])
+    want = float(divcore.reference.cross_entropy(logits, stored, validate=False))
+    assert abs(got["cross_entropy"] - want) <= 1e-12 * abs(want)
+    status, out, err = run_main(capsys, ["score", lpath, tpath, "--sum-tol", "1e-12"])
+    assert status == 1 and "--sum-tol" in err and "sum_tol" not in err.replace("--sum-tol", "")
+    p[3] *= 1.01  # a row summing to 1.01: refused by default, accepted when asked
+    np.savetxt(tpath, p, fmt="%.6f", delimiter=",")
+    status, out, err = run_main(capsys, ["score", lpath, tpath])
+    assert status == 1 and "row 3" in err
+    assert run_main(capsys, ["score", lpath, tpath, "--sum-tol", "0.02"])[0] == 0
+    status, out, err = run_main(capsys, ["score", lpath, tpath, "--sum-tol", "-1"])
+    assert status == 1 and "--sum-tol" in err

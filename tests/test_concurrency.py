@@ -9,7 +9,6 @@ twice as fast. The GIL check counts the work a pure-Python thread gets done *dur
 large call instead; the wall-clock ratio of 2 threads to 1 is printed (pytest -s) only.
 """
 import os
-import sys
 import threading
 import time
 
@@ -128,7 +127,7 @@ def test_errors_in_some_threads_do_not_disturb_the_others():
     assert seen == {"index": 120, "value": 120, "ok": 120}
 
 
-def test_large_calls_release_the_gil(restore_threads):
+def test_large_calls_release_the_gil(restore_threads, report):
     """While one thread is inside a large call, a pure-Python thread keeps counting.
 
     Holding the GIL for the call would let the counter move by at most one switch
@@ -166,13 +165,14 @@ def test_large_calls_release_the_gil(restore_threads):
     progress = count[0] - c0
     stop.set()
     th.join()
-    sys.stderr.write(f"\nGIL: counter ran at {progress / during / rate:.0%} of its free rate "
-                     f"during {during * 1e3:.0f} ms of divcore calls\n")
+    report(f"GIL: counter ran at {progress / during / rate:.0%} of its free rate during "
+           f"{during * 1e3:.0f} ms of divcore calls")
     assert progress > 0.2 * rate * during, (progress, rate, during)
 
 
-def test_two_threads_wall_clock_is_reported(restore_threads, capsys):
-    """Not a timed assertion: prints the wall time of 2 calls on 2 threads vs 1 thread."""
+def test_two_threads_wall_clock_is_reported(restore_threads, report):
+    """Not a timed assertion: reports the wall time of 2 calls on 2 threads vs 1 thread (in
+    the summary at the end of the run, not between the dots)."""
     divcore.set_num_threads(1)
     x, y, _, _ = _inputs(512, 4096, seed=4)
     reps = 10
@@ -189,9 +189,8 @@ def test_two_threads_wall_clock_is_reported(restore_threads, capsys):
     t0 = time.perf_counter()
     assert _run_threads(2, lambda k: batch()) == []
     two = time.perf_counter() - t0
-    with capsys.disabled():
-        print(f"\nGIL release: 2 batches serially {one * 1e3:.0f} ms, on 2 Python threads "
-              f"{two * 1e3:.0f} ms (speed-up {one / two:.2f}x on {os.cpu_count()} CPUs)")
+    report(f"GIL release: 2 batches serially {one * 1e3:.0f} ms, on 2 Python threads "
+           f"{two * 1e3:.0f} ms (speed-up {one / two:.2f}x on {os.cpu_count()} CPUs)")
 
 
 def _os_threads():
@@ -201,7 +200,8 @@ def _os_threads():
         return None
 
 
-def test_openmp_inside_python_threads_finishes_and_threads_are_reused(restore_threads):
+def test_openmp_inside_python_threads_finishes_and_threads_are_reused(restore_threads,
+                                                                     report):
     if not divcore._kernels.has_openmp():
         pytest.skip("built without OpenMP")
     divcore.set_num_threads(2)
@@ -227,5 +227,5 @@ def test_openmp_inside_python_threads_finishes_and_threads_are_reused(restore_th
         assert peak[0] <= before + 8 * 2 + 2, (before, peak[0])
         assert peak[0] <= first_peak + 2, (first_peak, peak[0])
         assert after <= before + 2 * 8, (before, after)
-        sys.stderr.write(f"\nOS threads: {before} before, peak {peak[0]} with 8 Python "
-                         f"threads x 2 OpenMP threads, {after} after\n")
+        report(f"OS threads: {before} before, peak {peak[0]} with 8 Python threads x 2 "
+               f"OpenMP threads, {after} after")

@@ -147,7 +147,7 @@ def test_errors(client, rng):
     bad = np.zeros(8, np.int64)
     bad[6] = 3
     lazy = dcd.cross_entropy(x, chunked(bad, 4))  # data errors surface at compute time
-    with pytest.raises(IndexError, match="label 3 at row 2"):
+    with pytest.raises(IndexError, match="label 3 at row 6 "):  # counted over all rows
         lazy.compute()
     p = np.full((8, 3), 0.5)
     with pytest.raises(ValueError, match="not a probability distribution"):
@@ -164,3 +164,62 @@ def test_process_workers_smoke():
         with distributed.Client(cluster):
             got = dcd.cross_entropy(chunked(x, 16), chunked(y, 16)).compute()
     np.testing.assert_allclose(got, divcore.cross_entropy(x, y), rtol=1e-6)
+
+
+# ------------------------------------------------------------- issue 12, item 10
+
+def test_unknown_chunk_sizes_say_to_compute_them(client, rng):
+    rows = rng.standard_normal((12, 4))
+    labels = rng.integers(0, 4, 12)
+    x, y = chunked(rows, (5, 4)), chunked(labels, 5)
+    keep = x[:, 0] > 0
+    kx, ky = x[keep], y[keep]  # boolean indexing: chunk sizes unknown (nan)
+    for call in (lambda: dcd.cross_entropy(kx, ky), lambda: dcd.cross_entropy(x, ky),
+                 lambda: dcd.kl_divergence(kx, divcore.softmax(rows)),
+                 lambda: dcd.entropy(kx, where=kx > 0),
+                 lambda: dcd.binary_cross_entropy(kx, kx)):
+        with pytest.raises(ValueError, match=r"compute_chunk_sizes\(\)") as info:
+            call()
+        assert "(expected (nan" not in str(info.value)
+    # and the advice works
+    kx.compute_chunk_sizes()
+    ky.compute_chunk_sizes()
+    want = divcore.cross_entropy(rows[rows[:, 0] > 0], labels[rows[:, 0] > 0])
+    check(dcd.cross_entropy(kx, ky), want)
+
+
+@pytest.mark.parametrize("bad_row", [0, 4, 5, 11])
+def test_bad_label_names_the_global_row(client, rng, bad_row):
+    x = rng.standard_normal((12, 3))
+    y = rng.integers(0, 3, 12)
+    y[bad_row] = 7
+    with pytest.raises(IndexError) as want:
+        divcore.cross_entropy(x, y)
+    with pytest.raises(IndexError) as got:
+        dcd.cross_entropy(chunked(x, 5), chunked(y, 5), reduction="none").compute()
+    assert str(got.value) == str(want.value)  # the numpy API's words, row included
+    assert f"at row {bad_row} " in str(got.value)
+
+
+def test_bad_row_counted_over_all_leading_axes(client, rng):
+    # rows chunked along two leading axes and the class axis in the middle
+    x = rng.standard_normal((4, 3, 5))
+    p = divcore.softmax(rng.standard_normal((4, 3, 5)), axis=1)
+    p[3, :, 2] = [0.5, 0.5, 0.5]  # row (3, 2) of the (4, 5) rows sums to 1.5
+    with pytest.raises(ValueError) as want:
+        divcore.kl_divergence(x, p, axis=1)
+    with pytest.raises(ValueError) as got:
+        dcd.kl_divergence(chunked(x, (3, 3, 2)), chunked(p, (3, 3, 2)), axis=1).compute()
+    assert str(got.value) == str(want.value)
+    assert "row 17 " in str(got.value)  # 3 * 5 + 2
+
+
+def test_bad_label_with_unknown_offsets_is_counted_in_its_chunk(client, rng):
+    # only the logits themselves (entropy of probabilities) after boolean indexing: the
+    # chunk offsets are unknown, the chunk's own row is named
+    p = divcore.softmax(rng.standard_normal((10, 3)))
+    p[8] = [0.5, 0.5, 0.5]
+    lazy = chunked(p, (5, 3))
+    kept = lazy[da.from_array(np.arange(10) != 1, chunks=5)]  # drops row 1: nan chunks
+    with pytest.raises(ValueError, match="row 3 "):  # row 8 is the 4th of rows 5..9
+        dcd.entropy(kept, input_type="probs").compute()
