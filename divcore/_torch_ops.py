@@ -52,14 +52,31 @@ def _numpy_api() -> Any:
 def as_array(t: Optional[torch.Tensor]) -> Any:
     """A CPU tensor as the numpy array over its memory (no copy), for divcore's kernels.
 
-    The one place where a dtype is converted: bfloat16 is widened to a float32 copy
-    (numpy has no bfloat16; divcore computes half precision in float32 anyway). float16
-    is read as stored. When the core reads bfloat16 tensors natively, change it here."""
+    The one place where a dtype is looked at: float16 is numpy's float16; bfloat16, which
+    numpy lacks, is viewed as ml_dtypes' bfloat16 (the same memory: divcore reads it as
+    stored and computes in float32), or widened to a float32 copy without ml_dtypes."""
     if t is None:
         return None
+    if t.requires_grad:
+        t = t.detach()
     if t.dtype == torch.bfloat16:
-        t = t.detach().float()
-    return t.detach().numpy() if t.requires_grad else t.numpy()
+        bf16 = _bfloat16()
+        return t.float().numpy() if bf16 is None else t.view(torch.int16).numpy().view(bf16)
+    return t.numpy()
+
+
+_BF16: list = []
+
+
+def _bfloat16() -> Any:
+    """ml_dtypes' bfloat16 numpy dtype, or None without ml_dtypes (imported once)."""
+    if not _BF16:
+        try:
+            import ml_dtypes
+            _BF16.append(np.dtype(ml_dtypes.bfloat16))
+        except ImportError:  # pragma: no cover - ml_dtypes comes with most ML stacks
+            _BF16.append(None)
+    return _BF16[0]
 
 
 def _as_tensor(a: Any) -> torch.Tensor:

@@ -34,7 +34,7 @@ Notes
 - CPU tensors only: a tensor on another device raises TypeError (move it with `.cpu()`).
 - dtypes: the loss is float64 for float64 input and float32 otherwise (float16 and
   bfloat16 are computed in float32, as in the numpy API; torch would return a half loss).
-  The gradient comes back in the input's dtype.
+  The gradient comes back in the input's dtype. Half tensors are read as stored (no copy).
 - Gradients flow to the input, to a floating target (probs, log_probs or a teacher's
   logits, as with `torch.nn.functional.kl_div`), and to `weight` and `pos_weight` of the
   binary cross-entropy. Class weights of `cross_entropy` get no gradient (as in torch):
