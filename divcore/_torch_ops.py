@@ -460,27 +460,24 @@ class _Eager(torch.autograd.Function):
     @staticmethod
     def forward(ctx, spec, p, *tensors):
         loss, grad = spec.compute(tensors, p)
-        ctx.spec, ctx.p = spec, p
+        ctx.spec, ctx.p, ctx.grad, ctx.dtype = spec, p, grad, tensors[0].dtype
         ctx.fast = spec.fused is not None and p["need_grad"] and \
             not any(ctx.needs_input_grad[3:])
-        ctx.save_for_backward(*tensors, grad)
+        ctx.save_for_backward(*tensors)  # for a backward that builds a graph
         return loss
 
     @staticmethod
     def backward(ctx, g):
-        saved = ctx.saved_tensors
+        grad = ctx.grad  # an intermediate of forward's: kept on ctx, not saved
         if ctx.fast and not torch.is_grad_enabled():
             if ctx.p["reduction"] == "none":
-                grad = saved[-1] * g.unsqueeze(ctx.p["dim"])
-            elif saved[-1].numel() >= _BIG and g.item() == 1.0:
-                grad = saved[-1]  # loss.backward() of a large loss: no pass over memory
-            else:
-                grad = saved[-1] * g
-            dtype = saved[0].dtype
-            return (None, None, grad if grad.dtype == dtype else grad.to(dtype)) + \
-                (None,) * (len(saved) - 2)
-        tensors, grad = list(saved[:-1]), saved[-1]
-        grads = backward(ctx.spec, tensors, ctx.p, grad, g, tuple(ctx.needs_input_grad[2:]))
+                grad = grad * g.unsqueeze(ctx.p["dim"])
+            elif grad.numel() < _BIG or g.item() != 1.0:
+                grad = grad * g  # (loss.backward() of a large loss: no pass over memory)
+            return (None, None, grad if grad.dtype == ctx.dtype else grad.to(ctx.dtype)) + \
+                (None,) * (len(ctx.spec.tensors) - 1)
+        grads = backward(ctx.spec, list(ctx.saved_tensors), ctx.p, grad, g,
+                         tuple(ctx.needs_input_grad[2:]))
         return (None, None, *grads)
 
 
