@@ -1,6 +1,6 @@
 """divcore's losses registered as torch operators (namespace `divcore`), and their gradients.
 
-Design, in five lines:
+Design:
 - Each loss is one custom op, `torch.ops.divcore.<name>`, whose CPU kernel calls divcore's
   public numpy functions on the tensors' memory and returns (loss, grad): `grad` is the
   fused gradient with respect to the logits (cross-entropy, KL) when asked, else empty.
@@ -9,9 +9,12 @@ Design, in five lines:
   that is needed; otherwise (a floating target, create_graph, torch.func) it computes the
   gradients with the closed forms below, in differentiable torch operations, so second
   derivatives are exact.
-- A vmap rule runs the op once per batch entry (torch.func.vmap, per-sample gradients).
-- Plain eager calls skip the dispatcher: `_Eager` is an autograd.Function running the
-  same kernel and the same backward (the op's dispatch costs more than a small loss).
+- A vmap rule runs the op once per batch entry.
+- Three doors to the same kernel and backward (`call` picks one): the op under
+  torch.compile; `_Func`, an autograd.Function with setup_context and a vmap rule, under
+  torch.func (a custom op's registered autograd does not reach torch.func's transforms in
+  torch 2.13); `_Eager`, a plain autograd.Function, otherwise (a custom op's dispatch
+  costs more than a small loss).
 
 The closed forms, per row, with q = softmax(z / T) over the unmasked classes, p the
 target distribution and h = p·∂l/∂p = ∂l/∂log p:
