@@ -174,7 +174,10 @@ def labels_for(draw, lead_shape, n_classes):
     return y
 
 
-SETTINGS = settings(max_examples=200, deadline=None,
+# 200 examples a test by default (derandomized: the suite's profile); DIVCORE_FUZZ=long runs
+# 3000 random ones
+SETTINGS = settings(max_examples=3000 if os.environ.get("DIVCORE_FUZZ", "").strip().lower()
+                    == "long" else 200, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 
