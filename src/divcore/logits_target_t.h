@@ -24,11 +24,13 @@ DC_TARGET DC_INLINE ptrdiff_t DC_FN(dc_logits_terms_vec)(
             a = wv * p;
             has &= wv != zero;
         }
-        const DC_VI lost = dx == ninf;
+        /* lost: a -inf logit (not x - M overflowing for a finite x, where a term whose
+         * mass underflowed to 0 is 0, not 0·inf) */
+        const DC_VI lost = *(const DC_V *)(x + i) == ninf, none = a == zero;
         a_sum += a;
-        c += DC_VSEL(has, DC_VSEL(lost, inf, a * -dx), zero);
+        c += DC_VSEL(has, DC_VSEL(lost, inf, DC_VSEL(none, zero, a * -dx)), zero);
         h += DC_VSEL(has, a * (dt - log_st), zero);
-        k += DC_VSEL(has, DC_VSEL(lost, inf, a * (dt - dx)), zero);
+        k += DC_VSEL(has, DC_VSEL(lost, inf, DC_VSEL(none, zero, a * (dt - dx))), zero);
     }
     for (int j = 0; j < DC_VLEN; j++) {
         sums[0] += c[j];
@@ -84,11 +86,13 @@ DC_TARGET DC_ENTRY void DC_FN(dc_soft_logits)(const DC_T *x, const DC_T *t, cons
             /* p > 0 exactly when t is finite (its exp may still underflow); mass on a
              * -inf logit makes the loss infinite. */
             const int has = dt > -INFINITY && (w == NULL || w[i] != 0);
-            const int lost = dx == -INFINITY;
+            /* lost: a -inf logit, not x - M overflowing for a finite x (there a term
+             * whose mass underflowed to 0 is 0, not 0·inf) */
+            const int lost = x[i] == -INFINITY, none = a == (DC_T)0;
             a_[j] += a;
-            c_[j] += has ? (lost ? (DC_T)INFINITY : a * -dx) : (DC_T)0;
+            c_[j] += has ? (lost ? (DC_T)INFINITY : none ? (DC_T)0 : a * -dx) : (DC_T)0;
             h_[j] += has ? a * (dt - log_st) : (DC_T)0;
-            k_[j] += has ? (lost ? (DC_T)INFINITY : a * (dt - dx)) : (DC_T)0;
+            k_[j] += has ? (lost ? (DC_T)INFINITY : none ? (DC_T)0 : a * (dt - dx)) : (DC_T)0;
         }
         for (int j = 0; j < DC_LANES; j++) {
             sums[0] += c_[j];
