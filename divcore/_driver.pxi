@@ -287,14 +287,132 @@ cdef enum:
     LANE_CHUNK = 256    # short rows scanned per dc_lse_scan_rows call (states on the stack)
 
 
+# Typed views of the lane kernels for the operations beyond the log-sum-exp
+# (src/divcore/lanes_soft_t.h, lanes_grad_t.h).
+
+cdef inline void lanes_logits(const dc_rows *rx, const dc_rows *rt, const real *w,
+                             Py_ssize_t first, Py_ssize_t count,
+                             dc_soft_result *res) noexcept nogil:
+    if real is float:
+        dcd_dc_logits_rows_f32(rx, rt, w, first, count, res)
+    else:
+        dcd_dc_logits_rows_f64(rx, rt, w, first, count, res)
+
+
+cdef inline void lanes_entropy_logits(const dc_rows *r, Py_ssize_t first, Py_ssize_t count,
+                                     double *out, real *typed) noexcept nogil:
+    if real is float:
+        dcd_dc_entropy_logits_rows_f32(r, first, count, out)
+    else:
+        dcd_dc_entropy_logits_rows_f64(r, first, count, out)
+
+
+cdef inline void lanes_label_grad(const dc_rows *r, const Py_ssize_t *labels,
+                                    const double *scale, Py_ssize_t first, Py_ssize_t count,
+                                    double *loss, real *g) noexcept nogil:
+    if real is float:
+        dcd_dc_ce_label_grad_rows_f32(r, labels, scale, first, count, loss, g)
+    else:
+        dcd_dc_ce_label_grad_rows_f64(r, labels, scale, first, count, loss, g)
+
+
+cdef inline void lanes_soft_grad(const dc_rows *rx, const dc_rows *rt, const real *w, int kind,
+                                const dc_soft_result *res, double scale, Py_ssize_t first,
+                                Py_ssize_t count, real *g) noexcept nogil:
+    if real is float:
+        dcd_dc_soft_grad_rows_f32(rx, rt, w, kind, res, scale, first, count, g)
+    else:
+        dcd_dc_soft_grad_rows_f64(rx, rt, w, kind, res, scale, first, count, g)
+
+
 cdef inline bint in_lanes(const Job *job) noexcept nogil:
-    """Short rows whose result needs only the log-sum-exp: scanned many rows at a time,
-    one row per vector lane (lanes_t.h), instead of one short row at a time."""
-    return 0 < job.rx.n <= DC_LANES_MAX_N and (
-        job.op == OP_LSE or job.op == OP_LOG_SOFTMAX
-        or (job.op == OP_CE_LABEL and job.eps == 0.0)
-        or (job.op == OP_SOFT and job.kind == DC_TARGET_PROBS and not job.reverse
-            and not job.want_h and job.eps == 0.0))
+    """Short rows scanned many rows at a time, one row per vector lane (lanes_t.h,
+    lanes_soft_t.h, lanes_grad_t.h), instead of one short row at a time: the log-sum-exp
+    operations, labels (loss and gradient, no smoothing), probability targets (CE and its
+    gradient), logits targets (CE, entropy, KL, reverse KL; forward gradients) and the
+    entropy of logits."""
+    if not (0 < job.rx.n <= DC_LANES_MAX_N):
+        return False
+    if job.op == OP_LSE or job.op == OP_LOG_SOFTMAX:
+        return True
+    if job.op == OP_CE_LABEL or job.op == OP_CE_LABEL_GRAD:
+        return job.eps == 0.0
+    if job.op == OP_SOFT or job.op == OP_SOFT_GRAD:
+        if job.eps != 0.0:
+            return False
+        if job.kind == DC_TARGET_LOGITS:
+            return not (job.reverse and job.op == OP_SOFT_GRAD)
+        # gradients of CE and KL against probabilities must be the same numbers: both
+        # run_row until the KL (want_h) is in lanes too
+        return (job.op == OP_SOFT and job.kind == DC_TARGET_PROBS and not job.reverse
+                and not job.want_h)
+    if job.op == OP_ENTROPY:
+        return job.kind == DC_TARGET_LOGITS
+    return False
+
+
+cdef void run_lane_soft(const Job *job, Py_ssize_t first, Py_ssize_t count,
+                        real *xbuf) noexcept nogil:
+    """OP_SOFT / OP_SOFT_GRAD rows of an in_lanes job (run_row's soft branch)."""
+    cdef dc_soft_result res[LANE_CHUNK]
+    cdef Py_ssize_t n = job.rx.n, j, i
+    cdef const real *w = <const real *>job.weight
+    cdef double m, s
+    cdef bint grad = job.op == OP_SOFT_GRAD
+    if job.kind == DC_TARGET_LOGITS and job.reverse:
+        # KL(q ‖ p): the model's softmax plays the target; res.max/sum are the model's
+        lanes_logits(&job.rt, &job.rx, <const real *>NULL, first, count, res)
+        for j in range(count):
+            m, s = res[j].max, res[j].sum
+            res[j].max, res[j].sum = res[j].tmax, res[j].tsum
+            res[j].tmax, res[j].tsum = m, s
+    elif job.kind == DC_TARGET_LOGITS:
+        lanes_logits(&job.rx, &job.rt, w, first, count, res)
+    else:  # probability targets, cross-entropy only
+        soft_probs_rows(&job.rx, &job.rt, w, first, count, res)
+    for j in range(count):
+        i = first + j
+        if job.check and target_row_bad(res[j].psum, res[j].nbad, job.tol):
+            job.bad[i] = 1
+            job.psum[i] = res[j].psum
+            job.nbad[i] = res[j].nbad
+        elif grad:
+            job.ce[i] = res[j].kl if job.want_kl else res[j].ce
+        else:
+            if job.ce != NULL:
+                job.ce[i] = res[j].ce
+            if job.h != NULL:
+                job.h[i] = res[j].h
+            if job.kl != NULL:
+                job.kl[i] = res[j].kl
+    if grad:
+        lanes_soft_grad(&job.rx, &job.rt, w, job.kind, res, job.scale, first, count,
+                       (<real *>job.out) + first * n)
+
+
+cdef void run_lane_label_grad(const Job *job, Py_ssize_t first, Py_ssize_t count,
+                              real *xbuf) noexcept nogil:
+    """OP_CE_LABEL_GRAD rows of an in_lanes job (no smoothing): run_row's label branch."""
+    cdef Py_ssize_t labels[LANE_CHUNK]
+    cdef double scale[LANE_CHUNK]
+    cdef double loss[LANE_CHUNK]
+    cdef Py_ssize_t n = job.rx.n, j, i
+    cdef const real *w = <const real *>job.weight
+    cdef int64_t y
+    for j in range(count):
+        i = first + j
+        y = job.labels[i]           # in range: checked before the loop
+        if label_row_ignored(job, i, y):
+            labels[j] = -1          # loss 0, gradient 0, logits unused
+            scale[j] = 0.0
+        else:
+            labels[j] = <Py_ssize_t>y
+            scale[j] = job.scale * label_weight(job, i, y, w)
+    lanes_label_grad(&job.rx, labels, scale, first, count, loss,
+                       (<real *>job.out) + first * n)
+    for j in range(count):
+        if labels[j] >= 0:
+            job.ce[first + j] = job.row_weight[first + j] * loss[j]
 
 
 cdef void run_lane_chunk(const Job *job, Py_ssize_t first, Py_ssize_t count,
@@ -302,20 +420,17 @@ cdef void run_lane_chunk(const Job *job, Py_ssize_t first, Py_ssize_t count,
     """Rows first .. first + count - 1 of an in_lanes job: the same results as run_row."""
     cdef dc_lse_state st[LANE_CHUNK]
     cdef double log_sum[LANE_CHUNK]
-    cdef dc_soft_result res[LANE_CHUNK]
     cdef Py_ssize_t n = job.rx.n, j, i
     cdef const real *w = <const real *>job.weight
     cdef int64_t y
-    if job.op == OP_SOFT:  # probability targets, cross-entropy only
-        soft_probs_rows(&job.rx, &job.rt, w, first, count, res)
-        for j in range(count):
-            i = first + j
-            if job.check and target_row_bad(res[j].psum, res[j].nbad, job.tol):
-                job.bad[i] = 1
-                job.psum[i] = res[j].psum
-                job.nbad[i] = res[j].nbad
-            elif job.ce != NULL:
-                job.ce[i] = res[j].ce
+    if job.op == OP_SOFT or job.op == OP_SOFT_GRAD:
+        run_lane_soft(job, first, count, xbuf)
+        return
+    if job.op == OP_CE_LABEL_GRAD:
+        run_lane_label_grad(job, first, count, xbuf)
+        return
+    if job.op == OP_ENTROPY:  # of logits
+        lanes_entropy_logits(&job.rx, first, count, job.ce + first, xbuf)
         return
     lse_scan_rows(&job.rx, first, count, st, log_sum, xbuf)
     for j in range(count):

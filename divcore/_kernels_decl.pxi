@@ -115,3 +115,27 @@ cdef extern from "divcore/dispatch.h" nogil:
         DC_TARGET_PROBS
         DC_TARGET_LOG_PROBS
         DC_TARGET_LOGITS
+
+
+# Short rows in lanes, more operations (src/divcore/lanes_soft_t.h, lanes_grad_t.h).
+cdef extern from "divcore/dispatch.h" nogil:
+    void dcd_dc_logits_rows_f32(const dc_rows *rx, const dc_rows *rt, const float *w,
+                                Py_ssize_t first, Py_ssize_t count, dc_soft_result *res)
+    void dcd_dc_logits_rows_f64(const dc_rows *rx, const dc_rows *rt, const double *w,
+                                Py_ssize_t first, Py_ssize_t count, dc_soft_result *res)
+    void dcd_dc_entropy_logits_rows_f32(const dc_rows *r, Py_ssize_t first, Py_ssize_t count,
+                                        double *out)
+    void dcd_dc_entropy_logits_rows_f64(const dc_rows *r, Py_ssize_t first, Py_ssize_t count,
+                                        double *out)
+    void dcd_dc_ce_label_grad_rows_f32(const dc_rows *r, const Py_ssize_t *labels,
+                                       const double *scale, Py_ssize_t first, Py_ssize_t count,
+                                       double *loss, float *g)
+    void dcd_dc_ce_label_grad_rows_f64(const dc_rows *r, const Py_ssize_t *labels,
+                                       const double *scale, Py_ssize_t first, Py_ssize_t count,
+                                       double *loss, double *g)
+    void dcd_dc_soft_grad_rows_f32(const dc_rows *rx, const dc_rows *rt, const float *w,
+                                   int kind, const dc_soft_result *res, double scale,
+                                   Py_ssize_t first, Py_ssize_t count, float *g)
+    void dcd_dc_soft_grad_rows_f64(const dc_rows *rx, const dc_rows *rt, const double *w,
+                                   int kind, const dc_soft_result *res, double scale,
+                                   Py_ssize_t first, Py_ssize_t count, double *g)

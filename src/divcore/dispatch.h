@@ -173,4 +173,39 @@ DC_DISPATCH_BOTH(void, void, dc_kl_reverse_grad,
                   const dc_soft_result *r, double kl, double scale, double *g),
                  (x, t, n, kind, r, kl, scale, g))
 
+/* ------------------------------------------------ short rows in lanes, more operations
+ * (lanes_soft_t.h, lanes_grad_t.h): the portable build here, where DC_ISA_NAME and
+ * DC_TARGET name it again (isa_t.h built the AVX2 and AVX-512 ones above). */
+#define DC_TEMPLATE "lanes_soft_t.h"
+#include "for_each_type.h"
+#undef DC_TEMPLATE
+#define DC_TEMPLATE "lanes_grad_t.h"
+#include "for_each_type.h"
+#undef DC_TEMPLATE
+
+DC_DISPATCH_BOTH(void, void, dc_logits_rows,
+                 (const dc_rows *rx, const dc_rows *rt, const float *w, ptrdiff_t first,
+                  ptrdiff_t count, dc_soft_result *res),
+                 (const dc_rows *rx, const dc_rows *rt, const double *w, ptrdiff_t first,
+                  ptrdiff_t count, dc_soft_result *res),
+                 (rx, rt, w, first, count, res))
+DC_DISPATCH_BOTH(void, void, dc_entropy_logits_rows,
+                 (const dc_rows *r, ptrdiff_t first, ptrdiff_t count, double *out),
+                 (const dc_rows *r, ptrdiff_t first, ptrdiff_t count, double *out),
+                 (r, first, count, out))
+DC_DISPATCH_BOTH(void, void, dc_ce_label_grad_rows,
+                 (const dc_rows *r, const ptrdiff_t *labels, const double *scale,
+                  ptrdiff_t first, ptrdiff_t count, double *loss, float *g),
+                 (const dc_rows *r, const ptrdiff_t *labels, const double *scale,
+                  ptrdiff_t first, ptrdiff_t count, double *loss, double *g),
+                 (r, labels, scale, first, count, loss, g))
+DC_DISPATCH_BOTH(void, void, dc_soft_grad_rows,
+                 (const dc_rows *rx, const dc_rows *rt, const float *w, int kind,
+                  const dc_soft_result *res, double scale, ptrdiff_t first, ptrdiff_t count,
+                  float *g),
+                 (const dc_rows *rx, const dc_rows *rt, const double *w, int kind,
+                  const dc_soft_result *res, double scale, ptrdiff_t first, ptrdiff_t count,
+                  double *g),
+                 (rx, rt, w, kind, res, scale, first, count, g))
+
 #endif /* DIVCORE_DISPATCH_H */

@@ -1,0 +1,173 @@
+/* divcore/lanes_soft_t.h: short rows, one row per vector lane, for the operations that
+ * need more than the log-sum-exp: a logits target (KL, CE, decompose, reverse KL) and
+ * the entropy of logits. Type-generic body (DC_T, DC_SFX, DC_ISA_NAME, DC_TARGET defined;
+ * included by isa_t.h after losses_t.h, and for the portable build by dispatch.h).
+ *
+ * The rows of a group are transposed into columns as in lanes_t.h (dc_rows_columns), the
+ * log-sum-exp state of each lane comes from dc_columns_lse / dc_lanes_states (the lane
+ * log-sum-exp of every other short-row operation), and the terms are the long-row
+ * kernels' (losses_t.h), term by term; only the order of the additions differs (class
+ * order, one lane per row). */
+
+#define DC_FN(name) DC_ISA_NAME(name, DC_SFX)
+
+#ifdef DC_HAVE_VEC
+#define DC_VD DC_ISA_NAME(dc_v, f64)
+#define DC_VDLEN ((ptrdiff_t)(sizeof(DC_VD) / sizeof(double)))
+#define DC_VDSEL(mask, a, b) \
+    ((DC_VD)(((mask) & (DC_ISA_NAME(dc_vi, f64))(a)) | (~(mask) & (DC_ISA_NAME(dc_vi, f64))(b))))
+/* double vectors per column: 2 for float lanes, 1 for double lanes */
+#define DC_NH ((int)(DC_VLEN / DC_VDLEN))
+
+/* A column's lanes as double vectors d[0 .. DC_NH) (d must hold 2). */
+DC_TARGET DC_VINLINE void DC_FN(dc_lanes_widen)(DC_V v, DC_VD *d)
+{
+    const DC_V pair[2] = {v, v};
+    DC_ISA_NAME(dc_vload2, DC_SFX)((const DC_T *)pair, &d[0], &d[1]);
+}
+
+/* Lane values v[0 .. DC_VLEN) as double vectors d[0 .. DC_NH). */
+DC_TARGET DC_VINLINE void DC_FN(dc_lanes_of)(const double *v, DC_VD *d)
+{
+    for (int h = 0; h < DC_NH; h++)
+        for (ptrdiff_t q = 0; q < DC_VDLEN; q++) d[h][q] = v[h * DC_VDLEN + q];
+}
+
+/* The target as logits t: the lanes of dc_soft_logits (losses_t.h), for rows first ..
+ * first + count - 1 of rx (model) and rt (target, read with the same mask and
+ * temperature). With both maxima final,
+ *     ce = Σ a_i (M_x - x_i) + Σa·log S_x,      h = -Σ a_i ((t_i - M_t) - log S_t),
+ *     kl = Σ a_i ((t_i - M_t) - (x_i - M_x)) + Σa·(log S_x - log S_t),
+ * a = w·p, p = exp(t - M_t) / S_t in DC_T; a term with no mass (t = -inf, or w = 0) is 0,
+ * mass on x = -inf gives +inf. kl is clamped at 0 (not with weights). A row of either side
+ * without a distribution gives NaN. */
+DC_TARGET static inline void DC_FN(dc_logits_rows)(const dc_rows *rx, const dc_rows *rt,
+                                                  const DC_T *w, ptrdiff_t first,
+                                                  ptrdiff_t count, dc_soft_result *res)
+{
+    const DC_V zero = {0}, inf = zero + (DC_T)INFINITY, ninf = zero - (DC_T)INFINITY;
+    const ptrdiff_t n = rx->n;
+    DC_V col[DC_LANES_MAX_N], tcol[DC_LANES_MAX_N];
+    dc_lse_state sx[DC_VLEN], st[DC_VLEN];
+    double lsx[DC_VLEN], lst[DC_VLEN];
+    for (ptrdiff_t g = 0; g < count; g += DC_VLEN) {
+        const ptrdiff_t lanes = count - g < DC_VLEN ? count - g : DC_VLEN;
+        DC_V mx, mt, at_max, rest;
+        DC_FN(dc_rows_columns)(rx, first + g, lanes, col);
+        DC_FN(dc_rows_columns)(rt, first + g, lanes, tcol);
+        DC_FN(dc_columns_lse)(col, n, &mx, &at_max, &rest);
+        DC_FN(dc_lanes_states)(mx, at_max, rest, lanes, sx, lsx);
+        DC_FN(dc_columns_lse)(tcol, n, &mt, &at_max, &rest);
+        DC_FN(dc_lanes_states)(mt, at_max, rest, lanes, st, lst);
+        DC_V inv_st = zero, log_st = zero;
+        for (ptrdiff_t j = 0; j < lanes; j++) {
+            if (!dc_lse_ok(&st[j])) continue;
+            inv_st[j] = (DC_T)(1.0 / dc_lse_sum(&st[j]));
+            log_st[j] = (DC_T)lst[j];
+        }
+        DC_V c = zero, h = zero, k = zero, a_sum = zero;
+        for (ptrdiff_t i = 0; i < n; i++) {
+            const DC_V dt = tcol[i] - mt, dx = col[i] - mx;
+            const DC_V p = DC_VEXP_NONPOS(dt) * inv_st; /* dt ≤ 0: t ≤ its max */
+            DC_V a = p;
+            DC_VI has = dt > ninf;
+            if (w != NULL) {
+                const DC_V wv = zero + w[i];
+                a = wv * p;
+                has &= wv != zero;
+            }
+            const DC_VI lost = dx == ninf;
+            a_sum += a;
+            c += DC_VSEL(has, DC_VSEL(lost, inf, a * -dx), zero);
+            h += DC_VSEL(has, a * (dt - log_st), zero);
+            k += DC_VSEL(has, DC_VSEL(lost, inf, a * (dt - dx)), zero);
+        }
+        for (ptrdiff_t j = 0; j < lanes; j++) {
+            dc_soft_result *r = res + g + j;
+            r->psum = 1.0;
+            r->nbad = 0;
+            r->max = sx[j].max;
+            r->sum = dc_lse_sum(&sx[j]);
+            r->tmax = st[j].max;
+            r->tsum = dc_lse_sum(&st[j]);
+            if (!dc_lse_ok(&sx[j]) || !dc_lse_ok(&st[j])) {
+                r->asum = r->ce = r->h = r->kl = NAN;
+                continue;
+            }
+            const double asum = (double)a_sum[j];
+            const double kl = (double)k[j] + asum * (lsx[j] - lst[j]);
+            r->asum = asum;
+            r->ce = (double)c[j] + asum * lsx[j];
+            r->h = -(double)h[j];
+            r->kl = w != NULL ? kl : dc_clamp_nonnegative(kl); /* weighted: any sign */
+        }
+    }
+}
+
+/* The entropy of softmax(x), the lanes of dc_entropy_logits (losses_t.h), for rows
+ * first .. first + count - 1 of r, into out[0 .. count):
+ *     H = log S + Σ e_i (M - x_i) / S,   e_i = exp(x_i - M),
+ * the terms in double from the DC_T values (a peaked row's terms would be subnormal in
+ * float); NaN for a row without a distribution. */
+DC_TARGET static inline void DC_FN(dc_entropy_logits_rows)(const dc_rows *r, ptrdiff_t first,
+                                                          ptrdiff_t count, double *out)
+{
+    const DC_VD dzero = {0};
+    const ptrdiff_t n = r->n;
+    DC_V col[DC_LANES_MAX_N];
+    dc_lse_state st[DC_VLEN];
+    double log_sum[DC_VLEN], mv[DC_VLEN];
+    for (ptrdiff_t g = 0; g < count; g += DC_VLEN) {
+        const ptrdiff_t lanes = count - g < DC_VLEN ? count - g : DC_VLEN;
+        DC_V m, at_max, rest;
+        DC_FN(dc_rows_columns)(r, first + g, lanes, col);
+        DC_FN(dc_columns_lse)(col, n, &m, &at_max, &rest);
+        DC_FN(dc_lanes_states)(m, at_max, rest, lanes, st, log_sum);
+        for (ptrdiff_t j = 0; j < DC_VLEN; j++)
+            mv[j] = j < lanes && dc_lse_ok(&st[j]) ? st[j].max : 0.0;
+        DC_VD md[2], u[2] = {dzero, dzero};
+        DC_FN(dc_lanes_of)(mv, md);
+        for (ptrdiff_t i = 0; i < n; i++) {
+            DC_VD d[2];
+            DC_FN(dc_lanes_widen)(col[i], d);
+            for (int hh = 0; hh < DC_NH; hh++) {
+                const DC_VD dd = d[hh] - md[hh];
+                const DC_VD e = DC_ISA_NAME(dc_vexp, f64)(dd);
+                u[hh] += DC_VDSEL(e != dzero, e * -dd, dzero);
+            }
+        }
+        for (ptrdiff_t j = 0; j < lanes; j++)
+            out[g + j] = dc_lse_ok(&st[j])
+                             ? log_sum[j] + u[j / DC_VDLEN][j % DC_VDLEN] / dc_lse_sum(&st[j])
+                             : NAN;
+    }
+}
+
+#undef DC_NH
+#undef DC_VDSEL
+#undef DC_VDLEN
+#undef DC_VD
+#else /* no vector extensions: the long-row kernels, a row at a time */
+
+DC_TARGET static inline void DC_FN(dc_logits_rows)(const dc_rows *rx, const dc_rows *rt,
+                                                  const DC_T *w, ptrdiff_t first,
+                                                  ptrdiff_t count, dc_soft_result *res)
+{
+    DC_T xb[DC_LANES_MAX_N], tb[DC_LANES_MAX_N];
+    for (ptrdiff_t i = 0; i < count; i++)
+        DC_FN(dc_soft_logits)(DC_CAT(dc_row, DC_SFX)(rx, first + i, -(DC_T)INFINITY, xb),
+                              DC_CAT(dc_row, DC_SFX)(rt, first + i, -(DC_T)INFINITY, tb), w,
+                              rx->n, res + i);
+}
+
+DC_TARGET static inline void DC_FN(dc_entropy_logits_rows)(const dc_rows *r, ptrdiff_t first,
+                                                          ptrdiff_t count, double *out)
+{
+    DC_T xb[DC_LANES_MAX_N];
+    for (ptrdiff_t i = 0; i < count; i++)
+        out[i] = DC_FN(dc_entropy_logits)(
+            DC_CAT(dc_row, DC_SFX)(r, first + i, -(DC_T)INFINITY, xb), r->n);
+}
+#endif
+
+#undef DC_FN
