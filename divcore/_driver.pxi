@@ -325,12 +325,40 @@ cdef inline void lanes_soft_grad(const dc_rows *rx, const dc_rows *rt, const rea
         dcd_dc_soft_grad_rows_f64(rx, rt, w, kind, res, scale, first, count, g)
 
 
+cdef inline void lanes_soft_target(const dc_rows *rx, const dc_rows *rt, const real *w,
+                                   int is_log, int want_h, Py_ssize_t first, Py_ssize_t count,
+                                   dc_soft_result *res) noexcept nogil:
+    if real is float:
+        dcd_dc_soft_target_rows_f32(rx, rt, w, is_log, want_h, first, count, res)
+    else:
+        dcd_dc_soft_target_rows_f64(rx, rt, w, is_log, want_h, first, count, res)
+
+
+cdef inline void lanes_kl_reverse(const dc_rows *rx, const dc_rows *rt, int is_log,
+                                  Py_ssize_t first, Py_ssize_t count, dc_soft_result *res,
+                                  const real *typed) noexcept nogil:
+    if real is float:
+        dcd_dc_kl_reverse_rows_f32(rx, rt, is_log, first, count, res)
+    else:
+        dcd_dc_kl_reverse_rows_f64(rx, rt, is_log, first, count, res)
+
+
+cdef inline void lanes_kl_reverse_grad(const dc_rows *rx, const dc_rows *rt, int kind,
+                                       const dc_soft_result *res, double scale,
+                                       Py_ssize_t first, Py_ssize_t count,
+                                       real *g) noexcept nogil:
+    if real is float:
+        dcd_dc_kl_reverse_grad_rows_f32(rx, rt, kind, res, scale, first, count, g)
+    else:
+        dcd_dc_kl_reverse_grad_rows_f64(rx, rt, kind, res, scale, first, count, g)
+
+
 cdef inline bint in_lanes(const Job *job) noexcept nogil:
     """Short rows scanned many rows at a time, one row per vector lane (lanes_t.h,
     lanes_soft_t.h, lanes_grad_t.h), instead of one short row at a time: the log-sum-exp
-    operations, labels (loss and gradient, no smoothing), probability targets (CE and its
-    gradient), logits targets (CE, entropy, KL, reverse KL; forward gradients) and the
-    entropy of logits."""
+    operations, labels (loss and gradient, no smoothing), soft targets of every kind without
+    smoothing (CE, entropy, KL, reverse KL, decompose, and their gradients) and the entropy
+    of logits."""
     if not (0 < job.rx.n <= DC_LANES_MAX_N):
         return False
     if job.op == OP_LSE or job.op == OP_LOG_SOFTMAX:
@@ -338,14 +366,7 @@ cdef inline bint in_lanes(const Job *job) noexcept nogil:
     if job.op == OP_CE_LABEL or job.op == OP_CE_LABEL_GRAD:
         return job.eps == 0.0
     if job.op == OP_SOFT or job.op == OP_SOFT_GRAD:
-        if job.eps != 0.0:
-            return False
-        if job.kind == DC_TARGET_LOGITS:
-            return not (job.reverse and job.op == OP_SOFT_GRAD)
-        # gradients of CE and KL against probabilities must be the same numbers: both
-        # run_row until the KL (want_h) is in lanes too
-        return (job.op == OP_SOFT and job.kind == DC_TARGET_PROBS and not job.reverse
-                and not job.want_h)
+        return job.eps == 0.0
     if job.op == OP_ENTROPY:
         return job.kind == DC_TARGET_LOGITS
     return False
@@ -366,10 +387,17 @@ cdef void run_lane_soft(const Job *job, Py_ssize_t first, Py_ssize_t count,
             m, s = res[j].max, res[j].sum
             res[j].max, res[j].sum = res[j].tmax, res[j].tsum
             res[j].tmax, res[j].tsum = m, s
+    elif job.reverse:
+        lanes_kl_reverse(&job.rx, &job.rt, job.kind == DC_TARGET_LOG_PROBS, first, count,
+                         res, w)
     elif job.kind == DC_TARGET_LOGITS:
         lanes_logits(&job.rx, &job.rt, w, first, count, res)
-    else:  # probability targets, cross-entropy only
+    elif job.kind == DC_TARGET_PROBS and not job.want_h:
+        # cross-entropy only: the kernel dc_ce_probs takes for a short row
         soft_probs_rows(&job.rx, &job.rt, w, first, count, res)
+    else:
+        lanes_soft_target(&job.rx, &job.rt, w, job.kind == DC_TARGET_LOG_PROBS, job.want_h,
+                          first, count, res)
     for j in range(count):
         i = first + j
         if job.check and target_row_bad(res[j].psum, res[j].nbad, job.tol):
@@ -377,7 +405,7 @@ cdef void run_lane_soft(const Job *job, Py_ssize_t first, Py_ssize_t count,
             job.psum[i] = res[j].psum
             job.nbad[i] = res[j].nbad
         elif grad:
-            job.ce[i] = res[j].kl if job.want_kl else res[j].ce
+            job.ce[i] = res[j].kl if job.want_kl or job.reverse else res[j].ce
         else:
             if job.ce != NULL:
                 job.ce[i] = res[j].ce
@@ -385,9 +413,12 @@ cdef void run_lane_soft(const Job *job, Py_ssize_t first, Py_ssize_t count,
                 job.h[i] = res[j].h
             if job.kl != NULL:
                 job.kl[i] = res[j].kl
-    if grad:
+    if grad and job.reverse:
+        lanes_kl_reverse_grad(&job.rx, &job.rt, job.kind, res, job.scale, first, count,
+                              (<real *>job.out) + first * n)
+    elif grad:
         lanes_soft_grad(&job.rx, &job.rt, w, job.kind, res, job.scale, first, count,
-                       (<real *>job.out) + first * n)
+                        (<real *>job.out) + first * n)
 
 
 cdef void run_lane_label_grad(const Job *job, Py_ssize_t first, Py_ssize_t count,

@@ -139,3 +139,19 @@ cdef extern from "divcore/dispatch.h" nogil:
     void dcd_dc_soft_grad_rows_f64(const dc_rows *rx, const dc_rows *rt, const double *w,
                                    int kind, const dc_soft_result *res, double scale,
                                    Py_ssize_t first, Py_ssize_t count, double *g)
+    void dcd_dc_soft_target_rows_f32(const dc_rows *rx, const dc_rows *rt, const float *w,
+                                     int is_log, int want_h, Py_ssize_t first,
+                                     Py_ssize_t count, dc_soft_result *res)
+    void dcd_dc_soft_target_rows_f64(const dc_rows *rx, const dc_rows *rt, const double *w,
+                                     int is_log, int want_h, Py_ssize_t first,
+                                     Py_ssize_t count, dc_soft_result *res)
+    void dcd_dc_kl_reverse_rows_f32(const dc_rows *rx, const dc_rows *rt, int is_log,
+                                    Py_ssize_t first, Py_ssize_t count, dc_soft_result *res)
+    void dcd_dc_kl_reverse_rows_f64(const dc_rows *rx, const dc_rows *rt, int is_log,
+                                    Py_ssize_t first, Py_ssize_t count, dc_soft_result *res)
+    void dcd_dc_kl_reverse_grad_rows_f32(const dc_rows *rx, const dc_rows *rt, int kind,
+                                         const dc_soft_result *res, double scale,
+                                         Py_ssize_t first, Py_ssize_t count, float *g)
+    void dcd_dc_kl_reverse_grad_rows_f64(const dc_rows *rx, const dc_rows *rt, int kind,
+                                         const dc_soft_result *res, double scale,
+                                         Py_ssize_t first, Py_ssize_t count, double *g)

@@ -208,4 +208,23 @@ DC_DISPATCH_BOTH(void, void, dc_soft_grad_rows,
                   double *g),
                  (rx, rt, w, kind, res, scale, first, count, g))
 
+DC_DISPATCH_BOTH(void, void, dc_soft_target_rows,
+                 (const dc_rows *rx, const dc_rows *rt, const float *w, int is_log, int want_h,
+                  ptrdiff_t first, ptrdiff_t count, dc_soft_result *res),
+                 (const dc_rows *rx, const dc_rows *rt, const double *w, int is_log,
+                  int want_h, ptrdiff_t first, ptrdiff_t count, dc_soft_result *res),
+                 (rx, rt, w, is_log, want_h, first, count, res))
+DC_DISPATCH_BOTH(void, void, dc_kl_reverse_rows,
+                 (const dc_rows *rx, const dc_rows *rt, int is_log, ptrdiff_t first,
+                  ptrdiff_t count, dc_soft_result *res),
+                 (const dc_rows *rx, const dc_rows *rt, int is_log, ptrdiff_t first,
+                  ptrdiff_t count, dc_soft_result *res),
+                 (rx, rt, is_log, first, count, res))
+DC_DISPATCH_BOTH(void, void, dc_kl_reverse_grad_rows,
+                 (const dc_rows *rx, const dc_rows *rt, int kind, const dc_soft_result *res,
+                  double scale, ptrdiff_t first, ptrdiff_t count, float *g),
+                 (const dc_rows *rx, const dc_rows *rt, int kind, const dc_soft_result *res,
+                  double scale, ptrdiff_t first, ptrdiff_t count, double *g),
+                 (rx, rt, kind, res, scale, first, count, g))
+
 #endif /* DIVCORE_DISPATCH_H */

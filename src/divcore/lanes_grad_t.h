@@ -15,6 +15,8 @@
 #define DC_VDLEN ((ptrdiff_t)(sizeof(DC_VD) / sizeof(double)))
 #define DC_NH ((int)(DC_VLEN / DC_VDLEN))
 #define DC_VDEXP DC_ISA_NAME(dc_vexp, f64)
+#define DC_VDSEL(mask, a, b) \
+    ((DC_VD)(((mask) & (DC_ISA_NAME(dc_vi, f64))(a)) | (~(mask) & (DC_ISA_NAME(dc_vi, f64))(b))))
 
 /* Cross-entropy with a label and its gradient, for rows first .. first + count - 1 of r:
  * row j's label is labels[j] (< 0: the row is ignored: loss 0 and a gradient of 0, its
@@ -131,6 +133,62 @@ DC_TARGET static inline void DC_FN(dc_soft_grad_rows)(const dc_rows *rx, const d
     }
 }
 
+/* The reverse-KL gradient g_c = scale·q_c·((log q_c - log p_c) - KL), 0 where q_c = 0
+ * (dc_kl_reverse_grad), for rows first .. first + count - 1 of rx and rt, with res[j] the
+ * loss kernel's result for row first + j (the model's M and S in max / sum, a logits
+ * target's in tmax / tsum, KL in kl). Row j's gradient goes to g + j·n; a row without a
+ * distribution or with a NaN KL gets NaN. */
+DC_TARGET static inline void DC_FN(dc_kl_reverse_grad_rows)(const dc_rows *rx, const dc_rows *rt,
+                                                           int kind, const dc_soft_result *res,
+                                                           double scale, ptrdiff_t first,
+                                                           ptrdiff_t count, DC_T *g)
+{
+    const DC_VD dzero = {0};
+    const ptrdiff_t n = rx->n;
+    DC_V col[DC_LANES_MAX_N], tcol[DC_LANES_MAX_N];
+    double mv[DC_VLEN], lsv[DC_VLEN], tv[DC_VLEN], ltv[DC_VLEN], kv[DC_VLEN];
+    int ok[DC_VLEN];
+    for (ptrdiff_t b = 0; b < count; b += DC_VLEN) {
+        const ptrdiff_t lanes = count - b < DC_VLEN ? count - b : DC_VLEN;
+        DC_FN(dc_rows_columns)(rx, first + b, lanes, col);
+        DC_FN(dc_rows_columns)(rt, first + b, lanes, tcol);
+        for (ptrdiff_t j = 0; j < DC_VLEN; j++) {
+            const dc_soft_result *r = res + b + j;
+            ok[j] = j < lanes && r->max > -INFINITY && r->max < INFINITY && r->kl == r->kl;
+            mv[j] = ok[j] ? r->max : 0.0;
+            lsv[j] = ok[j] ? log(r->sum) : 0.0;
+            tv[j] = ok[j] ? r->tmax : 0.0;
+            ltv[j] = ok[j] ? log(r->tsum) : 0.0;
+            kv[j] = ok[j] ? r->kl : 0.0;
+        }
+        DC_VD md[2], log_s[2], tmax[2], log_ts[2], kl[2];
+        DC_FN(dc_lanes_of)(mv, md);
+        DC_FN(dc_lanes_of)(lsv, log_s);
+        DC_FN(dc_lanes_of)(tv, tmax);
+        DC_FN(dc_lanes_of)(ltv, log_ts);
+        DC_FN(dc_lanes_of)(kv, kl);
+        DC_T *gb = g + b * n;
+        for (ptrdiff_t i = 0; i < n; i++) {
+            DC_VD d[2], lp[2];
+            DC_FN(dc_lanes_widen)(col[i], d);
+            DC_FN(dc_lanes_widen)(tcol[i], lp);
+            for (int h = 0; h < DC_NH; h++) {
+                if (kind == DC_TARGET_PROBS) lp[h] = DC_FN(dc_lanes_vlog)(lp[h]);
+                else if (kind == DC_TARGET_LOGITS) lp[h] = (lp[h] - tmax[h]) - log_ts[h];
+                const DC_VD lq = (d[h] - md[h]) - log_s[h];
+                const DC_VD q = DC_VDEXP(lq);
+                const DC_VD v = DC_VDSEL(q != dzero, scale * q * ((lq - lp[h]) - kl[h]), dzero);
+                for (ptrdiff_t q2 = 0; q2 < DC_VDLEN && h * DC_VDLEN + q2 < lanes; q2++)
+                    gb[(h * DC_VDLEN + q2) * n + i] = (DC_T)v[q2];
+            }
+        }
+        for (ptrdiff_t j = 0; j < lanes; j++)
+            if (!ok[j])
+                for (ptrdiff_t c = 0; c < n; c++) gb[j * n + c] = (DC_T)NAN;
+    }
+}
+
+#undef DC_VDSEL
 #undef DC_VDEXP
 #undef DC_NH
 #undef DC_VDLEN
@@ -168,6 +226,18 @@ DC_TARGET static inline void DC_FN(dc_soft_grad_rows)(const dc_rows *rx, const d
         DC_FN(dc_soft_grad)(DC_CAT(dc_row, DC_SFX)(rx, first + j, -(DC_T)INFINITY, xb),
                             DC_CAT(dc_row, DC_SFX)(rt, first + j, -(DC_T)INFINITY, tb), w, n,
                             kind, res + j, scale, g + j * n);
+}
+DC_TARGET static inline void DC_FN(dc_kl_reverse_grad_rows)(const dc_rows *rx, const dc_rows *rt,
+                                                           int kind, const dc_soft_result *res,
+                                                           double scale, ptrdiff_t first,
+                                                           ptrdiff_t count, DC_T *g)
+{
+    DC_T xb[DC_LANES_MAX_N], tb[DC_LANES_MAX_N];
+    const ptrdiff_t n = rx->n;
+    for (ptrdiff_t j = 0; j < count; j++)
+        DC_FN(dc_kl_reverse_grad)(DC_CAT(dc_row, DC_SFX)(rx, first + j, -(DC_T)INFINITY, xb),
+                                  DC_CAT(dc_row, DC_SFX)(rt, first + j, -(DC_T)INFINITY, tb), n,
+                                  kind, res + j, res[j].kl, scale, g + j * n);
 }
 #endif
 

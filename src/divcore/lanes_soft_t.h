@@ -33,6 +33,188 @@ DC_TARGET DC_VINLINE void DC_FN(dc_lanes_of)(const double *v, DC_VD *d)
         for (ptrdiff_t q = 0; q < DC_VDLEN; q++) d[h][q] = v[h * DC_VDLEN + q];
 }
 
+/* log x in double lanes, x ≥ 0 (NaN stays NaN, log 0 = -inf, negative: NaN): the
+ * argument reduction and series of dc_vlog1p (simd_t.h), for any exponent:
+ *     x = 2^k · f,  f ∈ [√½, √2),   log x = k·ln 2 + log f,
+ *     log f = f1 - h + s·(h + R),   f1 = f - 1, h = f1²/2, s = f1 / (2 + f1)
+ * (< 1 ulp); subnormal x is scaled by 2^54 first. The long-row kernels take the C
+ * library's log of a target entry; this is the same function within an ulp. */
+DC_TARGET DC_VINLINE DC_VD DC_FN(dc_lanes_vlog)(DC_VD x)
+{
+    typedef DC_ISA_NAME(dc_vi, f64) vdi;
+    const DC_VD zero = {0}, inf = zero + INFINITY;
+    const vdi tiny = x < 0x1p-1022;
+    const DC_VD xs = DC_VDSEL(tiny, x * 0x1p54, x);
+    const vdi hx = (vdi)xs;
+    const vdi k = (hx - (int64_t)0x3fe6a09e667f3bcdLL) >> 52;
+    const DC_VD f = (DC_VD)(hx - (k << 52));
+    /* k (|k| < 2^11) as a double through the bits of 2^52 + 2^51 + k */
+    const DC_VD kd = ((DC_VD)(k + (int64_t)0x4338000000000000LL) - 6755399441055744.0) -
+                     DC_VDSEL(tiny, zero + 54.0, zero);
+    const DC_VD f1 = f - 1.0, h = 0.5 * f1 * f1;
+    const DC_VD s = f1 / (f1 + 2.0), z = s * s;
+    DC_VD R = zero + 2.0 / 23.0;
+    R = R * z + 2.0 / 21.0;
+    R = R * z + 2.0 / 19.0;
+    R = R * z + 2.0 / 17.0;
+    R = R * z + 2.0 / 15.0;
+    R = R * z + 2.0 / 13.0;
+    R = R * z + 2.0 / 11.0;
+    R = R * z + 2.0 / 9.0;
+    R = R * z + 2.0 / 7.0;
+    R = R * z + 2.0 / 5.0;
+    R = R * z + 2.0 / 3.0;
+    R = R * z;
+    const double ln2_hi = 6.93147180369123816490e-01, ln2_lo = 1.90821492927058770002e-10;
+    DC_VD r = kd * ln2_hi + (f1 - (h - (s * (h + R) + kd * ln2_lo)));
+    r = DC_VDSEL(x == zero, zero - inf, r);
+    r = DC_VDSEL(x == inf, inf, r);
+    return DC_VDSEL((x < zero) | (x != x), zero + NAN, r);
+}
+
+/* log of each lane of a column, computed in double and rounded once to DC_T. */
+DC_TARGET DC_VINLINE DC_V DC_FN(dc_lanes_log)(DC_V v)
+{
+    DC_VD d[2];
+    DC_V pair[2];
+    DC_FN(dc_lanes_widen)(v, d);
+    for (int h = 0; h < DC_NH; h++) d[h] = DC_FN(dc_lanes_vlog)(d[h]);
+    DC_ISA_NAME(dc_vstore2, DC_SFX)((DC_T *)pair, d[0], d[1]);
+    return pair[0];
+}
+
+/* A probability or log-probability target (is_log), the lanes of dc_soft_target_row
+ * (losses_t.h), for rows first .. first + count - 1 of rx and rt:
+ *     ce = Σ a_c (M - x_c) + (Σ a) log S,   a = w·p,
+ * a term with no mass is 0 (also at x = -inf), mass at x = -inf gives +inf; with want_h
+ *     h = -Σ a_c log p_c  (0 where p_c = 0),   kl = ce - h (clamped at 0 without w).
+ * For probabilities the cross-entropy is dc_soft_probs_rows's, operation for operation
+ * (the same value with or without want_h, and as cross_entropy gives it). psum, nbad,
+ * asum, max, sum as dc_soft_target_row. */
+DC_TARGET static inline void DC_FN(dc_soft_target_rows)(const dc_rows *rx, const dc_rows *rt,
+                                                       const DC_T *w, int is_log, int want_h,
+                                                       ptrdiff_t first, ptrdiff_t count,
+                                                       dc_soft_result *res)
+{
+    const DC_V zero = {0}, one = zero + 1, inf = zero + (DC_T)INFINITY;
+    const DC_V ninf = zero - (DC_T)INFINITY;
+    const ptrdiff_t n = rx->n;
+    DC_V col[DC_LANES_MAX_N], tcol[DC_LANES_MAX_N];
+    dc_lse_state st[DC_VLEN];
+    double log_sum[DC_VLEN];
+    for (ptrdiff_t g = 0; g < count; g += DC_VLEN) {
+        const ptrdiff_t lanes = count - g < DC_VLEN ? count - g : DC_VLEN;
+        DC_V m, at_max, rest;
+        DC_FN(dc_rows_columns)(rx, first + g, lanes, col);
+        DC_FN(dc_rows_columns)(rt, first + g, lanes, tcol);
+        DC_FN(dc_columns_lse)(col, n, &m, &at_max, &rest);
+        DC_FN(dc_lanes_states)(m, at_max, rest, lanes, st, log_sum);
+        DC_V sh = zero, ps = zero, as = zero, bad = zero, hs = zero;
+        for (ptrdiff_t c = 0; c < n; c++) {
+            const DC_V v = col[c], tv = tcol[c];
+            if (!is_log) { /* dc_soft_probs_rows's loop */
+                const DC_V pv = tv;
+                DC_V a = pv;
+                if (w != NULL) a = w[c] * pv;
+                sh += DC_VSEL(a != zero, DC_VSEL(v == ninf, inf, a * (m - v)), zero);
+                ps += pv;
+                as += a;
+                bad += DC_VSEL(pv >= zero, zero, one);
+                if (want_h) hs += DC_VSEL(pv != zero, a * DC_FN(dc_lanes_log)(pv), zero);
+            } else {
+                const DC_V p = DC_VEXP(tv);
+                DC_V a = p;
+                DC_VI has = tv > ninf;
+                if (w != NULL) {
+                    a = w[c] * p;
+                    has &= zero + w[c] != zero;
+                }
+                sh += DC_VSEL(has, DC_VSEL(v == ninf, inf, a * (m - v)), zero);
+                ps += p;
+                as += a;
+                bad += DC_VSEL(tv != tv, one, zero);
+                if (want_h) hs += DC_VSEL(p != zero, a * tv, zero);
+            }
+        }
+        for (ptrdiff_t j = 0; j < lanes; j++) {
+            dc_soft_result *r = res + g + j;
+            r->max = st[j].max;
+            r->sum = dc_lse_sum(&st[j]);
+            r->psum = (double)ps[j];
+            r->asum = (double)as[j];
+            r->nbad = (ptrdiff_t)bad[j];
+            r->tmax = 0.0;
+            r->tsum = 1.0;
+            r->h = r->kl = NAN;
+            if (!dc_lse_ok(&st[j])) {
+                r->ce = NAN;
+                continue;
+            }
+            r->ce = (double)sh[j] + r->asum * log_sum[j];
+            if (want_h) {
+                r->h = -(double)hs[j];
+                /* Only a true KL is ≥ 0: with class weights, CE_w - H_w may be negative. */
+                r->kl = w != NULL ? r->ce - r->h : dc_clamp_nonnegative(r->ce - r->h);
+            }
+        }
+    }
+}
+
+/* Reverse KL(q ‖ p) = Σ q_c (log q_c - log p_c) against a probability or log-probability
+ * target (is_log), the lanes of dc_kl_reverse_target (losses_t.h), in DC_T:
+ * q = exp(x - M) / S; a term with q = 0 (x = -inf) is 0, q > 0 where p = 0 gives +inf;
+ * clamped at 0. psum and nbad of the target; asum = 1, max and sum of the model's row. */
+DC_TARGET static inline void DC_FN(dc_kl_reverse_rows)(const dc_rows *rx, const dc_rows *rt,
+                                                      int is_log, ptrdiff_t first,
+                                                      ptrdiff_t count, dc_soft_result *res)
+{
+    const DC_V zero = {0}, one = zero + 1, inf = zero + (DC_T)INFINITY;
+    const DC_V ninf = zero - (DC_T)INFINITY;
+    const ptrdiff_t n = rx->n;
+    DC_V col[DC_LANES_MAX_N], tcol[DC_LANES_MAX_N];
+    dc_lse_state st[DC_VLEN];
+    double log_sum[DC_VLEN];
+    for (ptrdiff_t g = 0; g < count; g += DC_VLEN) {
+        const ptrdiff_t lanes = count - g < DC_VLEN ? count - g : DC_VLEN;
+        DC_V m, at_max, rest;
+        DC_FN(dc_rows_columns)(rx, first + g, lanes, col);
+        DC_FN(dc_rows_columns)(rt, first + g, lanes, tcol);
+        DC_FN(dc_columns_lse)(col, n, &m, &at_max, &rest);
+        DC_FN(dc_lanes_states)(m, at_max, rest, lanes, st, log_sum);
+        DC_V inv_s = zero, log_s = zero;
+        for (ptrdiff_t j = 0; j < lanes; j++) {
+            if (!dc_lse_ok(&st[j])) continue;
+            inv_s[j] = (DC_T)(1.0 / dc_lse_sum(&st[j]));
+            log_s[j] = (DC_T)log_sum[j];
+        }
+        DC_V k = zero, ps = zero, bad = zero;
+        for (ptrdiff_t c = 0; c < n; c++) {
+            const DC_V tv = tcol[c];
+            const DC_V p = is_log ? DC_VEXP(tv) : tv;
+            ps += p;
+            bad += is_log ? DC_VSEL(tv != tv, one, zero) : DC_VSEL(p >= zero, zero, one);
+            /* q > 0 exactly when x is finite (its exp may still underflow) */
+            const DC_V dx = col[c] - m;
+            const DC_V q = DC_VEXP(dx) * inv_s;
+            const DC_V log_p = is_log ? tv : DC_FN(dc_lanes_log)(p);
+            k += DC_VSEL(dx > ninf, DC_VSEL(log_p == ninf, inf, q * ((dx - log_s) - log_p)),
+                         zero);
+        }
+        for (ptrdiff_t j = 0; j < lanes; j++) {
+            dc_soft_result *r = res + g + j;
+            r->psum = (double)ps[j];
+            r->nbad = (ptrdiff_t)bad[j];
+            r->asum = 1.0;
+            r->max = st[j].max;
+            r->sum = dc_lse_sum(&st[j]);
+            r->tmax = 0.0;
+            r->tsum = 1.0;
+            r->ce = r->h = NAN;
+            r->kl = dc_lse_ok(&st[j]) ? dc_clamp_nonnegative((double)k[j]) : NAN;
+        }
+    }
+}
+
 /* The target as logits t: the lanes of dc_soft_logits (losses_t.h), for rows first ..
  * first + count - 1 of rx (model) and rt (target, read with the same mask and
  * temperature). With both maxima final,
@@ -158,6 +340,35 @@ DC_TARGET static inline void DC_FN(dc_logits_rows)(const dc_rows *rx, const dc_r
         DC_FN(dc_soft_logits)(DC_CAT(dc_row, DC_SFX)(rx, first + i, -(DC_T)INFINITY, xb),
                               DC_CAT(dc_row, DC_SFX)(rt, first + i, -(DC_T)INFINITY, tb), w,
                               rx->n, res + i);
+}
+
+DC_TARGET static inline void DC_FN(dc_soft_target_rows)(const dc_rows *rx, const dc_rows *rt,
+                                                       const DC_T *w, int is_log, int want_h,
+                                                       ptrdiff_t first, ptrdiff_t count,
+                                                       dc_soft_result *res)
+{
+    DC_T xb[DC_LANES_MAX_N], tb[DC_LANES_MAX_N];
+    for (ptrdiff_t i = 0; i < count; i++) {
+        DC_FN(dc_soft_target_row)(DC_CAT(dc_row, DC_SFX)(rx, first + i, -(DC_T)INFINITY, xb),
+                                  DC_CAT(dc_row, DC_SFX)(rt, first + i, -(DC_T)INFINITY, tb),
+                                  w, rx->n, is_log, want_h, res + i);
+        res[i].tmax = 0.0;
+        res[i].tsum = 1.0;
+    }
+}
+
+DC_TARGET static inline void DC_FN(dc_kl_reverse_rows)(const dc_rows *rx, const dc_rows *rt,
+                                                      int is_log, ptrdiff_t first,
+                                                      ptrdiff_t count, dc_soft_result *res)
+{
+    DC_T xb[DC_LANES_MAX_N], tb[DC_LANES_MAX_N];
+    for (ptrdiff_t i = 0; i < count; i++) {
+        DC_FN(dc_kl_reverse_target)(DC_CAT(dc_row, DC_SFX)(rx, first + i, -(DC_T)INFINITY, xb),
+                                    DC_CAT(dc_row, DC_SFX)(rt, first + i, -(DC_T)INFINITY, tb),
+                                    rx->n, is_log, res + i);
+        res[i].tmax = 0.0;
+        res[i].tsum = 1.0;
+    }
 }
 
 DC_TARGET static inline void DC_FN(dc_entropy_logits_rows)(const dc_rows *r, ptrdiff_t first,
