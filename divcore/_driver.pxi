@@ -356,17 +356,17 @@ cdef inline void lanes_kl_reverse_grad(const dc_rows *rx, const dc_rows *rt, int
 cdef inline bint in_lanes(const Job *job) noexcept nogil:
     """Short rows scanned many rows at a time, one row per vector lane (lanes_t.h,
     lanes_soft_t.h, lanes_grad_t.h), instead of one short row at a time: the log-sum-exp
-    operations, labels (loss and gradient, no smoothing), soft targets of every kind without
-    smoothing (CE, entropy, KL, reverse KL, decompose, and their gradients) and the entropy
-    of logits."""
+    operations, labels (loss and gradient), soft targets of every kind (CE, entropy, KL,
+    reverse KL, decompose, and their gradients; label smoothing of labels and
+    probabilities) and the entropy of logits."""
     if not (0 < job.rx.n <= DC_LANES_MAX_N):
         return False
     if job.op == OP_LSE or job.op == OP_LOG_SOFTMAX:
         return True
     if job.op == OP_CE_LABEL or job.op == OP_CE_LABEL_GRAD:
-        return job.eps == 0.0
+        return True
     if job.op == OP_SOFT or job.op == OP_SOFT_GRAD:
-        return job.eps == 0.0
+        return job.eps == 0.0 or (job.kind == DC_TARGET_PROBS and not job.reverse)
     if job.op == OP_ENTROPY:
         return job.kind == DC_TARGET_LOGITS
     return False
@@ -421,6 +421,98 @@ cdef void run_lane_soft(const Job *job, Py_ssize_t first, Py_ssize_t count,
                         (<real *>job.out) + first * n)
 
 
+cdef enum:
+    SMOOTH_ROWS = 32    # smoothed target rows built at a time (on the stack)
+
+
+cdef inline dc_rows rows_from(const dc_rows *r, Py_ssize_t first) noexcept nogil:
+    """r's rows from `first` on, as rows 0, 1, ..."""
+    cdef dc_rows out = r[0]
+    out.data = r.data + first * r.row_stride
+    if r.mask != NULL:
+        out.mask = r.mask + first * r.mask_row_stride
+    return out
+
+
+cdef void run_lane_smoothed(const Job *job, Py_ssize_t first, Py_ssize_t count,
+                            real *xbuf) noexcept nogil:
+    """Label smoothing (labels, or probability targets) of an in_lanes job: the smoothed
+    target rows p' = (1 - eps)·p + eps/kept are built as run_row builds them
+    (dc_smoothed_target), SMOOTH_ROWS at a time, then go through the probability lanes
+    (loss, entropy, KL, gradient). Validation sums are the raw target's."""
+    cdef real sbuf[SMOOTH_ROWS * DC_LANES_MAX_N]
+    cdef dc_soft_result res[SMOOTH_ROWS]
+    cdef double psum[SMOOTH_ROWS]
+    cdef Py_ssize_t nbad[SMOOTH_ROWS]
+    cdef bint skip[SMOOTH_ROWS]
+    cdef Py_ssize_t n = job.rx.n, j, i, c, sub, cnt
+    cdef const real *w = <const real *>job.weight
+    cdef real *tbuf = xbuf + n
+    cdef const real *tr
+    cdef int64_t y
+    cdef dc_rows rx, rs
+    cdef bint labels = job.op == OP_CE_LABEL or job.op == OP_CE_LABEL_GRAD
+    cdef bint grad = job.op == OP_CE_LABEL_GRAD or job.op == OP_SOFT_GRAD
+    rs.data = <const char *>sbuf
+    rs.row_stride = n * sizeof(real)
+    rs.col_stride = sizeof(real)
+    rs.n = n
+    rs.mask = NULL
+    rs.mask_row_stride = 0
+    rs.mask_col_stride = 0
+    rs.temperature = 1.0
+    sub = first
+    while sub < first + count:
+        cnt = min(<Py_ssize_t>SMOOTH_ROWS, first + count - sub)
+        for j in range(cnt):
+            i = sub + j
+            skip[j] = False
+            if labels:
+                y = job.labels[i]           # in range: checked before the loop
+                if label_row_ignored(job, i, y):
+                    skip[j] = True          # loss 0 (set), gradient 0, logits unused
+                    for c in range(n):
+                        sbuf[j * n + c] = 0
+                    continue
+                label_weight(job, i, y, w)
+                smoothed_target(&job.rx, i, <const real *>NULL, y, job.eps, sbuf + j * n)
+            else:
+                tr = row_of(&job.rt, i, <real>-INFINITY, tbuf)
+                target_check_row(tr, n, 0, &psum[j], &nbad[j])
+                smoothed_target(&job.rx, i, tr, -1, job.eps, sbuf + j * n)
+        rx = rows_from(&job.rx, sub)
+        lanes_soft_target(&rx, &rs, w, 0, job.want_h, 0, cnt, res)
+        for j in range(cnt):
+            i = sub + j
+            if skip[j]:
+                continue
+            if not labels:
+                res[j].psum = psum[j]
+                res[j].nbad = nbad[j]
+                if job.check and target_row_bad(psum[j], nbad[j], job.tol):
+                    job.bad[i] = 1
+                    job.psum[i] = psum[j]
+                    job.nbad[i] = nbad[j]
+                    continue
+            if grad:
+                job.ce[i] = res[j].kl if job.want_kl else res[j].ce
+                continue
+            if job.ce != NULL:
+                job.ce[i] = res[j].ce
+            if job.h != NULL:
+                job.h[i] = res[j].h
+            if job.kl != NULL:
+                job.kl[i] = res[j].kl
+        if grad:
+            lanes_soft_grad(&rx, &rs, w, DC_TARGET_PROBS, res, job.scale, 0, cnt,
+                            (<real *>job.out) + sub * n)
+            for j in range(cnt):
+                if skip[j]:
+                    for c in range(n):
+                        (<real *>job.out)[(sub + j) * n + c] = 0
+        sub += cnt
+
+
 cdef void run_lane_label_grad(const Job *job, Py_ssize_t first, Py_ssize_t count,
                               real *xbuf) noexcept nogil:
     """OP_CE_LABEL_GRAD rows of an in_lanes job (no smoothing): run_row's label branch."""
@@ -454,6 +546,9 @@ cdef void run_lane_chunk(const Job *job, Py_ssize_t first, Py_ssize_t count,
     cdef Py_ssize_t n = job.rx.n, j, i
     cdef const real *w = <const real *>job.weight
     cdef int64_t y
+    if job.eps != 0.0:
+        run_lane_smoothed(job, first, count, xbuf)
+        return
     if job.op == OP_SOFT or job.op == OP_SOFT_GRAD:
         run_lane_soft(job, first, count, xbuf)
         return
