@@ -174,14 +174,9 @@ DC_DISPATCH_BOTH(void, void, dc_kl_reverse_grad,
                  (x, t, n, kind, r, kl, scale, g))
 
 /* ------------------------------------------------ short rows in lanes, more operations
- * (lanes_soft_t.h, lanes_grad_t.h): the portable build here, where DC_ISA_NAME and
- * DC_TARGET name it again (isa_t.h built the AVX2 and AVX-512 ones above). */
-#define DC_TEMPLATE "lanes_soft_t.h"
-#include "for_each_type.h"
-#undef DC_TEMPLATE
-#define DC_TEMPLATE "lanes_grad_t.h"
-#include "for_each_type.h"
-#undef DC_TEMPLATE
+ * (lanes_soft_t.h, lanes_grad_t.h): the portable build (lanes_more.h) here, where
+ * DC_ISA_NAME and DC_TARGET name it again; isa_t.h built the AVX2 and AVX-512 ones. */
+#include "lanes_more.h"
 
 DC_DISPATCH_BOTH(void, void, dc_logits_rows,
                  (const dc_rows *rx, const dc_rows *rt, const float *w, ptrdiff_t first,

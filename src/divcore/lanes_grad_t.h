@@ -32,8 +32,9 @@ DC_TARGET static inline void DC_FN(dc_ce_label_grad_rows)(const dc_rows *r,
 {
     const ptrdiff_t n = r->n;
     DC_V col[DC_LANES_MAX_N];
-    dc_lse_state st[DC_VLEN];
-    double log_sum[DC_VLEN], mv[DC_VLEN], iv[DC_VLEN], sv[DC_VLEN];
+    /* initialised only so that compilers which cannot follow `lanes` do not warn */
+    dc_lse_state st[DC_VLEN] = {{0.0, 0.0, 0.0, 0.0, 0}};
+    double log_sum[DC_VLEN] = {0.0}, mv[DC_VLEN], iv[DC_VLEN], sv[DC_VLEN];
     for (ptrdiff_t b = 0; b < count; b += DC_VLEN) {
         const ptrdiff_t lanes = count - b < DC_VLEN ? count - b : DC_VLEN;
         DC_V m, at_max, rest;

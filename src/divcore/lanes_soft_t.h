@@ -29,8 +29,7 @@ DC_TARGET DC_VINLINE void DC_FN(dc_lanes_widen)(DC_V v, DC_VD *d)
 /* Lane values v[0 .. DC_VLEN) as double vectors d[0 .. DC_NH). */
 DC_TARGET DC_VINLINE void DC_FN(dc_lanes_of)(const double *v, DC_VD *d)
 {
-    for (int h = 0; h < DC_NH; h++)
-        for (ptrdiff_t q = 0; q < DC_VDLEN; q++) d[h][q] = v[h * DC_VDLEN + q];
+    for (int h = 0; h < DC_NH; h++) memcpy(&d[h], v + h * DC_VDLEN, sizeof(DC_VD));
 }
 
 /* log x in double lanes, x ≥ 0 (NaN stays NaN, log 0 = -inf, negative: NaN): the
@@ -43,8 +42,8 @@ DC_TARGET DC_VINLINE DC_VD DC_FN(dc_lanes_vlog)(DC_VD x)
 {
     typedef DC_ISA_NAME(dc_vi, f64) vdi;
     const DC_VD zero = {0}, inf = zero + INFINITY;
-    const vdi tiny = x < 0x1p-1022;
-    const DC_VD xs = DC_VDSEL(tiny, x * 0x1p54, x);
+    const vdi tiny = x < 2.2250738585072014e-308; /* DBL_MIN */
+    const DC_VD xs = DC_VDSEL(tiny, x * 18014398509481984.0, x) /* 2^54 */;
     const vdi hx = (vdi)xs;
     const vdi k = (hx - (int64_t)0x3fe6a09e667f3bcdLL) >> 52;
     const DC_VD f = (DC_VD)(hx - (k << 52));
@@ -100,8 +99,9 @@ DC_TARGET static inline void DC_FN(dc_soft_target_rows)(const dc_rows *rx, const
     const DC_V ninf = zero - (DC_T)INFINITY;
     const ptrdiff_t n = rx->n;
     DC_V col[DC_LANES_MAX_N], tcol[DC_LANES_MAX_N];
-    dc_lse_state st[DC_VLEN];
-    double log_sum[DC_VLEN];
+    /* initialised only so that compilers which cannot follow `lanes` do not warn */
+    dc_lse_state st[DC_VLEN] = {{0.0, 0.0, 0.0, 0.0, 0}};
+    double log_sum[DC_VLEN] = {0.0};
     for (ptrdiff_t g = 0; g < count; g += DC_VLEN) {
         const ptrdiff_t lanes = count - g < DC_VLEN ? count - g : DC_VLEN;
         DC_V m, at_max, rest;
@@ -172,8 +172,9 @@ DC_TARGET static inline void DC_FN(dc_kl_reverse_rows)(const dc_rows *rx, const 
     const DC_V ninf = zero - (DC_T)INFINITY;
     const ptrdiff_t n = rx->n;
     DC_V col[DC_LANES_MAX_N], tcol[DC_LANES_MAX_N];
-    dc_lse_state st[DC_VLEN];
-    double log_sum[DC_VLEN];
+    /* initialised only so that compilers which cannot follow `lanes` do not warn */
+    dc_lse_state st[DC_VLEN] = {{0.0, 0.0, 0.0, 0.0, 0}};
+    double log_sum[DC_VLEN] = {0.0};
     for (ptrdiff_t g = 0; g < count; g += DC_VLEN) {
         const ptrdiff_t lanes = count - g < DC_VLEN ? count - g : DC_VLEN;
         DC_V m, at_max, rest;
@@ -230,8 +231,10 @@ DC_TARGET static inline void DC_FN(dc_logits_rows)(const dc_rows *rx, const dc_r
     const DC_V zero = {0}, inf = zero + (DC_T)INFINITY, ninf = zero - (DC_T)INFINITY;
     const ptrdiff_t n = rx->n;
     DC_V col[DC_LANES_MAX_N], tcol[DC_LANES_MAX_N];
-    dc_lse_state sx[DC_VLEN], st[DC_VLEN];
-    double lsx[DC_VLEN], lst[DC_VLEN];
+    /* initialised only so that compilers which cannot follow `lanes` do not warn */
+    dc_lse_state sx[DC_VLEN] = {{0.0, 0.0, 0.0, 0.0, 0}};
+    dc_lse_state st[DC_VLEN] = {{0.0, 0.0, 0.0, 0.0, 0}};
+    double lsx[DC_VLEN] = {0.0}, lst[DC_VLEN] = {0.0};
     for (ptrdiff_t g = 0; g < count; g += DC_VLEN) {
         const ptrdiff_t lanes = count - g < DC_VLEN ? count - g : DC_VLEN;
         DC_V mx, mt, at_max, rest;
@@ -297,8 +300,9 @@ DC_TARGET static inline void DC_FN(dc_entropy_logits_rows)(const dc_rows *r, ptr
     const DC_VD dzero = {0};
     const ptrdiff_t n = r->n;
     DC_V col[DC_LANES_MAX_N];
-    dc_lse_state st[DC_VLEN];
-    double log_sum[DC_VLEN], mv[DC_VLEN];
+    /* initialised only so that compilers which cannot follow `lanes` do not warn */
+    dc_lse_state st[DC_VLEN] = {{0.0, 0.0, 0.0, 0.0, 0}};
+    double log_sum[DC_VLEN] = {0.0}, mv[DC_VLEN];
     for (ptrdiff_t g = 0; g < count; g += DC_VLEN) {
         const ptrdiff_t lanes = count - g < DC_VLEN ? count - g : DC_VLEN;
         DC_V m, at_max, rest;
