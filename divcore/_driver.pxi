@@ -353,12 +353,21 @@ cdef inline void lanes_kl_reverse_grad(const dc_rows *rx, const dc_rows *rt, int
         dcd_dc_kl_reverse_grad_rows_f64(rx, rt, kind, res, scale, first, count, g)
 
 
+cdef inline void lanes_js(const dc_rows *rx, const dc_rows *rt, int kind, double beta,
+                          Py_ssize_t first, Py_ssize_t count, double *js, double *psum,
+                          Py_ssize_t *nbad, const real *typed) noexcept nogil:
+    if real is float:
+        dcd_dc_js_rows_f32(rx, rt, kind, beta, first, count, js, psum, nbad)
+    else:
+        dcd_dc_js_rows_f64(rx, rt, kind, beta, first, count, js, psum, nbad)
+
+
 cdef inline bint in_lanes(const Job *job) noexcept nogil:
     """Short rows scanned many rows at a time, one row per vector lane (lanes_t.h,
     lanes_soft_t.h, lanes_grad_t.h), instead of one short row at a time: the log-sum-exp
     operations, labels (loss and gradient), soft targets of every kind (CE, entropy, KL,
     reverse KL, decompose, and their gradients; label smoothing of labels and
-    probabilities) and the entropy of logits."""
+    probabilities), the entropy of logits and Jensen-Shannon."""
     if not (0 < job.rx.n <= DC_LANES_MAX_N):
         return False
     if job.op == OP_LSE or job.op == OP_LOG_SOFTMAX:
@@ -369,7 +378,7 @@ cdef inline bint in_lanes(const Job *job) noexcept nogil:
         return job.eps == 0.0 or (job.kind == DC_TARGET_PROBS and not job.reverse)
     if job.op == OP_ENTROPY:
         return job.kind == DC_TARGET_LOGITS
-    return False
+    return job.op == OP_JS
 
 
 cdef void run_lane_soft(const Job *job, Py_ssize_t first, Py_ssize_t count,
@@ -542,7 +551,8 @@ cdef void run_lane_chunk(const Job *job, Py_ssize_t first, Py_ssize_t count,
                          real *xbuf) noexcept nogil:
     """Rows first .. first + count - 1 of an in_lanes job: the same results as run_row."""
     cdef dc_lse_state st[LANE_CHUNK]
-    cdef double log_sum[LANE_CHUNK]
+    cdef double log_sum[LANE_CHUNK]     # (JS: the target sums)
+    cdef Py_ssize_t nbad[LANE_CHUNK]
     cdef Py_ssize_t n = job.rx.n, j, i
     cdef const real *w = <const real *>job.weight
     cdef int64_t y
@@ -557,6 +567,16 @@ cdef void run_lane_chunk(const Job *job, Py_ssize_t first, Py_ssize_t count,
         return
     if job.op == OP_ENTROPY:  # of logits
         lanes_entropy_logits(&job.rx, first, count, job.ce + first, xbuf)
+        return
+    if job.op == OP_JS:
+        lanes_js(&job.rx, &job.rt, job.kind, job.beta, first, count, job.ce + first, log_sum,
+                 nbad, xbuf)
+        for j in range(count):
+            i = first + j
+            if job.check and target_row_bad(log_sum[j], nbad[j], job.tol):
+                job.bad[i] = 1
+                job.psum[i] = log_sum[j]
+                job.nbad[i] = nbad[j]
         return
     lse_scan_rows(&job.rx, first, count, st, log_sum, xbuf)
     for j in range(count):

@@ -155,3 +155,9 @@ cdef extern from "divcore/dispatch.h" nogil:
     void dcd_dc_kl_reverse_grad_rows_f64(const dc_rows *rx, const dc_rows *rt, int kind,
                                          const dc_soft_result *res, double scale,
                                          Py_ssize_t first, Py_ssize_t count, double *g)
+    void dcd_dc_js_rows_f32(const dc_rows *rx, const dc_rows *rt, int kind, double beta,
+                            Py_ssize_t first, Py_ssize_t count, double *js, double *psum,
+                            Py_ssize_t *nbad)
+    void dcd_dc_js_rows_f64(const dc_rows *rx, const dc_rows *rt, int kind, double beta,
+                            Py_ssize_t first, Py_ssize_t count, double *js, double *psum,
+                            Py_ssize_t *nbad)

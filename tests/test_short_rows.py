@@ -177,6 +177,11 @@ def _kw(name):
             x, p, label_smoothing=0.1, where=m, **lab),
         "smoothed_probs_grad": lambda dc, x, t, p, lp, y, w, m: dc.cross_entropy_and_grad(
             x, p, label_smoothing=0.1, where=m, **lab),
+        "js_probs": lambda dc, x, t, p, lp, y, w, m: dc.js_divergence(x, p, **lab),
+        "js_log_probs_beta": lambda dc, x, t, p, lp, y, w, m: dc.js_divergence(
+            x, lp, target_type="log_probs", beta=0.2, **lab),
+        "js_logits_masked": lambda dc, x, t, p, lp, y, w, m: dc.js_divergence(
+            x, t, target_type="logits", where=m, beta=0.7, **lab),
     }[name]
 
 
@@ -186,7 +191,8 @@ LANE_OPS = ["kl_logits", "decompose_logits_w", "kl_logits_masked_T", "kl_logits_
             "ce_labels_grad", "ce_labels_grad_w_masked", "ce_probs_grad", "kl_probs_grad",
             "kl_log_probs_grad", "kl_logits_grad", "kl_reverse_grad",
             "kl_logits_reverse_grad", "smoothed_labels", "smoothed_labels_grad_w",
-            "smoothed_probs", "smoothed_probs_grad"]
+            "smoothed_probs", "smoothed_probs_grad", "js_probs", "js_log_probs_beta",
+            "js_logits_masked"]
 
 
 def _parts(value):
@@ -259,3 +265,21 @@ def test_lane_log_of_targets_is_within_an_ulp():
         b = divcore.kl_divergence(x, np.log(p), target_type="log_probs", reverse=True,
                                   reduction="none", validate=False)
     np.testing.assert_allclose(a, b, rtol=1e-13, atol=1e-13)
+
+
+@pytest.mark.parametrize("beta", [0.5, 0.1])
+def test_lane_js_keeps_relative_precision_for_near_equal_rows(beta):
+    """JS of p and q that differ by 1e-6 relative is ~1e-13: the lanes' expm1 and log1p
+    keep it to many digits, as the row kernel does (the rows widened past 64 values)."""
+    rng = np.random.default_rng(9)
+    for n in (2, 10, 64):
+        x = rng.standard_normal((50, n)) * 2
+        q = np.exp(x - x.max(axis=1, keepdims=True))
+        q /= q.sum(axis=1, keepdims=True)
+        p = q * (1 + 1e-6 * rng.standard_normal((50, n)))
+        p /= p.sum(axis=1, keepdims=True)
+        got = divcore.js_divergence(x, p, beta=beta, reduction="none")
+        want = divcore.js_divergence(_widen(x, -np.inf), _widen(p, 0), beta=beta,
+                                     reduction="none")
+        assert np.all(got > 0)
+        np.testing.assert_allclose(got, want, rtol=1e-7, atol=0)

@@ -222,4 +222,11 @@ DC_DISPATCH_BOTH(void, void, dc_kl_reverse_grad_rows,
                   double scale, ptrdiff_t first, ptrdiff_t count, double *g),
                  (rx, rt, kind, res, scale, first, count, g))
 
+DC_DISPATCH_BOTH(void, void, dc_js_rows,
+                 (const dc_rows *rx, const dc_rows *rt, int kind, double beta, ptrdiff_t first,
+                  ptrdiff_t count, double *js, double *psum, ptrdiff_t *nbad),
+                 (const dc_rows *rx, const dc_rows *rt, int kind, double beta, ptrdiff_t first,
+                  ptrdiff_t count, double *js, double *psum, ptrdiff_t *nbad),
+                 (rx, rt, kind, beta, first, count, js, psum, nbad))
+
 #endif /* DIVCORE_DISPATCH_H */

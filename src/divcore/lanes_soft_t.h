@@ -38,7 +38,15 @@ DC_TARGET DC_VINLINE void DC_FN(dc_lanes_of)(const double *v, DC_VD *d)
  *     log f = f1 - h + s·(h + R),   f1 = f - 1, h = f1²/2, s = f1 / (2 + f1)
  * (< 1 ulp); subnormal x is scaled by 2^54 first. The long-row kernels take the C
  * library's log of a target entry; this is the same function within an ulp. */
+DC_TARGET DC_VINLINE DC_VD DC_FN(dc_lanes_vlog_corr)(DC_VD x, DC_VD corr);
 DC_TARGET DC_VINLINE DC_VD DC_FN(dc_lanes_vlog)(DC_VD x)
+{
+    const DC_VD zero = {0};
+    return DC_FN(dc_lanes_vlog_corr)(x, zero);
+}
+
+/* log x + corr, corr a small correction added with the low-order part (log1p below). */
+DC_TARGET DC_VINLINE DC_VD DC_FN(dc_lanes_vlog_corr)(DC_VD x, DC_VD corr)
 {
     typedef DC_ISA_NAME(dc_vi, f64) vdi;
     const DC_VD zero = {0}, inf = zero + INFINITY;
@@ -65,10 +73,58 @@ DC_TARGET DC_VINLINE DC_VD DC_FN(dc_lanes_vlog)(DC_VD x)
     R = R * z + 2.0 / 3.0;
     R = R * z;
     const double ln2_hi = 6.93147180369123816490e-01, ln2_lo = 1.90821492927058770002e-10;
-    DC_VD r = kd * ln2_hi + (f1 - (h - (s * (h + R) + kd * ln2_lo)));
+    DC_VD r = kd * ln2_hi + (f1 - (h - (s * (h + R) + (kd * ln2_lo + corr))));
     r = DC_VDSEL(x == zero, zero - inf, r);
     r = DC_VDSEL(x == inf, inf, r);
     return DC_VDSEL((x < zero) | (x != x), zero + NAN, r);
+}
+
+/* log1p(u) for u > -1 in double lanes (u = -1: -inf; NaN stays NaN): w = 1 + u rounded,
+ * log1p(u) = log w + (u - (w - 1)) / w, the correction for the rounding of w (exact when
+ * w - 1 = u). */
+DC_TARGET DC_VINLINE DC_VD DC_FN(dc_lanes_vlog1p)(DC_VD u)
+{
+    const DC_VD zero = {0};
+    const DC_VD w = u + 1.0;
+    const DC_VD corr = DC_VDSEL(w == zero, zero, (u - (w - 1.0)) / w);
+    return DC_FN(dc_lanes_vlog_corr)(w, corr);
+}
+
+/* expm1(d) in double lanes with relative precision near 0: for |d| < ln2 / 2 the series
+ * d + d²·(1/2! + d·(1/3! + ...)) to d^15/15! (its remainder is below 2^-56 of the result),
+ * elsewhere exp(d) - 1 (|exp(d) - 1| ≥ 0.29 there: an ulp or two). expm1(-inf) = -1. */
+DC_TARGET DC_VINLINE DC_VD DC_FN(dc_lanes_vexpm1)(DC_VD d)
+{
+    const DC_VD zero = {0};
+    DC_VD r = zero + 1.0 / 1307674368000.0;          /* 1/15! */
+    r = r * d + 1.0 / 87178291200.0;                  /* 1/14! */
+    r = r * d + 1.0 / 6227020800.0;
+    r = r * d + 1.0 / 479001600.0;
+    r = r * d + 1.0 / 39916800.0;
+    r = r * d + 1.0 / 3628800.0;
+    r = r * d + 1.0 / 362880.0;
+    r = r * d + 1.0 / 40320.0;
+    r = r * d + 1.0 / 5040.0;
+    r = r * d + 1.0 / 720.0;
+    r = r * d + 1.0 / 120.0;
+    r = r * d + 1.0 / 24.0;
+    r = r * d + 1.0 / 6.0;
+    r = r * d + 0.5;
+    const DC_VD small = d + (d * d) * r;
+    const DC_VD big = DC_ISA_NAME(dc_vexp, f64)(d) - 1.0;
+    const DC_VD ad = DC_VDSEL(d < zero, zero - d, d);
+    return DC_VDSEL(ad < 0.34657359027997264, small, big);
+}
+
+/* log1p(c·expm1(d)) = log(1 - c + c·e^d), c in (0, 1), in double lanes: for d > 1 it is
+ * d + log c + log1p((1-c)/c · e^-d) (expm1 would overflow long before the result does),
+ * as dc_log1p_c_expm1 (losses.h). log_c = log c. */
+DC_TARGET DC_VINLINE DC_VD DC_FN(dc_lanes_log1p_c_expm1)(double c, double log_c, DC_VD d)
+{
+    const DC_VD big = d + log_c +
+                      DC_FN(dc_lanes_vlog1p)((1.0 - c) / c * DC_ISA_NAME(dc_vexp, f64)(-d));
+    const DC_VD small = DC_FN(dc_lanes_vlog1p)(c * DC_FN(dc_lanes_vexpm1)(d));
+    return DC_VDSEL(d > 1.0, big, small);
 }
 
 /* log of each lane of a column, computed in double and rounded once to DC_T. */
@@ -212,6 +268,100 @@ DC_TARGET static inline void DC_FN(dc_kl_reverse_rows)(const dc_rows *rx, const 
             r->tsum = 1.0;
             r->ce = r->h = NAN;
             r->kl = dc_lse_ok(&st[j]) ? dc_clamp_nonnegative((double)k[j]) : NAN;
+        }
+    }
+}
+
+/* Generalised Jensen-Shannon divergence with weight beta on the target, the lanes of
+ * dc_js_row (losses_t.h), for rows first .. first + count - 1 of rx and rt (target kind
+ * `kind`), into js[0 .. count) with the target sums into psum / nbad: in double lanes,
+ * with d = log q - log p,
+ *     log p - log m = -log1p((1-β)·expm1(d)),   log q - log m = -log1p(β·expm1(-d)),
+ * terms with p = 0 (resp. q = 0) are 0; clamped to [0, h(β)]; β ∈ {0, 1} gives 0; a row
+ * (or a logits target) without a distribution gives NaN. */
+DC_TARGET static inline void DC_FN(dc_js_rows)(const dc_rows *rx, const dc_rows *rt, int kind,
+                                              double beta, ptrdiff_t first, ptrdiff_t count,
+                                              double *js, double *psum, ptrdiff_t *nbad)
+{
+    const DC_VD dzero = {0}, done = dzero + 1.0;
+    const ptrdiff_t n = rx->n;
+    const double top = dc_binary_entropy(beta);
+    const double lb = beta > 0.0 ? log(beta) : 0.0, l1b = beta < 1.0 ? log1p(-beta) : 0.0;
+    DC_V col[DC_LANES_MAX_N], tcol[DC_LANES_MAX_N];
+    /* initialised only so that compilers which cannot follow `lanes` do not warn */
+    dc_lse_state sx[DC_VLEN] = {{0.0, 0.0, 0.0, 0.0, 0}};
+    dc_lse_state st[DC_VLEN] = {{0.0, 0.0, 0.0, 0.0, 0}};
+    double lsx[DC_VLEN] = {0.0}, lst[DC_VLEN] = {0.0};
+    double mv[DC_VLEN], lv[DC_VLEN], tv[DC_VLEN], ltv[DC_VLEN];
+    int ok[DC_VLEN];
+    for (ptrdiff_t g = 0; g < count; g += DC_VLEN) {
+        const ptrdiff_t lanes = count - g < DC_VLEN ? count - g : DC_VLEN;
+        DC_V m, at_max, rest;
+        DC_FN(dc_rows_columns)(rx, first + g, lanes, col);
+        DC_FN(dc_rows_columns)(rt, first + g, lanes, tcol);
+        DC_FN(dc_columns_lse)(col, n, &m, &at_max, &rest);
+        DC_FN(dc_lanes_states)(m, at_max, rest, lanes, sx, lsx);
+        if (kind == DC_TARGET_LOGITS) {
+            DC_FN(dc_columns_lse)(tcol, n, &m, &at_max, &rest);
+            DC_FN(dc_lanes_states)(m, at_max, rest, lanes, st, lst);
+        }
+        for (ptrdiff_t j = 0; j < DC_VLEN; j++) {
+            ok[j] = j < lanes && dc_lse_ok(&sx[j]) &&
+                    (kind != DC_TARGET_LOGITS || dc_lse_ok(&st[j]));
+            mv[j] = ok[j] ? sx[j].max : 0.0;
+            lv[j] = ok[j] ? lsx[j] : 0.0;
+            tv[j] = ok[j] && kind == DC_TARGET_LOGITS ? st[j].max : 0.0;
+            ltv[j] = ok[j] && kind == DC_TARGET_LOGITS ? lst[j] : 0.0;
+        }
+        DC_VD mx[2], log_sx[2], mt[2], log_st[2];
+        DC_FN(dc_lanes_of)(mv, mx);
+        DC_FN(dc_lanes_of)(lv, log_sx);
+        DC_FN(dc_lanes_of)(tv, mt);
+        DC_FN(dc_lanes_of)(ltv, log_st);
+        DC_VD acc[2] = {dzero, dzero}, ps[2] = {dzero, dzero}, bad[2] = {dzero, dzero};
+        for (ptrdiff_t i = 0; i < n; i++) {
+            DC_VD xd[2], td[2];
+            DC_FN(dc_lanes_widen)(col[i], xd);
+            DC_FN(dc_lanes_widen)(tcol[i], td);
+            for (int h = 0; h < DC_NH; h++) {
+                DC_VD lp, p;
+                if (kind == DC_TARGET_PROBS) {
+                    p = td[h];
+                    lp = DC_FN(dc_lanes_vlog)(p);
+                    bad[h] += DC_VDSEL(p >= dzero, dzero, done);
+                } else {
+                    lp = td[h];
+                    if (kind == DC_TARGET_LOGITS) lp = (lp - mt[h]) - log_st[h];
+                    p = DC_ISA_NAME(dc_vexp, f64)(lp);
+                    if (kind == DC_TARGET_LOG_PROBS)
+                        bad[h] += DC_VDSEL(td[h] != td[h], done, dzero);
+                }
+                ps[h] += p;
+                const DC_VD lq = (xd[h] - mx[h]) - log_sx[h];
+                const DC_VD q = DC_ISA_NAME(dc_vexp, f64)(lq);
+                const DC_VD d = lq - lp;
+                const DC_VD tp = DC_VDSEL(p != dzero,
+                                          -p * DC_FN(dc_lanes_log1p_c_expm1)(1.0 - beta, l1b, d),
+                                          dzero);
+                const DC_VD tq = DC_VDSEL(q != dzero,
+                                          -q * DC_FN(dc_lanes_log1p_c_expm1)(beta, lb, -d),
+                                          dzero);
+                acc[h] += DC_VDSEL((p == dzero) & (q == dzero), dzero,
+                                   beta * tp + (1.0 - beta) * tq);
+            }
+        }
+        for (ptrdiff_t j = 0; j < lanes; j++) {
+            const int h = (int)(j / DC_VDLEN), q = (int)(j % DC_VDLEN);
+            psum[g + j] = kind == DC_TARGET_LOGITS ? 1.0 : ps[h][q];
+            nbad[g + j] = kind == DC_TARGET_LOGITS ? 0 : (ptrdiff_t)bad[h][q];
+            if (!ok[j]) {
+                js[g + j] = NAN;
+            } else if (beta == 0.0 || beta == 1.0) {
+                js[g + j] = 0.0;
+            } else {
+                const double v = dc_clamp_nonnegative(acc[h][q]);
+                js[g + j] = v > top ? top : v;
+            }
         }
     }
 }
@@ -373,6 +523,17 @@ DC_TARGET static inline void DC_FN(dc_kl_reverse_rows)(const dc_rows *rx, const 
         res[i].tmax = 0.0;
         res[i].tsum = 1.0;
     }
+}
+
+DC_TARGET static inline void DC_FN(dc_js_rows)(const dc_rows *rx, const dc_rows *rt, int kind,
+                                              double beta, ptrdiff_t first, ptrdiff_t count,
+                                              double *js, double *psum, ptrdiff_t *nbad)
+{
+    DC_T xb[DC_LANES_MAX_N], tb[DC_LANES_MAX_N];
+    for (ptrdiff_t i = 0; i < count; i++)
+        js[i] = DC_FN(dc_js_row)(DC_CAT(dc_row, DC_SFX)(rx, first + i, -(DC_T)INFINITY, xb),
+                                 DC_CAT(dc_row, DC_SFX)(rt, first + i, -(DC_T)INFINITY, tb),
+                                 rx->n, kind, beta, psum + i, nbad + i);
 }
 
 DC_TARGET static inline void DC_FN(dc_entropy_logits_rows)(const dc_rows *r, ptrdiff_t first,
