@@ -14,8 +14,8 @@
 #ifdef DC_HAVE_VEC
 #define DC_VD DC_ISA_NAME(dc_v, f64)
 #define DC_VDLEN ((ptrdiff_t)(sizeof(DC_VD) / sizeof(double)))
-#define DC_VDSEL(mask, a, b) \
-    ((DC_VD)(((mask) & (DC_ISA_NAME(dc_vi, f64))(a)) | (~(mask) & (DC_ISA_NAME(dc_vi, f64))(b))))
+#define DC_VDI DC_ISA_NAME(dc_vi, f64)
+#define DC_VDSEL(mask, a, b) ((DC_VD)(((mask) & (DC_VDI)(a)) | (~(mask) & (DC_VDI)(b))))
 /* double vectors per column: 2 for float lanes, 1 for double lanes */
 #define DC_NH ((int)(DC_VLEN / DC_VDLEN))
 
@@ -93,7 +93,23 @@ DC_TARGET DC_VINLINE DC_VD DC_FN(dc_lanes_vlog1p)(DC_VD u)
 /* expm1(d) in double lanes with relative precision near 0: for |d| < ln2 / 2 the series
  * d + d²·(1/2! + d·(1/3! + ...)) to d^15/15! (its remainder is below 2^-56 of the result),
  * elsewhere exp(d) - 1 (|exp(d) - 1| ≥ 0.29 there: an ulp or two). expm1(-inf) = -1. */
+DC_TARGET DC_VINLINE DC_VD DC_FN(dc_lanes_vexpm1_of)(DC_VD d, DC_VD e);
 DC_TARGET DC_VINLINE DC_VD DC_FN(dc_lanes_vexpm1)(DC_VD d)
+{
+    return DC_FN(dc_lanes_vexpm1_of)(d, DC_ISA_NAME(dc_vexp, f64)(d));
+}
+
+/* 1 if any lane of m is set. */
+DC_TARGET DC_VINLINE int DC_FN(dc_lanes_any)(DC_VDI m)
+{
+    DC_VDI acc = m;
+    int any = 0;
+    for (ptrdiff_t q = 0; q < DC_VDLEN; q++) any |= acc[q] != 0;
+    return any;
+}
+
+/* expm1(d) given e = exp(d) (dc_lanes_vexpm1). */
+DC_TARGET DC_VINLINE DC_VD DC_FN(dc_lanes_vexpm1_of)(DC_VD d, DC_VD e)
 {
     const DC_VD zero = {0};
     DC_VD r = zero + 1.0 / 1307674368000.0;          /* 1/15! */
@@ -111,7 +127,7 @@ DC_TARGET DC_VINLINE DC_VD DC_FN(dc_lanes_vexpm1)(DC_VD d)
     r = r * d + 1.0 / 6.0;
     r = r * d + 0.5;
     const DC_VD small = d + (d * d) * r;
-    const DC_VD big = DC_ISA_NAME(dc_vexp, f64)(d) - 1.0;
+    const DC_VD big = e - 1.0;
     const DC_VD ad = DC_VDSEL(d < zero, zero - d, d);
     return DC_VDSEL(ad < 0.34657359027997264, small, big);
 }
@@ -340,12 +356,23 @@ DC_TARGET static inline void DC_FN(dc_js_rows)(const dc_rows *rx, const dc_rows 
                 const DC_VD lq = (xd[h] - mx[h]) - log_sx[h];
                 const DC_VD q = DC_ISA_NAME(dc_vexp, f64)(lq);
                 const DC_VD d = lq - lp;
-                const DC_VD tp = DC_VDSEL(p != dzero,
-                                          -p * DC_FN(dc_lanes_log1p_c_expm1)(1.0 - beta, l1b, d),
-                                          dzero);
-                const DC_VD tq = DC_VDSEL(q != dzero,
-                                          -q * DC_FN(dc_lanes_log1p_c_expm1)(beta, lb, -d),
-                                          dzero);
+                /* expm1(d) and expm1(-d) from one exp: with a = |d|, e = exp(-a),
+                 * expm1(-a) = e - 1 (the series near 0) and expm1(a) = -expm1(-a) / e */
+                const DC_VD ad = DC_VDSEL(d < dzero, dzero - d, d);
+                const DC_VD e = DC_ISA_NAME(dc_vexp, f64)(dzero - ad);
+                const DC_VD em = DC_FN(dc_lanes_vexpm1_of)(dzero - ad, e);
+                const DC_VD ep = -em / e;
+                const DC_VDI pos = d >= dzero;
+                DC_VD lp_m = DC_FN(dc_lanes_vlog1p)((1.0 - beta) * DC_VDSEL(pos, ep, em));
+                DC_VD lq_m = DC_FN(dc_lanes_vlog1p)(beta * DC_VDSEL(pos, em, ep));
+                if (DC_FN(dc_lanes_any)(ad > 700.0)) { /* expm1 overflows: dc_log1p_c_expm1 */
+                    lp_m = DC_VDSEL(ad > 700.0,
+                                    DC_FN(dc_lanes_log1p_c_expm1)(1.0 - beta, l1b, d), lp_m);
+                    lq_m = DC_VDSEL(ad > 700.0,
+                                    DC_FN(dc_lanes_log1p_c_expm1)(beta, lb, dzero - d), lq_m);
+                }
+                const DC_VD tp = DC_VDSEL(p != dzero, -p * lp_m, dzero);
+                const DC_VD tq = DC_VDSEL(q != dzero, -q * lq_m, dzero);
                 acc[h] += DC_VDSEL((p == dzero) & (q == dzero), dzero,
                                    beta * tp + (1.0 - beta) * tq);
             }
@@ -481,6 +508,7 @@ DC_TARGET static inline void DC_FN(dc_entropy_logits_rows)(const dc_rows *r, ptr
 
 #undef DC_NH
 #undef DC_VDSEL
+#undef DC_VDI
 #undef DC_VDLEN
 #undef DC_VD
 #else /* no vector extensions: the long-row kernels, a row at a time */
