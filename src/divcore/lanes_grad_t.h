@@ -1,7 +1,7 @@
 /* divcore/lanes_grad_t.h: gradients of short rows, one row per vector lane: cross-entropy
- * with a label, and the forward soft-target gradient (probabilities, log-probabilities or
- * logits). Type-generic body (DC_T, DC_SFX, DC_ISA_NAME, DC_TARGET defined; included by
- * isa_t.h after lanes_soft_t.h, and for the portable build by dispatch.h).
+ * with a label, the forward soft-target gradient (probabilities, log-probabilities or
+ * logits) and the reverse-KL gradient. Type-generic body (DC_T, DC_SFX, DC_ISA_NAME, DC_TARGET defined; included by
+ * isa_t.h after lanes_soft_t.h, and for the portable build by lanes_more.h).
  *
  * The rows of a group are transposed into columns (dc_rows_columns, lanes_t.h); each
  * gradient value is the long-row kernel's formula (losses_t.h: dc_ce_label_grad,

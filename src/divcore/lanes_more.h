@@ -8,7 +8,15 @@
 
 #include "losses.h"
 
+#define DC_TEMPLATE "lanes_math_t.h"
+#include "for_each_type.h"
+#undef DC_TEMPLATE
+
 #define DC_TEMPLATE "lanes_soft_t.h"
+#include "for_each_type.h"
+#undef DC_TEMPLATE
+
+#define DC_TEMPLATE "lanes_js_t.h"
 #include "for_each_type.h"
 #undef DC_TEMPLATE
 
