@@ -345,35 +345,296 @@ cdef enum:
     LANE_CHUNK = 256    # short rows scanned per dc_lse_scan_rows call (states on the stack)
 
 
+# Typed views of the lane kernels for the operations beyond the log-sum-exp
+# (src/divcore/lanes_soft_t.h, lanes_grad_t.h).
+
+cdef inline void lanes_logits(const dc_rows *rx, const dc_rows *rt, const real *w,
+                             Py_ssize_t first, Py_ssize_t count,
+                             dc_soft_result *res) noexcept nogil:
+    if real is float:
+        dcd_dc_logits_rows_f32(rx, rt, w, first, count, res)
+    else:
+        dcd_dc_logits_rows_f64(rx, rt, w, first, count, res)
+
+
+cdef inline void lanes_entropy_logits(const dc_rows *r, Py_ssize_t first, Py_ssize_t count,
+                                     double *out, real *typed) noexcept nogil:
+    if real is float:
+        dcd_dc_entropy_logits_rows_f32(r, first, count, out)
+    else:
+        dcd_dc_entropy_logits_rows_f64(r, first, count, out)
+
+
+cdef inline void lanes_label_grad(const dc_rows *r, const Py_ssize_t *labels,
+                                    const double *scale, Py_ssize_t first, Py_ssize_t count,
+                                    double *loss, real *g) noexcept nogil:
+    if real is float:
+        dcd_dc_ce_label_grad_rows_f32(r, labels, scale, first, count, loss, g)
+    else:
+        dcd_dc_ce_label_grad_rows_f64(r, labels, scale, first, count, loss, g)
+
+
+cdef inline void lanes_soft_grad(const dc_rows *rx, const dc_rows *rt, const real *w, int kind,
+                                const dc_soft_result *res, double scale, Py_ssize_t first,
+                                Py_ssize_t count, real *g) noexcept nogil:
+    if real is float:
+        dcd_dc_soft_grad_rows_f32(rx, rt, w, kind, res, scale, first, count, g)
+    else:
+        dcd_dc_soft_grad_rows_f64(rx, rt, w, kind, res, scale, first, count, g)
+
+
+cdef inline void lanes_soft_target(const dc_rows *rx, const dc_rows *rt, const real *w,
+                                   int is_log, int want_h, Py_ssize_t first, Py_ssize_t count,
+                                   dc_soft_result *res) noexcept nogil:
+    if real is float:
+        dcd_dc_soft_target_rows_f32(rx, rt, w, is_log, want_h, first, count, res)
+    else:
+        dcd_dc_soft_target_rows_f64(rx, rt, w, is_log, want_h, first, count, res)
+
+
+cdef inline void lanes_kl_reverse(const dc_rows *rx, const dc_rows *rt, int is_log,
+                                  Py_ssize_t first, Py_ssize_t count, dc_soft_result *res,
+                                  const real *typed) noexcept nogil:
+    if real is float:
+        dcd_dc_kl_reverse_rows_f32(rx, rt, is_log, first, count, res)
+    else:
+        dcd_dc_kl_reverse_rows_f64(rx, rt, is_log, first, count, res)
+
+
+cdef inline void lanes_kl_reverse_grad(const dc_rows *rx, const dc_rows *rt, int kind,
+                                       const dc_soft_result *res, double scale,
+                                       Py_ssize_t first, Py_ssize_t count,
+                                       real *g) noexcept nogil:
+    if real is float:
+        dcd_dc_kl_reverse_grad_rows_f32(rx, rt, kind, res, scale, first, count, g)
+    else:
+        dcd_dc_kl_reverse_grad_rows_f64(rx, rt, kind, res, scale, first, count, g)
+
+
+cdef inline void lanes_js(const dc_rows *rx, const dc_rows *rt, int kind, double beta,
+                          Py_ssize_t first, Py_ssize_t count, double *js, double *psum,
+                          Py_ssize_t *nbad, const real *typed) noexcept nogil:
+    if real is float:
+        dcd_dc_js_rows_f32(rx, rt, kind, beta, first, count, js, psum, nbad)
+    else:
+        dcd_dc_js_rows_f64(rx, rt, kind, beta, first, count, js, psum, nbad)
+
+
 cdef inline bint in_lanes(const Job *job) noexcept nogil:
-    """Short rows whose result needs only the log-sum-exp: scanned many rows at a time,
-    one row per vector lane (lanes_t.h), instead of one short row at a time."""
-    return 0 < job.rx.n <= DC_LANES_MAX_N and (
-        job.op == OP_LSE or job.op == OP_LOG_SOFTMAX
-        or (job.op == OP_CE_LABEL and job.eps == 0.0)
-        or (job.op == OP_SOFT and job.kind == DC_TARGET_PROBS and not job.reverse
-            and not job.want_h and job.eps == 0.0))
+    """Short rows scanned many rows at a time, one row per vector lane (lanes_t.h,
+    lanes_soft_t.h, lanes_grad_t.h), instead of one short row at a time: the log-sum-exp
+    operations, labels (loss and gradient), soft targets of every kind (CE, entropy, KL,
+    reverse KL, decompose, and their gradients; label smoothing of labels and
+    probabilities), the entropy of logits and Jensen-Shannon."""
+    if not (0 < job.rx.n <= DC_LANES_MAX_N):
+        return False
+    if job.op == OP_LSE or job.op == OP_LOG_SOFTMAX:
+        return True
+    if job.op == OP_CE_LABEL or job.op == OP_CE_LABEL_GRAD:
+        return True
+    if job.op == OP_SOFT or job.op == OP_SOFT_GRAD:
+        return job.eps == 0.0 or (job.kind == DC_TARGET_PROBS and not job.reverse)
+    if job.op == OP_ENTROPY:
+        return job.kind == DC_TARGET_LOGITS
+    return job.op == OP_JS
+
+
+cdef void run_lane_soft(const Job *job, Py_ssize_t first, Py_ssize_t count,
+                        real *xbuf) noexcept nogil:
+    """OP_SOFT / OP_SOFT_GRAD rows of an in_lanes job (run_row's soft branch)."""
+    cdef dc_soft_result res[LANE_CHUNK]
+    cdef Py_ssize_t n = job.rx.n, j, i
+    cdef const real *w = <const real *>job.weight
+    cdef double m, s
+    cdef bint grad = job.op == OP_SOFT_GRAD
+    if job.kind == DC_TARGET_LOGITS and job.reverse:
+        # KL(q ‖ p): the model's softmax plays the target; res.max/sum are the model's
+        lanes_logits(&job.rt, &job.rx, <const real *>NULL, first, count, res)
+        for j in range(count):
+            m, s = res[j].max, res[j].sum
+            res[j].max, res[j].sum = res[j].tmax, res[j].tsum
+            res[j].tmax, res[j].tsum = m, s
+    elif job.reverse:
+        lanes_kl_reverse(&job.rx, &job.rt, job.kind == DC_TARGET_LOG_PROBS, first, count,
+                         res, w)
+    elif job.kind == DC_TARGET_LOGITS:
+        lanes_logits(&job.rx, &job.rt, w, first, count, res)
+    elif job.kind == DC_TARGET_PROBS and not job.want_h:
+        # cross-entropy only: the kernel dc_ce_probs takes for a short row
+        soft_probs_rows(&job.rx, &job.rt, w, first, count, res)
+    else:
+        lanes_soft_target(&job.rx, &job.rt, w, job.kind == DC_TARGET_LOG_PROBS, job.want_h,
+                          first, count, res)
+    for j in range(count):
+        i = first + j
+        if job.check and target_row_bad(res[j].psum, res[j].nbad, job.tol):
+            job.bad[i] = 1
+            job.psum[i] = res[j].psum
+            job.nbad[i] = res[j].nbad
+        elif grad:
+            job.ce[i] = res[j].kl if job.want_kl or job.reverse else res[j].ce
+        else:
+            if job.ce != NULL:
+                job.ce[i] = res[j].ce
+            if job.h != NULL:
+                job.h[i] = res[j].h
+            if job.kl != NULL:
+                job.kl[i] = res[j].kl
+    if grad and job.reverse:
+        lanes_kl_reverse_grad(&job.rx, &job.rt, job.kind, res, job.scale, first, count,
+                              (<real *>job.out) + first * n)
+    elif grad:
+        lanes_soft_grad(&job.rx, &job.rt, w, job.kind, res, job.scale, first, count,
+                        (<real *>job.out) + first * n)
+
+
+cdef enum:
+    SMOOTH_ROWS = 32    # smoothed target rows built at a time (on the stack)
+
+
+cdef inline dc_rows rows_from(const dc_rows *r, Py_ssize_t first) noexcept nogil:
+    """r's rows from `first` on, as rows 0, 1, ..."""
+    cdef dc_rows out = r[0]
+    out.data = r.data + first * r.row_stride
+    if r.mask != NULL:
+        out.mask = r.mask + first * r.mask_row_stride
+    return out
+
+
+cdef void run_lane_smoothed(const Job *job, Py_ssize_t first, Py_ssize_t count,
+                            real *xbuf) noexcept nogil:
+    """Label smoothing (labels, or probability targets) of an in_lanes job: the smoothed
+    target rows p' = (1 - eps)·p + eps/kept are built as run_row builds them
+    (dc_smoothed_target), SMOOTH_ROWS at a time, then go through the probability lanes
+    (loss, entropy, KL, gradient). Validation sums are the raw target's."""
+    cdef real sbuf[SMOOTH_ROWS * DC_LANES_MAX_N]
+    cdef dc_soft_result res[SMOOTH_ROWS]
+    cdef double psum[SMOOTH_ROWS]
+    cdef Py_ssize_t nbad[SMOOTH_ROWS]
+    cdef bint skip[SMOOTH_ROWS]
+    cdef Py_ssize_t n = job.rx.n, j, i, c, sub, cnt
+    cdef const real *w = <const real *>job.weight
+    cdef real *tbuf = xbuf + n
+    cdef const real *tr
+    cdef int64_t y
+    cdef dc_rows rx, rs
+    cdef bint labels = job.op == OP_CE_LABEL or job.op == OP_CE_LABEL_GRAD
+    cdef bint grad = job.op == OP_CE_LABEL_GRAD or job.op == OP_SOFT_GRAD
+    rs.data = <const char *>sbuf
+    rs.row_stride = n * sizeof(real)
+    rs.col_stride = sizeof(real)
+    rs.n = n
+    rs.mask = NULL
+    rs.mask_row_stride = 0
+    rs.mask_col_stride = 0
+    rs.temperature = 1.0
+    sub = first
+    while sub < first + count:
+        cnt = min(<Py_ssize_t>SMOOTH_ROWS, first + count - sub)
+        for j in range(cnt):
+            i = sub + j
+            skip[j] = False
+            if labels:
+                y = job.labels[i]           # in range: checked before the loop
+                if label_row_ignored(job, i, y):
+                    skip[j] = True          # loss 0 (set), gradient 0, logits unused
+                    for c in range(n):
+                        sbuf[j * n + c] = 0
+                    continue
+                label_weight(job, i, y, w)
+                smoothed_target(&job.rx, i, <const real *>NULL, y, job.eps, sbuf + j * n)
+            else:
+                tr = row_of(&job.rt, i, <real>-INFINITY, tbuf)
+                target_check_row(tr, n, 0, &psum[j], &nbad[j])
+                smoothed_target(&job.rx, i, tr, -1, job.eps, sbuf + j * n)
+        rx = rows_from(&job.rx, sub)
+        lanes_soft_target(&rx, &rs, w, 0, job.want_h, 0, cnt, res)
+        for j in range(cnt):
+            i = sub + j
+            if skip[j]:
+                continue
+            if not labels:
+                res[j].psum = psum[j]
+                res[j].nbad = nbad[j]
+                if job.check and target_row_bad(psum[j], nbad[j], job.tol):
+                    job.bad[i] = 1
+                    job.psum[i] = psum[j]
+                    job.nbad[i] = nbad[j]
+                    continue
+            if grad:
+                job.ce[i] = res[j].kl if job.want_kl else res[j].ce
+                continue
+            if job.ce != NULL:
+                job.ce[i] = res[j].ce
+            if job.h != NULL:
+                job.h[i] = res[j].h
+            if job.kl != NULL:
+                job.kl[i] = res[j].kl
+        if grad:
+            lanes_soft_grad(&rx, &rs, w, DC_TARGET_PROBS, res, job.scale, 0, cnt,
+                            (<real *>job.out) + sub * n)
+            for j in range(cnt):
+                if skip[j]:
+                    for c in range(n):
+                        (<real *>job.out)[(sub + j) * n + c] = 0
+        sub += cnt
+
+
+cdef void run_lane_label_grad(const Job *job, Py_ssize_t first, Py_ssize_t count,
+                              real *xbuf) noexcept nogil:
+    """OP_CE_LABEL_GRAD rows of an in_lanes job (no smoothing): run_row's label branch."""
+    cdef Py_ssize_t labels[LANE_CHUNK]
+    cdef double scale[LANE_CHUNK]
+    cdef double loss[LANE_CHUNK]
+    cdef Py_ssize_t n = job.rx.n, j, i
+    cdef const real *w = <const real *>job.weight
+    cdef int64_t y
+    for j in range(count):
+        i = first + j
+        y = job.labels[i]           # in range: checked before the loop
+        if label_row_ignored(job, i, y):
+            labels[j] = -1          # loss 0, gradient 0, logits unused
+            scale[j] = 0.0
+        else:
+            labels[j] = <Py_ssize_t>y
+            scale[j] = job.scale * label_weight(job, i, y, w)
+    lanes_label_grad(&job.rx, labels, scale, first, count, loss,
+                       (<real *>job.out) + first * n)
+    for j in range(count):
+        if labels[j] >= 0:
+            job.ce[first + j] = job.row_weight[first + j] * loss[j]
 
 
 cdef void run_lane_chunk(const Job *job, Py_ssize_t first, Py_ssize_t count,
                          real *xbuf) noexcept nogil:
     """Rows first .. first + count - 1 of an in_lanes job: the same results as run_row."""
     cdef dc_lse_state st[LANE_CHUNK]
-    cdef double log_sum[LANE_CHUNK]
-    cdef dc_soft_result res[LANE_CHUNK]
+    cdef double log_sum[LANE_CHUNK]     # (JS: the target sums)
+    cdef Py_ssize_t nbad[LANE_CHUNK]
     cdef Py_ssize_t n = job.rx.n, j, i
     cdef const real *w = <const real *>job.weight
     cdef int64_t y
-    if job.op == OP_SOFT:  # probability targets, cross-entropy only
-        soft_probs_rows(&job.rx, &job.rt, w, first, count, res)
+    if job.eps != 0.0:
+        run_lane_smoothed(job, first, count, xbuf)
+        return
+    if job.op == OP_SOFT or job.op == OP_SOFT_GRAD:
+        run_lane_soft(job, first, count, xbuf)
+        return
+    if job.op == OP_CE_LABEL_GRAD:
+        run_lane_label_grad(job, first, count, xbuf)
+        return
+    if job.op == OP_ENTROPY:  # of logits
+        lanes_entropy_logits(&job.rx, first, count, job.ce + first, xbuf)
+        return
+    if job.op == OP_JS:
+        lanes_js(&job.rx, &job.rt, job.kind, job.beta, first, count, job.ce + first, log_sum,
+                 nbad, xbuf)
         for j in range(count):
             i = first + j
-            if job.check and target_row_bad(res[j].psum, res[j].nbad, job.tol):
+            if job.check and target_row_bad(log_sum[j], nbad[j], job.tol):
                 job.bad[i] = 1
-                job.psum[i] = res[j].psum
-                job.nbad[i] = res[j].nbad
-            elif job.ce != NULL:
-                job.ce[i] = res[j].ce
+                job.psum[i] = log_sum[j]
+                job.nbad[i] = nbad[j]
         return
     lse_scan_rows(&job.rx, first, count, st, log_sum, xbuf)
     for j in range(count):
@@ -411,12 +672,30 @@ cdef inline bint in_tiles(const Job *job, Py_ssize_t itemsize) noexcept nogil:
             and job.x_half == HALF_NONE and job.t_half == HALF_NONE)
 
 
-cdef void gather_tile(const dc_rows *r, Py_ssize_t first, Py_ssize_t count,
+cdef void gather_tile(const dc_rows *r, int half, Py_ssize_t first, Py_ssize_t count,
                       real *tile) noexcept nogil:
-    """Rows first .. first + count - 1 of r (adjacent in memory), as count contiguous rows."""
+    """Rows first .. first + count - 1 of r as count contiguous rows of values as stored
+    (no temperature, no mask): half storage widened row by row; float rows (adjacent in
+    memory) read class by class, one contiguous read per class."""
     cdef Py_ssize_t n = r.n, c, j
     cdef const char *base = r.data + first * r.row_stride
+    cdef const char *row
     cdef const real *src
+    cdef unsigned short h
+    if half != HALF_NONE:
+        for j in range(count):
+            row = base + j * r.row_stride
+            if real is float and r.col_stride == 2:
+                if half == HALF_F16:
+                    dc_widen_f16(<const unsigned short *>row, n, tile + j * n)
+                else:
+                    dc_widen_bf16(<const unsigned short *>row, n, tile + j * n)
+            else:
+                for c in range(n):
+                    h = (<const unsigned short *>(row + c * r.col_stride))[0]
+                    tile[j * n + c] = <real>(dc_f16_to_f32(h) if half == HALF_F16
+                                             else dc_bf16_to_f32(h))
+        return
     for c in range(n):
         src = <const real *>(base + c * r.col_stride)
         for j in range(count):
@@ -466,21 +745,26 @@ cdef int run_blocks(const Job *job, Py_ssize_t n_rows, real *typed) except -1:
 
 cdef void run_tile(const Job *job, Py_ssize_t first, Py_ssize_t count, real *buf,
                    Py_ssize_t nbuf) noexcept nogil:
-    """Rows first .. first + count - 1 of an in_tiles job, through a copy of the job whose
-    rows are the gathered tile and whose per-row arrays start at row `first`."""
+    """Rows first .. first + count - 1 of a tiled job (half storage, or a strided class
+    axis with adjacent rows), through a copy of the job whose rows are the gathered tile
+    of float rows and whose per-row arrays start at row `first`: in lanes when the rows
+    are short, so that half input gives the bits of its widened values."""
     cdef Job sub = job[0]
     cdef Py_ssize_t n = job.rx.n, j
     cdef real *xtile = buf + 3 * nbuf
     cdef real *ttile = xtile + tile_rows(n, sizeof(real)) * n
-    gather_tile(&job.rx, first, count, xtile)
+    gather_tile(&job.rx, job.x_half, first, count, xtile)
+    sub.x_half = HALF_NONE
     sub.rx.data = <const char *>xtile
     sub.rx.row_stride = n * sizeof(real)
     sub.rx.col_stride = sizeof(real)
     if job.rx.mask != NULL:
         sub.rx.mask = job.rx.mask + first * job.rx.mask_row_stride
     if job.rt.data != NULL:
-        if job.rt.col_stride != sizeof(real) and job.rt.row_stride == sizeof(real):
-            gather_tile(&job.rt, first, count, ttile)
+        if job.t_half != HALF_NONE or (job.rt.col_stride != sizeof(real)
+                                       and job.rt.row_stride == sizeof(real)):
+            gather_tile(&job.rt, job.t_half, first, count, ttile)
+            sub.t_half = HALF_NONE
             sub.rt.data = <const char *>ttile
             sub.rt.row_stride = n * sizeof(real)
             sub.rt.col_stride = sizeof(real)
@@ -489,6 +773,9 @@ cdef void run_tile(const Job *job, Py_ssize_t first, Py_ssize_t count, real *buf
         if job.rt.mask != NULL:
             sub.rt.mask = job.rt.mask + first * job.rt.mask_row_stride
     offset_rows(&sub, job, first, sizeof(real))
+    if in_lanes(&sub):
+        run_lane_chunk(&sub, 0, count, buf)
+        return
     for j in range(count):
         run_row(&sub, j, buf, buf + nbuf, buf + 2 * nbuf)
 
@@ -581,7 +868,9 @@ cdef int run_rows(const Job *job, Py_ssize_t n_rows, real *typed) except -1:
                          or half)
     cdef Py_ssize_t nbuf = n if n > 0 and gathers else 1
     cdef bint lanes = in_lanes(job) and not half   # the lanes read float rows
-    cdef bint tiles = not lanes and n_rows > 1 and in_tiles(job, sizeof(real))
+    # half storage is widened a tile of rows at a time (then in lanes if they are short)
+    cdef bint tiles = n_rows > 0 and (half or (not lanes and n_rows > 1
+                                                and in_tiles(job, sizeof(real))))
     cdef Py_ssize_t units = ((n_rows + LANE_CHUNK - 1) // LANE_CHUNK if lanes else
                              (n_rows + tile_rows(n, sizeof(real)) - 1)
                              // tile_rows(n, sizeof(real)) if tiles else n_rows)

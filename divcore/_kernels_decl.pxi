@@ -124,3 +124,45 @@ cdef extern from "divcore/dispatch.h" nogil:
     void dcd_dc_kl_reverse_grad_f64(const double *x, const double *t, Py_ssize_t n,
                                     int kind, const dc_soft_result *r, double kl,
                                     double scale, double *g)
+    void dcd_dc_logits_rows_f32(const dc_rows *rx, const dc_rows *rt, const float *w,
+                                Py_ssize_t first, Py_ssize_t count, dc_soft_result *res)
+    void dcd_dc_logits_rows_f64(const dc_rows *rx, const dc_rows *rt, const double *w,
+                                Py_ssize_t first, Py_ssize_t count, dc_soft_result *res)
+    void dcd_dc_entropy_logits_rows_f32(const dc_rows *r, Py_ssize_t first,
+                                        Py_ssize_t count, double *out)
+    void dcd_dc_entropy_logits_rows_f64(const dc_rows *r, Py_ssize_t first,
+                                        Py_ssize_t count, double *out)
+    void dcd_dc_ce_label_grad_rows_f32(const dc_rows *r, const Py_ssize_t *labels,
+                                       const double *scale, Py_ssize_t first,
+                                       Py_ssize_t count, double *loss, float *g)
+    void dcd_dc_ce_label_grad_rows_f64(const dc_rows *r, const Py_ssize_t *labels,
+                                       const double *scale, Py_ssize_t first,
+                                       Py_ssize_t count, double *loss, double *g)
+    void dcd_dc_soft_grad_rows_f32(const dc_rows *rx, const dc_rows *rt, const float *w,
+                                   int kind, const dc_soft_result *res, double scale,
+                                   Py_ssize_t first, Py_ssize_t count, float *g)
+    void dcd_dc_soft_grad_rows_f64(const dc_rows *rx, const dc_rows *rt, const double *w,
+                                   int kind, const dc_soft_result *res, double scale,
+                                   Py_ssize_t first, Py_ssize_t count, double *g)
+    void dcd_dc_soft_target_rows_f32(const dc_rows *rx, const dc_rows *rt, const float *w,
+                                     int is_log, int want_h, Py_ssize_t first,
+                                     Py_ssize_t count, dc_soft_result *res)
+    void dcd_dc_soft_target_rows_f64(const dc_rows *rx, const dc_rows *rt, const double *w,
+                                     int is_log, int want_h, Py_ssize_t first,
+                                     Py_ssize_t count, dc_soft_result *res)
+    void dcd_dc_kl_reverse_rows_f32(const dc_rows *rx, const dc_rows *rt, int is_log,
+                                    Py_ssize_t first, Py_ssize_t count, dc_soft_result *res)
+    void dcd_dc_kl_reverse_rows_f64(const dc_rows *rx, const dc_rows *rt, int is_log,
+                                    Py_ssize_t first, Py_ssize_t count, dc_soft_result *res)
+    void dcd_dc_kl_reverse_grad_rows_f32(const dc_rows *rx, const dc_rows *rt, int kind,
+                                         const dc_soft_result *res, double scale,
+                                         Py_ssize_t first, Py_ssize_t count, float *g)
+    void dcd_dc_kl_reverse_grad_rows_f64(const dc_rows *rx, const dc_rows *rt, int kind,
+                                         const dc_soft_result *res, double scale,
+                                         Py_ssize_t first, Py_ssize_t count, double *g)
+    void dcd_dc_js_rows_f32(const dc_rows *rx, const dc_rows *rt, int kind, double beta,
+                            Py_ssize_t first, Py_ssize_t count, double *js, double *psum,
+                            Py_ssize_t *nbad)
+    void dcd_dc_js_rows_f64(const dc_rows *rx, const dc_rows *rt, int kind, double beta,
+                            Py_ssize_t first, Py_ssize_t count, double *js, double *psum,
+                            Py_ssize_t *nbad)

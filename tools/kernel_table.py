@@ -107,6 +107,31 @@ INTERNAL = [
     K("void", "dc_kl_reverse_grad",
       "const T *x, const T *t, ptrdiff_t n, int kind, const dc_soft_result *r, double kl, "
       "double scale, T *g"),
+    # short rows in lanes beyond the log-sum-exp (lanes_soft_t.h, lanes_js_t.h,
+    # lanes_grad_t.h)
+    K("void", "dc_logits_rows",
+      "const dc_rows *rx, const dc_rows *rt, const T *w, ptrdiff_t first, ptrdiff_t count, "
+      "dc_soft_result *res"),
+    K("void", "dc_entropy_logits_rows",
+      "const dc_rows *r, ptrdiff_t first, ptrdiff_t count, double *out"),
+    K("void", "dc_ce_label_grad_rows",
+      "const dc_rows *r, const ptrdiff_t *labels, const double *scale, ptrdiff_t first, "
+      "ptrdiff_t count, double *loss, T *g"),
+    K("void", "dc_soft_grad_rows",
+      "const dc_rows *rx, const dc_rows *rt, const T *w, int kind, const dc_soft_result *res, "
+      "double scale, ptrdiff_t first, ptrdiff_t count, T *g"),
+    K("void", "dc_soft_target_rows",
+      "const dc_rows *rx, const dc_rows *rt, const T *w, int is_log, int want_h, "
+      "ptrdiff_t first, ptrdiff_t count, dc_soft_result *res"),
+    K("void", "dc_kl_reverse_rows",
+      "const dc_rows *rx, const dc_rows *rt, int is_log, ptrdiff_t first, ptrdiff_t count, "
+      "dc_soft_result *res"),
+    K("void", "dc_kl_reverse_grad_rows",
+      "const dc_rows *rx, const dc_rows *rt, int kind, const dc_soft_result *res, "
+      "double scale, ptrdiff_t first, ptrdiff_t count, T *g"),
+    K("void", "dc_js_rows",
+      "const dc_rows *rx, const dc_rows *rt, int kind, double beta, ptrdiff_t first, "
+      "ptrdiff_t count, double *js, double *psum, ptrdiff_t *nbad"),
 ]
 
 # Public kernels whose dcd_* alias divcore._core also calls (declared in _kernels_decl.pxi).

@@ -85,6 +85,8 @@ DC_TARGET DC_ENTRY void DC_FN(dc_batch_ce_probs_leaf)(const dc_batch_job *job,
     dc_soft_result res[DC_BATCH_LEAF];
     if (!job->is_log && DC_FN(dc_batch_in_lanes)(n)) {
         DC_FN(dc_soft_probs_rows)(&job->x, &job->t, w, first, count, res);
+    } else if (DC_FN(dc_batch_in_lanes)(n)) { /* log-probabilities: their lanes */
+        DC_FN(dc_soft_target_rows)(&job->x, &job->t, w, 1, 0, first, count, res);
     } else {
         DC_T *xbuf = (DC_T *)job->buf, *tbuf = xbuf != NULL ? xbuf + n : NULL;
         for (ptrdiff_t j = 0; j < count; j++) {
@@ -107,6 +109,15 @@ DC_TARGET DC_ENTRY void DC_FN(dc_batch_kl_logits_leaf)(const dc_batch_job *job,
 {
     const ptrdiff_t n = job->x.n;
     DC_T *xbuf = (DC_T *)job->buf, *tbuf = xbuf != NULL ? xbuf + n : NULL;
+    if (DC_FN(dc_batch_in_lanes)(n)) { /* short rows in lanes, as _core.pyx runs them */
+        dc_soft_result res[DC_BATCH_LEAF];
+        DC_FN(dc_logits_rows)(&job->x, &job->t, NULL, first, count, res);
+        for (ptrdiff_t j = 0; j < count; j++) {
+            val[j] = res[j].kl;
+            wt[j] = 1.0;
+        }
+        return;
+    }
     for (ptrdiff_t j = 0; j < count; j++) {
         dc_soft_result res;
         const DC_T *x = DC_ROW(&job->x, first + j, -(DC_T)INFINITY, xbuf);

@@ -98,6 +98,74 @@ DC_DISPATCH_VOID(dc_kl_reverse_grad_f64, (const double *x, const double *t, ptrd
                                           int kind, const dc_soft_result *r, double kl,
                                           double scale, double *g),
                  (x, t, n, kind, r, kl, scale, g))
+DC_DISPATCH_VOID(dc_logits_rows_f32, (const dc_rows *rx, const dc_rows *rt, const float *w,
+                                      ptrdiff_t first, ptrdiff_t count,
+                                      dc_soft_result *res),
+                 (rx, rt, w, first, count, res))
+DC_DISPATCH_VOID(dc_logits_rows_f64, (const dc_rows *rx, const dc_rows *rt, const double *w,
+                                      ptrdiff_t first, ptrdiff_t count,
+                                      dc_soft_result *res),
+                 (rx, rt, w, first, count, res))
+DC_DISPATCH_VOID(dc_entropy_logits_rows_f32, (const dc_rows *r, ptrdiff_t first,
+                                              ptrdiff_t count, double *out),
+                 (r, first, count, out))
+DC_DISPATCH_VOID(dc_entropy_logits_rows_f64, (const dc_rows *r, ptrdiff_t first,
+                                              ptrdiff_t count, double *out),
+                 (r, first, count, out))
+DC_DISPATCH_VOID(dc_ce_label_grad_rows_f32, (const dc_rows *r, const ptrdiff_t *labels,
+                                             const double *scale, ptrdiff_t first,
+                                             ptrdiff_t count, double *loss, float *g),
+                 (r, labels, scale, first, count, loss, g))
+DC_DISPATCH_VOID(dc_ce_label_grad_rows_f64, (const dc_rows *r, const ptrdiff_t *labels,
+                                             const double *scale, ptrdiff_t first,
+                                             ptrdiff_t count, double *loss, double *g),
+                 (r, labels, scale, first, count, loss, g))
+DC_DISPATCH_VOID(dc_soft_grad_rows_f32, (const dc_rows *rx, const dc_rows *rt,
+                                         const float *w, int kind,
+                                         const dc_soft_result *res, double scale,
+                                         ptrdiff_t first, ptrdiff_t count, float *g),
+                 (rx, rt, w, kind, res, scale, first, count, g))
+DC_DISPATCH_VOID(dc_soft_grad_rows_f64, (const dc_rows *rx, const dc_rows *rt,
+                                         const double *w, int kind,
+                                         const dc_soft_result *res, double scale,
+                                         ptrdiff_t first, ptrdiff_t count, double *g),
+                 (rx, rt, w, kind, res, scale, first, count, g))
+DC_DISPATCH_VOID(dc_soft_target_rows_f32, (const dc_rows *rx, const dc_rows *rt,
+                                           const float *w, int is_log, int want_h,
+                                           ptrdiff_t first, ptrdiff_t count,
+                                           dc_soft_result *res),
+                 (rx, rt, w, is_log, want_h, first, count, res))
+DC_DISPATCH_VOID(dc_soft_target_rows_f64, (const dc_rows *rx, const dc_rows *rt,
+                                           const double *w, int is_log, int want_h,
+                                           ptrdiff_t first, ptrdiff_t count,
+                                           dc_soft_result *res),
+                 (rx, rt, w, is_log, want_h, first, count, res))
+DC_DISPATCH_VOID(dc_kl_reverse_rows_f32, (const dc_rows *rx, const dc_rows *rt, int is_log,
+                                          ptrdiff_t first, ptrdiff_t count,
+                                          dc_soft_result *res),
+                 (rx, rt, is_log, first, count, res))
+DC_DISPATCH_VOID(dc_kl_reverse_rows_f64, (const dc_rows *rx, const dc_rows *rt, int is_log,
+                                          ptrdiff_t first, ptrdiff_t count,
+                                          dc_soft_result *res),
+                 (rx, rt, is_log, first, count, res))
+DC_DISPATCH_VOID(dc_kl_reverse_grad_rows_f32, (const dc_rows *rx, const dc_rows *rt,
+                                               int kind, const dc_soft_result *res,
+                                               double scale, ptrdiff_t first,
+                                               ptrdiff_t count, float *g),
+                 (rx, rt, kind, res, scale, first, count, g))
+DC_DISPATCH_VOID(dc_kl_reverse_grad_rows_f64, (const dc_rows *rx, const dc_rows *rt,
+                                               int kind, const dc_soft_result *res,
+                                               double scale, ptrdiff_t first,
+                                               ptrdiff_t count, double *g),
+                 (rx, rt, kind, res, scale, first, count, g))
+DC_DISPATCH_VOID(dc_js_rows_f32, (const dc_rows *rx, const dc_rows *rt, int kind,
+                                  double beta, ptrdiff_t first, ptrdiff_t count, double *js,
+                                  double *psum, ptrdiff_t *nbad),
+                 (rx, rt, kind, beta, first, count, js, psum, nbad))
+DC_DISPATCH_VOID(dc_js_rows_f64, (const dc_rows *rx, const dc_rows *rt, int kind,
+                                  double beta, ptrdiff_t first, ptrdiff_t count, double *js,
+                                  double *psum, ptrdiff_t *nbad),
+                 (rx, rt, kind, beta, first, count, js, psum, nbad))
 
 /* the public kernels (kernels.h), and their dcd_* aliases */
 DC_DISPATCH(double, dc_logsumexp_f32, (const float *x, ptrdiff_t n),

@@ -14,6 +14,24 @@
 #include "for_each_type.h"
 #undef DC_TEMPLATE
 
+/* Short rows in lanes for the operations beyond the log-sum-exp (after losses_t.h: they
+ * use dc_soft_result, and the long-row kernels where there are no vectors). */
+#define DC_TEMPLATE "lanes_math_t.h"
+#include "for_each_type.h"
+#undef DC_TEMPLATE
+
+#define DC_TEMPLATE "lanes_soft_t.h"
+#include "for_each_type.h"
+#undef DC_TEMPLATE
+
+#define DC_TEMPLATE "lanes_js_t.h"
+#include "for_each_type.h"
+#undef DC_TEMPLATE
+
+#define DC_TEMPLATE "lanes_grad_t.h"
+#include "for_each_type.h"
+#undef DC_TEMPLATE
+
 #define DC_TEMPLATE "batch_t.h"
 #include "for_each_type.h"
 #undef DC_TEMPLATE

@@ -111,10 +111,24 @@ DC_TARGET DC_ENTRY void DC_FN(dc_soft_logits)(const DC_T *x, const DC_T *t, cons
     res->kl = w != NULL ? kl : dc_clamp_nonnegative(kl); /* weighted: CE_w - H_w, any sign */
 }
 
-/* KL(softmax(t) ‖ softmax(x)). */
+/* Short rows in lanes (lanes_soft_t.h, built after this file). */
+DC_TARGET DC_ENTRY void DC_FN(dc_logits_rows)(const dc_rows *rx, const dc_rows *rt,
+                                             const DC_T *w, ptrdiff_t first, ptrdiff_t count,
+                                             dc_soft_result *res);
+
+/* KL(softmax(t) ‖ softmax(x)); a row of at most DC_LANES_MAX_N values takes the steps of
+ * its lane in dc_logits_rows, so it gives the bits the Python API gives it in a batch. */
 DC_TARGET DC_ENTRY double DC_FN(dc_kl_logits)(const DC_T *t, const DC_T *x, ptrdiff_t n)
 {
     dc_soft_result r;
+    if (n > 0 && n <= DC_LANES_MAX_N) {
+        const dc_rows rx = {(const char *)x, n * (ptrdiff_t)sizeof(DC_T),
+                            (ptrdiff_t)sizeof(DC_T), n, NULL, 0, 0, 1.0};
+        const dc_rows rt = {(const char *)t, n * (ptrdiff_t)sizeof(DC_T),
+                            (ptrdiff_t)sizeof(DC_T), n, NULL, 0, 0, 1.0};
+        DC_FN(dc_logits_rows)(&rx, &rt, NULL, 0, 1, &r);
+        return r.kl;
+    }
     DC_FN(dc_soft_logits)(x, t, NULL, n, &r);
     return r.kl;
 }

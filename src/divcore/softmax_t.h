@@ -127,10 +127,27 @@ DC_TARGET DC_INLINE ptrdiff_t DC_FN(dc_entropy_terms_vec)(const DC_T *x, ptrdiff
 }
 #endif
 
+#ifdef DC_HAVE_VEC
+/* Short rows in lanes (lanes_soft_t.h, built after this file). */
+DC_TARGET DC_ENTRY void DC_FN(dc_entropy_logits_rows)(const dc_rows *r, ptrdiff_t first,
+                                                     ptrdiff_t count, double *out);
+#endif
+
 /* H(softmax(x)) = Σ q_i (lse - x_i) = log S + Σ e_i (M - x_i) / S,  e_i = exp(x_i - M):
- * non-negative terms only. */
+ * non-negative terms only. A row of at most DC_LANES_MAX_N values takes the steps of its
+ * lane in dc_entropy_logits_rows, so it gives the bits the Python API gives it in a batch
+ * (without vectors the lane kernel is this function, hence the guard). */
 DC_TARGET DC_ENTRY double DC_FN(dc_entropy_logits)(const DC_T *x, ptrdiff_t n)
 {
+#ifdef DC_HAVE_VEC
+    if (n > 0 && n <= DC_LANES_MAX_N) {
+        const dc_rows r = {(const char *)x, n * (ptrdiff_t)sizeof(DC_T),
+                           (ptrdiff_t)sizeof(DC_T), n, NULL, 0, 0, 1.0};
+        double h;
+        DC_FN(dc_entropy_logits_rows)(&r, 0, 1, &h);
+        return h;
+    }
+#endif
     const dc_lse_state st = DC_FN(dc_lse_scan)(x, n);
     if (!dc_lse_ok(&st)) return NAN;
     /* In double: for a peaked row the entropy is made of tiny e_i·(M - x_i) terms, whose

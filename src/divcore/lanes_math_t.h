@@ -1,0 +1,159 @@
+/* divcore/lanes_math_t.h: the lane helpers of the short-row kernels beyond the
+ * log-sum-exp (lanes_soft_t.h, lanes_js_t.h, lanes_grad_t.h): columns of DC_T lanes as
+ * double vectors, and log, log1p, expm1 in double lanes for the terms the long-row kernels
+ * take from the C library a value at a time. Type-generic body (DC_T, DC_SFX, DC_ISA_NAME,
+ * DC_TARGET defined); included before the kernels that use it (isa_t.h, lanes_more.h). */
+
+#define DC_FN(name) DC_ISA_NAME(name, DC_SFX)
+
+#ifdef DC_HAVE_VEC
+#define DC_VD DC_ISA_NAME(dc_v, f64)
+#define DC_VDLEN ((ptrdiff_t)(sizeof(DC_VD) / sizeof(double)))
+#define DC_VDI DC_ISA_NAME(dc_vi, f64)
+#define DC_VDSEL(mask, a, b) ((DC_VD)(((mask) & (DC_VDI)(a)) | (~(mask) & (DC_VDI)(b))))
+/* double vectors per column: 2 for float lanes, 1 for double lanes */
+#define DC_NH ((int)(DC_VLEN / DC_VDLEN))
+
+/* A column's lanes as double vectors d[0 .. DC_NH) (d must hold 2). */
+DC_TARGET DC_VINLINE void DC_FN(dc_lanes_widen)(DC_V v, DC_VD *d)
+{
+    const DC_V pair[2] = {v, v};
+    DC_ISA_NAME(dc_vload2, DC_SFX)((const DC_T *)pair, &d[0], &d[1]);
+}
+
+/* Lane values v[0 .. DC_VLEN) as double vectors d[0 .. DC_NH). */
+DC_TARGET DC_VINLINE void DC_FN(dc_lanes_of)(const double *v, DC_VD *d)
+{
+    for (int h = 0; h < DC_NH; h++) memcpy(&d[h], v + h * DC_VDLEN, sizeof(DC_VD));
+}
+
+/* log x in double lanes, x ≥ 0 (NaN stays NaN, log 0 = -inf, negative: NaN): the
+ * argument reduction and series of dc_vlog1p (simd_t.h), for any exponent:
+ *     x = 2^k · f,  f ∈ [√½, √2),   log x = k·ln 2 + log f,
+ *     log f = f1 - h + s·(h + R),   f1 = f - 1, h = f1²/2, s = f1 / (2 + f1)
+ * (< 1 ulp); subnormal x is scaled by 2^54 first. The long-row kernels take the C
+ * library's log of a target entry; this is the same function within an ulp. */
+DC_TARGET DC_VINLINE DC_VD DC_FN(dc_lanes_vlog_corr)(DC_VD x, DC_VD corr);
+DC_TARGET DC_VINLINE DC_VD DC_FN(dc_lanes_vlog)(DC_VD x)
+{
+    const DC_VD zero = {0};
+    return DC_FN(dc_lanes_vlog_corr)(x, zero);
+}
+
+/* log x + corr, corr a small correction added with the low-order part (log1p below). */
+DC_TARGET DC_VINLINE DC_VD DC_FN(dc_lanes_vlog_corr)(DC_VD x, DC_VD corr)
+{
+    typedef DC_ISA_NAME(dc_vi, f64) vdi;
+    const DC_VD zero = {0}, inf = zero + INFINITY;
+    const vdi tiny = x < 2.2250738585072014e-308; /* DBL_MIN */
+    const DC_VD xs = DC_VDSEL(tiny, x * 18014398509481984.0, x) /* 2^54 */;
+    const vdi hx = (vdi)xs;
+    const vdi k = (hx - (int64_t)0x3fe6a09e667f3bcdLL) >> 52;
+    const DC_VD f = (DC_VD)(hx - (k << 52));
+    /* k (|k| < 2^11) as a double through the bits of 2^52 + 2^51 + k */
+    const DC_VD kd = ((DC_VD)(k + (int64_t)0x4338000000000000LL) - 6755399441055744.0) -
+                     DC_VDSEL(tiny, zero + 54.0, zero);
+    const DC_VD f1 = f - 1.0, h = 0.5 * f1 * f1;
+    const DC_VD s = f1 / (f1 + 2.0), z = s * s;
+    DC_VD R = zero + 2.0 / 23.0;
+    R = R * z + 2.0 / 21.0;
+    R = R * z + 2.0 / 19.0;
+    R = R * z + 2.0 / 17.0;
+    R = R * z + 2.0 / 15.0;
+    R = R * z + 2.0 / 13.0;
+    R = R * z + 2.0 / 11.0;
+    R = R * z + 2.0 / 9.0;
+    R = R * z + 2.0 / 7.0;
+    R = R * z + 2.0 / 5.0;
+    R = R * z + 2.0 / 3.0;
+    R = R * z;
+    const double ln2_hi = 6.93147180369123816490e-01, ln2_lo = 1.90821492927058770002e-10;
+    DC_VD r = kd * ln2_hi + (f1 - (h - (s * (h + R) + (kd * ln2_lo + corr))));
+    r = DC_VDSEL(x == zero, zero - inf, r);
+    r = DC_VDSEL(x == inf, inf, r);
+    return DC_VDSEL((x < zero) | (x != x), zero + NAN, r);
+}
+
+/* log1p(u) for u > -1 in double lanes (u = -1: -inf; NaN stays NaN): w = 1 + u rounded,
+ * log1p(u) = log w + (u - (w - 1)) / w, the correction for the rounding of w (exact when
+ * w - 1 = u). */
+DC_TARGET DC_VINLINE DC_VD DC_FN(dc_lanes_vlog1p)(DC_VD u)
+{
+    const DC_VD zero = {0};
+    const DC_VD w = u + 1.0;
+    const DC_VD corr = DC_VDSEL(w == zero, zero, (u - (w - 1.0)) / w);
+    return DC_FN(dc_lanes_vlog_corr)(w, corr);
+}
+
+/* expm1(d) in double lanes with relative precision near 0: for |d| < ln2 / 2 the series
+ * d + d²·(1/2! + d·(1/3! + ...)) to d^15/15! (its remainder is below 2^-56 of the result),
+ * elsewhere exp(d) - 1 (|exp(d) - 1| ≥ 0.29 there: an ulp or two). expm1(-inf) = -1. */
+DC_TARGET DC_VINLINE DC_VD DC_FN(dc_lanes_vexpm1_of)(DC_VD d, DC_VD e);
+DC_TARGET DC_VINLINE DC_VD DC_FN(dc_lanes_vexpm1)(DC_VD d)
+{
+    return DC_FN(dc_lanes_vexpm1_of)(d, DC_ISA_NAME(dc_vexp, f64)(d));
+}
+
+/* 1 if any lane of m is set. */
+DC_TARGET DC_VINLINE int DC_FN(dc_lanes_any)(DC_VDI m)
+{
+    DC_VDI acc = m;
+    int any = 0;
+    for (ptrdiff_t q = 0; q < DC_VDLEN; q++) any |= acc[q] != 0;
+    return any;
+}
+
+/* expm1(d) given e = exp(d) (dc_lanes_vexpm1). */
+DC_TARGET DC_VINLINE DC_VD DC_FN(dc_lanes_vexpm1_of)(DC_VD d, DC_VD e)
+{
+    const DC_VD zero = {0};
+    DC_VD r = zero + 1.0 / 1307674368000.0;          /* 1/15! */
+    r = r * d + 1.0 / 87178291200.0;                  /* 1/14! */
+    r = r * d + 1.0 / 6227020800.0;
+    r = r * d + 1.0 / 479001600.0;
+    r = r * d + 1.0 / 39916800.0;
+    r = r * d + 1.0 / 3628800.0;
+    r = r * d + 1.0 / 362880.0;
+    r = r * d + 1.0 / 40320.0;
+    r = r * d + 1.0 / 5040.0;
+    r = r * d + 1.0 / 720.0;
+    r = r * d + 1.0 / 120.0;
+    r = r * d + 1.0 / 24.0;
+    r = r * d + 1.0 / 6.0;
+    r = r * d + 0.5;
+    const DC_VD small = d + (d * d) * r;
+    const DC_VD big = e - 1.0;
+    const DC_VD ad = DC_VDSEL(d < zero, zero - d, d);
+    return DC_VDSEL(ad < 0.34657359027997264, small, big);
+}
+
+/* log1p(c·expm1(d)) = log(1 - c + c·e^d), c in (0, 1), in double lanes: for d > 1 it is
+ * d + log c + log1p((1-c)/c · e^-d) (expm1 would overflow long before the result does),
+ * as dc_log1p_c_expm1 (losses.h). log_c = log c. */
+DC_TARGET DC_VINLINE DC_VD DC_FN(dc_lanes_log1p_c_expm1)(double c, double log_c, DC_VD d)
+{
+    const DC_VD big = d + log_c +
+                      DC_FN(dc_lanes_vlog1p)((1.0 - c) / c * DC_ISA_NAME(dc_vexp, f64)(-d));
+    const DC_VD small = DC_FN(dc_lanes_vlog1p)(c * DC_FN(dc_lanes_vexpm1)(d));
+    return DC_VDSEL(d > 1.0, big, small);
+}
+
+/* log of each lane of a column, computed in double and rounded once to DC_T. */
+DC_TARGET DC_VINLINE DC_V DC_FN(dc_lanes_log)(DC_V v)
+{
+    DC_VD d[2];
+    DC_V pair[2];
+    DC_FN(dc_lanes_widen)(v, d);
+    for (int h = 0; h < DC_NH; h++) d[h] = DC_FN(dc_lanes_vlog)(d[h]);
+    DC_ISA_NAME(dc_vstore2, DC_SFX)((DC_T *)pair, d[0], d[1]);
+    return pair[0];
+}
+
+#undef DC_NH
+#undef DC_VDSEL
+#undef DC_VDI
+#undef DC_VDLEN
+#undef DC_VD
+#endif
+
+#undef DC_FN
