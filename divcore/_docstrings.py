@@ -49,8 +49,13 @@ base : float, optional
     'validate': """\
 validate : bool, default True
     Check probability (and log-probability) targets inside the same pass: an entry that
-    is negative or NaN, or a row whose sum is off 1 by more than √eps of the dtype,
-    raises ValueError naming the first bad row. Nothing is renormalised or clipped.""",
+    is negative or NaN, or a row whose sum is off 1 by more than `sum_tol`, raises
+    ValueError naming the first bad row. Nothing is renormalised or clipped.""",
+    'sum_tol': """\
+sum_tol : float, optional
+    How far a probability row's sum may be from 1. None (the default): max(√eps of the
+    least precise dtype, 1e-4), which accepts probabilities stored with 6 decimals and
+    refuses sums like 0.99 or 1.1.""",
     'returns_loss': """\
 loss : numpy scalar or ndarray
     A scalar of the compute dtype for 'sum' and 'mean'; for 'none' one value per row, of

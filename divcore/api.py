@@ -284,6 +284,7 @@ class Functions:
             non-ignored rows with labels (torch's rule), nan when no row counts.
         $base
         $validate
+        $sum_tol
 
         Returns
         -------
@@ -352,6 +353,7 @@ class Functions:
         $reduction_mean
         $base
         $validate
+        $sum_tol
 
         Returns
         -------
@@ -446,7 +448,7 @@ class Functions:
             The class axis.
         input_type : {'logits', 'probs', 'log_probs'}, default 'logits'
             What `x` holds. Probabilities and log-probabilities are always checked: an entry
-            that is negative or NaN, or a row whose sum is off 1 by more than √eps of the dtype,
+            that is negative or NaN, or a row whose sum is off 1 by more than `sum_tol`,
             raises ValueError.
         temperature : float, default 1.0
             T > 0 divides logits before the softmax (logits only).
@@ -454,6 +456,7 @@ class Functions:
         reduction : {'none', 'sum', 'mean'}, default 'none'
             'none': one value per row; 'sum'; 'mean' over rows.
         $base
+        $sum_tol
 
         Returns
         -------
@@ -591,6 +594,7 @@ class Functions:
         $reduction_mean
         $base
         $validate
+        $sum_tol
 
         Returns
         -------
