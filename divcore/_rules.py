@@ -200,7 +200,7 @@ def rows_like(rows, other):
     if other.ndim == 3 and other.shape == rows.shape:
         return other
     if other.ndim == 2:
-        blocks, n_rows = rows.shape[0], rows.shape[1]
+        n_rows = rows.shape[1]
         rs, cs = other.strides
         return np.lib.stride_tricks.as_strided(
             other, shape=rows.shape, strides=(n_rows * rs, rs, cs), writeable=False)

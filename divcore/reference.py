@@ -6,7 +6,7 @@ sharing every argument rule (divcore._rules) - so that the tests can check the c
 core against it, and so that divcore keeps working where the core cannot be built.
 """
 from . import _refplans
-from .api import PUBLIC, Decomposition, Functions
+from .api import PUBLIC, Decomposition, Functions  # noqa: F401  (Decomposition: public)
 
 _functions = Functions(_refplans, "reference")
 
