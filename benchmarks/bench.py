@@ -510,6 +510,10 @@ def main(argv=None):
     import latency  # benchmarks/latency.py, beside this file
     latency.run(args.repeat)
 
+    print("\n### Fractions of the memory limit\n")
+    import memlimit  # benchmarks/memlimit.py: the C probe and every operation against it
+    memlimit.run(args.quick, args.repeat)
+
     mib = memory_shape[0] * memory_shape[1] * 4 / 2**20
     print(f"\n### Peak memory of one call, {mib:.0f} MiB float32 logits {memory_shape}\n")
     rows, counter = memory_rows([name for name in IMPLEMENTATIONS
