@@ -19,9 +19,19 @@ DC_TARGET DC_INLINE double DC_FN(dc_target_log)(DC_T t, int kind, double tmax, d
  * which are exact for near-identical p and q (where m's log would cancel) and right at
  * p = 0 (d = +inf: -log(1-β)) or q = 0 (d = -inf: -log β). Computed in double; clamped
  * to [0, h(β)] so that rounding never gives a negative value (or a NaN) for p ≈ q. */
+#ifdef DC_HAVE_VEC
+/* A long row's elements in double lanes (lanes_js_t.h, built after this file). */
+DC_TARGET DC_ENTRY double DC_FN(dc_js_row_vec)(const DC_T *x, const DC_T *t, ptrdiff_t n,
+                                               int kind, double beta, double *psum,
+                                               ptrdiff_t *nbad);
+#endif
+
 DC_TARGET DC_ENTRY double DC_FN(dc_js_row)(const DC_T *x, const DC_T *t, ptrdiff_t n, int kind,
                                       double beta, double *psum, ptrdiff_t *nbad)
 {
+#ifdef DC_HAVE_VEC
+    if (n > DC_LANES_MAX_N) return DC_FN(dc_js_row_vec)(x, t, n, kind, beta, psum, nbad);
+#endif
     const dc_lse_state sx = DC_FN(dc_lse_scan)(x, n);
     dc_lse_state st;
     dc_lse_init(&st);
