@@ -12,6 +12,14 @@ DC_TARGET DC_INLINE double DC_FN(dc_target_log)(DC_T t, int kind, double tmax, d
     return ((double)t - tmax) - log_tsum;
 }
 
+#ifdef DC_HAVE_VEC
+/* A long row's values in double lanes (lanes_js_t.h, built after this file). */
+DC_TARGET DC_ENTRY ptrdiff_t DC_FN(dc_js_values_vec)(const DC_T *x, const DC_T *t, ptrdiff_t n,
+                                                     int kind, double xmax, double log_sx,
+                                                     double tmax, double log_st, double beta,
+                                                     double *js, double *ps, ptrdiff_t *bad);
+#endif
+
 /* Generalised Jensen-Shannon divergence with weight β on the target p:
  *     JS_β = β KL(p ‖ m) + (1-β) KL(q ‖ m),   m = β p + (1-β) q.
  * In log space, with d = log q - log p, the two log-ratios are
@@ -19,19 +27,9 @@ DC_TARGET DC_INLINE double DC_FN(dc_target_log)(DC_T t, int kind, double tmax, d
  * which are exact for near-identical p and q (where m's log would cancel) and right at
  * p = 0 (d = +inf: -log(1-β)) or q = 0 (d = -inf: -log β). Computed in double; clamped
  * to [0, h(β)] so that rounding never gives a negative value (or a NaN) for p ≈ q. */
-#ifdef DC_HAVE_VEC
-/* A long row's elements in double lanes (lanes_js_t.h, built after this file). */
-DC_TARGET DC_ENTRY double DC_FN(dc_js_row_vec)(const DC_T *x, const DC_T *t, ptrdiff_t n,
-                                               int kind, double beta, double *psum,
-                                               ptrdiff_t *nbad);
-#endif
-
 DC_TARGET DC_ENTRY double DC_FN(dc_js_row)(const DC_T *x, const DC_T *t, ptrdiff_t n, int kind,
                                       double beta, double *psum, ptrdiff_t *nbad)
 {
-#ifdef DC_HAVE_VEC
-    if (n > DC_LANES_MAX_N) return DC_FN(dc_js_row_vec)(x, t, n, kind, beta, psum, nbad);
-#endif
     const dc_lse_state sx = DC_FN(dc_lse_scan)(x, n);
     dc_lse_state st;
     dc_lse_init(&st);
@@ -40,8 +38,14 @@ DC_TARGET DC_ENTRY double DC_FN(dc_js_row)(const DC_T *x, const DC_T *t, ptrdiff
     const double log_sx = ok ? dc_lse_log_sum(&sx) : 0.0;
     const double log_st = ok && kind == DC_TARGET_LOGITS ? dc_lse_log_sum(&st) : 0.0;
     double js = 0.0, ps = 0.0;
-    ptrdiff_t bad = 0;
-    for (ptrdiff_t i = 0; i < n; i++) {
+    ptrdiff_t bad = 0, first = 0;
+#ifdef DC_HAVE_VEC
+    /* a long row: whole vectors in double lanes (the short ones take dc_js_rows' lanes) */
+    if (n > DC_LANES_MAX_N)
+        first = DC_FN(dc_js_values_vec)(x, t, n, kind, sx.max, log_sx, st.max, log_st, beta,
+                                        &js, &ps, &bad);
+#endif
+    for (ptrdiff_t i = first; i < n; i++) {
         const double lp = DC_FN(dc_target_log)(t[i], kind, st.max, log_st);
         const double p = kind == DC_TARGET_PROBS ? (double)t[i] : dc_exp_f64(lp);
         ps += p;

@@ -13,6 +13,50 @@
 /* double vectors per column: 2 for float lanes, 1 for double lanes */
 #define DC_NH ((int)(DC_VLEN / DC_VDLEN))
 
+/* One double vector of dc_js_row's loop: the target's p (and log p) by `kind` (a logits
+ * target's row max and log-sum in mt, lst), the model's log q from x (mx, lsx), with
+ * d = log q - log p the terms
+ *     β·p·(-log1p((1-β)·expm1(d))) + (1-β)·q·(-log1p(β·expm1(-d)))
+ * (0 where p = q = 0). Adds p to *ps and the bad entries (negative, NaN) to *bad. */
+DC_TARGET DC_VINLINE DC_VD DC_FN(dc_lanes_js_terms)(DC_VD xd, DC_VD td, int kind, DC_VD mx,
+                                                    DC_VD lsx, DC_VD mt, DC_VD lst,
+                                                    double beta, double lb, double l1b,
+                                                    DC_VD *ps, DC_VD *bad)
+{
+    const DC_VD dzero = {0}, done = dzero + 1.0;
+    DC_VD lp, p;
+    if (kind == DC_TARGET_PROBS) {
+        p = td;
+        lp = DC_FN(dc_lanes_vlog)(p);
+        *bad += DC_VDSEL(p >= dzero, dzero, done);
+    } else {
+        lp = td;
+        if (kind == DC_TARGET_LOGITS) lp = (lp - mt) - lst;
+        p = DC_ISA_NAME(dc_vexp, f64)(lp);
+        if (kind == DC_TARGET_LOG_PROBS) *bad += DC_VDSEL(td != td, done, dzero);
+    }
+    *ps += p;
+    const DC_VD lq = (xd - mx) - lsx;
+    const DC_VD q = DC_ISA_NAME(dc_vexp, f64)(lq);
+    const DC_VD d = lq - lp;
+    /* expm1(d) and expm1(-d) from one exp: with a = |d|, e = exp(-a),
+     * expm1(-a) = e - 1 (the series near 0) and expm1(a) = -expm1(-a) / e */
+    const DC_VD ad = DC_VDSEL(d < dzero, dzero - d, d);
+    const DC_VD e = DC_ISA_NAME(dc_vexp, f64)(dzero - ad);
+    const DC_VD em = DC_FN(dc_lanes_vexpm1_of)(dzero - ad, e);
+    const DC_VD ep = -em / e;
+    const DC_VDI pos = d >= dzero;
+    DC_VD lp_m = DC_FN(dc_lanes_vlog1p)((1.0 - beta) * DC_VDSEL(pos, ep, em));
+    DC_VD lq_m = DC_FN(dc_lanes_vlog1p)(beta * DC_VDSEL(pos, em, ep));
+    if (DC_FN(dc_lanes_any)(ad > 700.0)) { /* expm1 overflows: dc_log1p_c_expm1 */
+        lp_m = DC_VDSEL(ad > 700.0, DC_FN(dc_lanes_log1p_c_expm1)(1.0 - beta, l1b, d), lp_m);
+        lq_m = DC_VDSEL(ad > 700.0, DC_FN(dc_lanes_log1p_c_expm1)(beta, lb, dzero - d), lq_m);
+    }
+    const DC_VD tp = DC_VDSEL(p != dzero, -p * lp_m, dzero);
+    const DC_VD tq = DC_VDSEL(q != dzero, -q * lq_m, dzero);
+    return DC_VDSEL((p == dzero) & (q == dzero), dzero, beta * tp + (1.0 - beta) * tq);
+}
+
 /* Generalised Jensen-Shannon divergence with weight beta on the target, the lanes of
  * dc_js_row (losses_t.h), for rows first .. first + count - 1 of rx and rt (target kind
  * `kind`), into js[0 .. count) with the target sums into psum / nbad: in double lanes,
@@ -24,7 +68,7 @@ DC_TARGET DC_ENTRY void DC_FN(dc_js_rows)(const dc_rows *rx, const dc_rows *rt, 
                                               double beta, ptrdiff_t first, ptrdiff_t count,
                                               double *js, double *psum, ptrdiff_t *nbad)
 {
-    const DC_VD dzero = {0}, done = dzero + 1.0;
+    const DC_VD dzero = {0};
     const ptrdiff_t n = rx->n;
     const double top = dc_binary_entropy(beta);
     const double lb = beta > 0.0 ? log(beta) : 0.0, l1b = beta < 1.0 ? log1p(-beta) : 0.0;
@@ -64,43 +108,9 @@ DC_TARGET DC_ENTRY void DC_FN(dc_js_rows)(const dc_rows *rx, const dc_rows *rt, 
             DC_VD xd[2], td[2];
             DC_FN(dc_lanes_widen)(col[i], xd);
             DC_FN(dc_lanes_widen)(tcol[i], td);
-            for (int h = 0; h < DC_NH; h++) {
-                DC_VD lp, p;
-                if (kind == DC_TARGET_PROBS) {
-                    p = td[h];
-                    lp = DC_FN(dc_lanes_vlog)(p);
-                    bad[h] += DC_VDSEL(p >= dzero, dzero, done);
-                } else {
-                    lp = td[h];
-                    if (kind == DC_TARGET_LOGITS) lp = (lp - mt[h]) - log_st[h];
-                    p = DC_ISA_NAME(dc_vexp, f64)(lp);
-                    if (kind == DC_TARGET_LOG_PROBS)
-                        bad[h] += DC_VDSEL(td[h] != td[h], done, dzero);
-                }
-                ps[h] += p;
-                const DC_VD lq = (xd[h] - mx[h]) - log_sx[h];
-                const DC_VD q = DC_ISA_NAME(dc_vexp, f64)(lq);
-                const DC_VD d = lq - lp;
-                /* expm1(d) and expm1(-d) from one exp: with a = |d|, e = exp(-a),
-                 * expm1(-a) = e - 1 (the series near 0) and expm1(a) = -expm1(-a) / e */
-                const DC_VD ad = DC_VDSEL(d < dzero, dzero - d, d);
-                const DC_VD e = DC_ISA_NAME(dc_vexp, f64)(dzero - ad);
-                const DC_VD em = DC_FN(dc_lanes_vexpm1_of)(dzero - ad, e);
-                const DC_VD ep = -em / e;
-                const DC_VDI pos = d >= dzero;
-                DC_VD lp_m = DC_FN(dc_lanes_vlog1p)((1.0 - beta) * DC_VDSEL(pos, ep, em));
-                DC_VD lq_m = DC_FN(dc_lanes_vlog1p)(beta * DC_VDSEL(pos, em, ep));
-                if (DC_FN(dc_lanes_any)(ad > 700.0)) { /* expm1 overflows: dc_log1p_c_expm1 */
-                    lp_m = DC_VDSEL(ad > 700.0,
-                                    DC_FN(dc_lanes_log1p_c_expm1)(1.0 - beta, l1b, d), lp_m);
-                    lq_m = DC_VDSEL(ad > 700.0,
-                                    DC_FN(dc_lanes_log1p_c_expm1)(beta, lb, dzero - d), lq_m);
-                }
-                const DC_VD tp = DC_VDSEL(p != dzero, -p * lp_m, dzero);
-                const DC_VD tq = DC_VDSEL(q != dzero, -q * lq_m, dzero);
-                acc[h] += DC_VDSEL((p == dzero) & (q == dzero), dzero,
-                                   beta * tp + (1.0 - beta) * tq);
-            }
+            for (int h = 0; h < DC_NH; h++)
+                acc[h] += DC_FN(dc_lanes_js_terms)(xd[h], td[h], kind, mx[h], log_sx[h], mt[h],
+                                                   log_st[h], beta, lb, l1b, &ps[h], &bad[h]);
         }
         for (ptrdiff_t j = 0; j < lanes; j++) {
             const int h = (int)(j / DC_VDLEN), q = (int)(j % DC_VDLEN);
@@ -118,95 +128,34 @@ DC_TARGET DC_ENTRY void DC_FN(dc_js_rows)(const dc_rows *rx, const dc_rows *rt, 
     }
 }
 
-/* dc_js_row for a row longer than the lanes take: its elements DC_VLEN at a time in
- * double lanes, with the terms of dc_js_rows above (the lanes' log, exp, expm1 and
- * log1p instead of the C library's per value), the last partial vector as dc_js_row. */
-DC_TARGET DC_ENTRY double DC_FN(dc_js_row_vec)(const DC_T *x, const DC_T *t, ptrdiff_t n,
-                                               int kind, double beta, double *psum,
-                                               ptrdiff_t *nbad)
+/* The vector part of dc_js_row for a row longer than the lanes take: its values
+ * DC_VLEN at a time in double lanes (dc_lanes_js_terms), added to *js, *ps and *bad;
+ * returns how many values it took (dc_js_row's loop does the rest). */
+DC_TARGET DC_ENTRY ptrdiff_t DC_FN(dc_js_values_vec)(const DC_T *x, const DC_T *t, ptrdiff_t n,
+                                                     int kind, double xmax, double log_sx,
+                                                     double tmax, double log_st, double beta,
+                                                     double *js, double *ps, ptrdiff_t *bad)
 {
-    const DC_VD dzero = {0}, done = dzero + 1.0;
-    const dc_lse_state sx = DC_FN(dc_lse_scan)(x, n);
-    dc_lse_state st;
-    dc_lse_init(&st);
-    if (kind == DC_TARGET_LOGITS) st = DC_FN(dc_lse_scan)(t, n);
-    const int ok = dc_lse_ok(&sx) && (kind != DC_TARGET_LOGITS || dc_lse_ok(&st));
-    const double log_sx = ok ? dc_lse_log_sum(&sx) : 0.0;
-    const double log_st = ok && kind == DC_TARGET_LOGITS ? dc_lse_log_sum(&st) : 0.0;
-    const double tmax = ok && kind == DC_TARGET_LOGITS ? st.max : 0.0;
+    const DC_VD dzero = {0};
     const double lb = beta > 0.0 ? log(beta) : 0.0, l1b = beta < 1.0 ? log1p(-beta) : 0.0;
-    const DC_VD mx = dzero + (ok ? sx.max : 0.0), lsx = dzero + log_sx;
-    const DC_VD mt = dzero + tmax, lst = dzero + log_st;
-    DC_VD acc[2] = {dzero, dzero}, ps[2] = {dzero, dzero}, bad[2] = {dzero, dzero};
+    const DC_VD mx = dzero + xmax, lsx = dzero + log_sx, mt = dzero + tmax, lst = dzero + log_st;
+    DC_VD acc[2] = {dzero, dzero}, psv[2] = {dzero, dzero}, badv[2] = {dzero, dzero};
     const ptrdiff_t whole = n - n % DC_VLEN;
     for (ptrdiff_t i = 0; i < whole; i += DC_VLEN) {
         DC_VD xd[2], td[2];
         DC_FN(dc_lanes_widen)(*(const DC_V *)(x + i), xd);
         DC_FN(dc_lanes_widen)(*(const DC_V *)(t + i), td);
-        for (int h = 0; h < DC_NH; h++) {
-            DC_VD lp, p;
-            if (kind == DC_TARGET_PROBS) {
-                p = td[h];
-                lp = DC_FN(dc_lanes_vlog)(p);
-                bad[h] += DC_VDSEL(p >= dzero, dzero, done);
-            } else {
-                lp = td[h];
-                if (kind == DC_TARGET_LOGITS) lp = (lp - mt) - lst;
-                p = DC_ISA_NAME(dc_vexp, f64)(lp);
-                if (kind == DC_TARGET_LOG_PROBS) bad[h] += DC_VDSEL(td[h] != td[h], done, dzero);
-            }
-            ps[h] += p;
-            if (!ok) continue;
-            const DC_VD lq = (xd[h] - mx) - lsx;
-            const DC_VD q = DC_ISA_NAME(dc_vexp, f64)(lq);
-            const DC_VD d = lq - lp;
-            const DC_VD ad = DC_VDSEL(d < dzero, dzero - d, d);
-            const DC_VD e = DC_ISA_NAME(dc_vexp, f64)(dzero - ad);
-            const DC_VD em = DC_FN(dc_lanes_vexpm1_of)(dzero - ad, e);
-            const DC_VD ep = -em / e;
-            const DC_VDI pos = d >= dzero;
-            DC_VD lp_m = DC_FN(dc_lanes_vlog1p)((1.0 - beta) * DC_VDSEL(pos, ep, em));
-            DC_VD lq_m = DC_FN(dc_lanes_vlog1p)(beta * DC_VDSEL(pos, em, ep));
-            if (DC_FN(dc_lanes_any)(ad > 700.0)) { /* expm1 overflows: dc_log1p_c_expm1 */
-                lp_m = DC_VDSEL(ad > 700.0, DC_FN(dc_lanes_log1p_c_expm1)(1.0 - beta, l1b, d),
-                                lp_m);
-                lq_m = DC_VDSEL(ad > 700.0, DC_FN(dc_lanes_log1p_c_expm1)(beta, lb, dzero - d),
-                                lq_m);
-            }
-            const DC_VD tp = DC_VDSEL(p != dzero, -p * lp_m, dzero);
-            const DC_VD tq = DC_VDSEL(q != dzero, -q * lq_m, dzero);
-            acc[h] += DC_VDSEL((p == dzero) & (q == dzero), dzero, beta * tp + (1.0 - beta) * tq);
-        }
+        for (int h = 0; h < DC_NH; h++)
+            acc[h] += DC_FN(dc_lanes_js_terms)(xd[h], td[h], kind, mx, lsx, mt, lst, beta, lb,
+                                               l1b, &psv[h], &badv[h]);
     }
-    double js = 0.0, psd = 0.0;
-    ptrdiff_t nb = 0;
     for (int h = 0; h < DC_NH; h++)
         for (ptrdiff_t j = 0; j < DC_VDLEN; j++) {
-            js += acc[h][j];
-            psd += ps[h][j];
-            nb += (ptrdiff_t)bad[h][j];
+            *js += acc[h][j];
+            *ps += psv[h][j];
+            *bad += (ptrdiff_t)badv[h][j];
         }
-    for (ptrdiff_t i = whole; i < n; i++) { /* the last partial vector: dc_js_row's terms */
-        const double lp = DC_FN(dc_target_log)(t[i], kind, tmax, log_st);
-        const double p = kind == DC_TARGET_PROBS ? (double)t[i] : dc_exp_f64(lp);
-        psd += p;
-        nb += kind == DC_TARGET_LOG_PROBS ? (t[i] != t[i]) : !(p >= 0.0);
-        if (!ok) continue;
-        const double lq = ((double)x[i] - sx.max) - log_sx;
-        const double q = dc_exp_f64(lq);
-        if (p == 0.0 && q == 0.0) continue;
-        const double d = lq - lp;
-        const double tp = p != 0.0 ? -p * dc_log1p_c_expm1(1.0 - beta, d) : 0.0;
-        const double tq = q != 0.0 ? -q * dc_log1p_c_expm1(beta, -d) : 0.0;
-        js += beta * tp + (1.0 - beta) * tq;
-    }
-    *psum = kind == DC_TARGET_LOGITS ? 1.0 : psd;
-    *nbad = kind == DC_TARGET_LOGITS ? 0 : nb;
-    if (!ok) return NAN;
-    if (beta == 0.0 || beta == 1.0) return 0.0;
-    const double top = dc_binary_entropy(beta);
-    js = dc_clamp_nonnegative(js);
-    return js > top ? top : js;
+    return whole;
 }
 
 #undef DC_NH
