@@ -129,8 +129,8 @@ ctypedef struct Job:
     Py_ssize_t *nbad
     unsigned char *bad          # 1 where a row failed validation
     char *out                   # (N, C) C-contiguous output of the rows' dtype
-    int x_half                  # HALF_*: rx (rt) stores float16 or bfloat16, widened to
-    int t_half                  # float row by row (the compute dtype is then float)
+    int x_half                  # HALF_*: rx (rt) stores float16 or bfloat16, widened a tile
+    int t_half                  # of rows at a time (run_tile; the compute dtype is float)
     Py_ssize_t block_rows       # rows in blocks of this many (0: one block), and the
     Py_ssize_t x_block          # byte strides from one block to the next: logits, their
     Py_ssize_t xm_block         # mask, the target (whose mask, for a logits target, is
@@ -214,45 +214,6 @@ cdef enum:
     HALF_BF16 = 2
 
 
-cdef const real *widened_row(const dc_rows *r, int half, Py_ssize_t i, real fill,
-                             real *buf) noexcept nogil:
-    """Row i of half-precision storage as dc_row reads a float row: each value widened
-    (exactly), divided by T in double and rounded once, `fill` at masked classes."""
-    cdef const char *src = r.data + i * r.row_stride
-    cdef Py_ssize_t c, n = r.n
-    cdef unsigned short h
-    cdef float v
-    cdef double t = r.temperature
-    cdef const unsigned char *m
-    if real is float and r.col_stride == 2:  # a contiguous row: widened 8 at a time
-        if half == HALF_F16:
-            dc_widen_f16(<const unsigned short *>src, n, buf)
-        else:
-            dc_widen_bf16(<const unsigned short *>src, n, buf)
-        if t != 1.0:
-            for c in range(n):
-                buf[c] = <real>(<double>buf[c] / t)
-    else:
-        for c in range(n):
-            h = (<const unsigned short *>(src + c * r.col_stride))[0]
-            v = dc_f16_to_f32(h) if half == HALF_F16 else dc_bf16_to_f32(h)
-            buf[c] = <real>v if t == 1.0 else <real>(<double>v / t)
-    if r.mask != NULL:
-        m = r.mask + i * r.mask_row_stride
-        for c in range(n):
-            if not m[c * r.mask_col_stride]:
-                buf[c] = fill
-    return buf
-
-
-cdef inline const real *job_row(const dc_rows *r, int half, Py_ssize_t i, real fill,
-                                real *buf) noexcept nogil:
-    """Row i of the job's logits (or target): row_of, or widened from half storage."""
-    if half == HALF_NONE:
-        return row_of(r, i, fill, buf)
-    return widened_row(r, half, i, fill, buf)
-
-
 cdef void run_row(const Job *job, Py_ssize_t i, real *xbuf, real *tbuf,
                   real *sbuf) noexcept nogil:
     """Row i of the job, with this thread's one-row buffers."""
@@ -269,9 +230,9 @@ cdef void run_row(const Job *job, Py_ssize_t i, real *xbuf, real *tbuf,
     cdef int grad = job.op == OP_CE_LABEL_GRAD or job.op == OP_SOFT_GRAD
     res.tmax, res.tsum = 0.0, 1.0  # set by the logits-target kernels only
     if job.op == OP_LSE:
-        job.ce[i] = logsumexp_row(job_row(&job.rx, job.x_half, i, <real>-INFINITY, xbuf), n)
+        job.ce[i] = logsumexp_row(row_of(&job.rx, i, <real>-INFINITY, xbuf), n)
     elif job.op == OP_LOG_SOFTMAX:
-        log_softmax_row(job_row(&job.rx, job.x_half, i, <real>-INFINITY, xbuf), n, job.exponentiate, out)
+        log_softmax_row(row_of(&job.rx, i, <real>-INFINITY, xbuf), n, job.exponentiate, out)
     elif job.op == OP_CE_LABEL or job.op == OP_CE_LABEL_GRAD:
         y = job.labels[i]           # in range: checked before the loop
         if label_row_ignored(job, i, y):
@@ -280,7 +241,7 @@ cdef void run_row(const Job *job, Py_ssize_t i, real *xbuf, real *tbuf,
                     out[c] = 0
             return
         wy = label_weight(job, i, y, w)
-        xr = job_row(&job.rx, job.x_half, i, <real>-INFINITY, xbuf)
+        xr = row_of(&job.rx, i, <real>-INFINITY, xbuf)
         if job.eps == 0.0:
             if grad:
                 job.ce[i] = wy * ce_label_grad_row(xr, n, y, job.scale * wy, out)
@@ -296,8 +257,8 @@ cdef void run_row(const Job *job, Py_ssize_t i, real *xbuf, real *tbuf,
         if grad:
             soft_grad_row(xr, <const real *>sbuf, w, n, DC_TARGET_PROBS, &res, job.scale, out)
     elif job.op == OP_SOFT or job.op == OP_SOFT_GRAD:
-        xr = job_row(&job.rx, job.x_half, i, <real>-INFINITY, xbuf)
-        tr = job_row(&job.rt, job.t_half, i, <real>-INFINITY, tbuf)
+        xr = row_of(&job.rx, i, <real>-INFINITY, xbuf)
+        tr = row_of(&job.rt, i, <real>-INFINITY, tbuf)
         used = soft_row(&job.rx, i, xr, tr, w, n, job.kind, job.reverse, job.eps,
                         job.want_h, sbuf, &res)
         if job.check and target_row_bad(res.psum, res.nbad, job.tol):
@@ -321,10 +282,10 @@ cdef void run_row(const Job *job, Py_ssize_t i, real *xbuf, real *tbuf,
                           &res, job.scale, out)
     elif job.op == OP_ENTROPY:
         if job.kind == DC_TARGET_LOGITS:
-            job.ce[i] = entropy_logits_row(job_row(&job.rx, job.x_half, i, <real>-INFINITY, xbuf), n)
+            job.ce[i] = entropy_logits_row(row_of(&job.rx, i, <real>-INFINITY, xbuf), n)
             return
         # masked entries are left out: probability 0, log-probability -inf
-        xr = job_row(&job.rx, job.x_half, i,
+        xr = row_of(&job.rx, i,
                     <real>0 if job.kind == DC_TARGET_PROBS else <real>-INFINITY, xbuf)
         job.ce[i] = entropy_target_row(xr, n, job.kind == DC_TARGET_LOG_PROBS, &psum, &nbad)
         if job.check and target_row_bad(psum, nbad, job.tol):
@@ -332,8 +293,8 @@ cdef void run_row(const Job *job, Py_ssize_t i, real *xbuf, real *tbuf,
             job.psum[i] = psum
             job.nbad[i] = nbad
     elif job.op == OP_JS:
-        job.ce[i] = js_row(job_row(&job.rx, job.x_half, i, <real>-INFINITY, xbuf),
-                           job_row(&job.rt, job.t_half, i, <real>-INFINITY, tbuf), n, job.kind,
+        job.ce[i] = js_row(row_of(&job.rx, i, <real>-INFINITY, xbuf),
+                           row_of(&job.rt, i, <real>-INFINITY, tbuf), n, job.kind,
                            job.beta, &psum, &nbad)
         if job.check and target_row_bad(psum, nbad, job.tol):
             job.bad[i] = 1
@@ -743,8 +704,8 @@ cdef int run_blocks(const Job *job, Py_ssize_t n_rows, real *typed) except -1:
     return 0
 
 
-cdef void run_tile(const Job *job, Py_ssize_t first, Py_ssize_t count, real *buf,
-                   Py_ssize_t nbuf) noexcept nogil:
+cdef void run_tile(const Job *job, Py_ssize_t first, Py_ssize_t count, Py_ssize_t per_tile,
+                   real *buf, Py_ssize_t nbuf) noexcept nogil:
     """Rows first .. first + count - 1 of a tiled job (half storage, or a strided class
     axis with adjacent rows), through a copy of the job whose rows are the gathered tile
     of float rows and whose per-row arrays start at row `first`: in lanes when the rows
@@ -752,7 +713,7 @@ cdef void run_tile(const Job *job, Py_ssize_t first, Py_ssize_t count, real *buf
     cdef Job sub = job[0]
     cdef Py_ssize_t n = job.rx.n, j
     cdef real *xtile = buf + 3 * nbuf
-    cdef real *ttile = xtile + tile_rows(n, sizeof(real)) * n
+    cdef real *ttile = xtile + per_tile * n
     gather_tile(&job.rx, job.x_half, first, count, xtile)
     sub.x_half = HALF_NONE
     sub.rx.data = <const char *>xtile
@@ -781,17 +742,16 @@ cdef void run_tile(const Job *job, Py_ssize_t first, Py_ssize_t count, real *buf
 
 
 cdef inline void run_span(const Job *job, Py_ssize_t unit, Py_ssize_t n_rows, bint lanes,
-                          bint tiles, real *buf, Py_ssize_t nbuf) noexcept nogil:
-    """Work unit `unit` of run_rows: one chunk of rows in lanes, one tile of adjacent rows,
-    else one row."""
+                          Py_ssize_t per_tile, real *buf, Py_ssize_t nbuf) noexcept nogil:
+    """Work unit `unit` of run_rows: one chunk of rows in lanes, one tile of per_tile rows
+    (per_tile > 0), else one row."""
     cdef Py_ssize_t first
     if lanes:
         first = unit * LANE_CHUNK
         run_lane_chunk(job, first, min(<Py_ssize_t>LANE_CHUNK, n_rows - first), buf)
-    elif tiles:
-        first = unit * tile_rows(job.rx.n, sizeof(real))
-        run_tile(job, first, min(tile_rows(job.rx.n, sizeof(real)), n_rows - first), buf,
-                 nbuf)
+    elif per_tile > 0:
+        first = unit * per_tile
+        run_tile(job, first, min(per_tile, n_rows - first), per_tile, buf, nbuf)
     else:
         run_row(job, unit, buf, buf + nbuf, buf + 2 * nbuf)
 
@@ -871,10 +831,10 @@ cdef int run_rows(const Job *job, Py_ssize_t n_rows, real *typed) except -1:
     # half storage is widened a tile of rows at a time (then in lanes if they are short)
     cdef bint tiles = n_rows > 0 and (half or (not lanes and n_rows > 1
                                                 and in_tiles(job, sizeof(real))))
+    cdef Py_ssize_t per_tile = tile_rows(n, sizeof(real)) if tiles else 0
     cdef Py_ssize_t units = ((n_rows + LANE_CHUNK - 1) // LANE_CHUNK if lanes else
-                             (n_rows + tile_rows(n, sizeof(real)) - 1)
-                             // tile_rows(n, sizeof(real)) if tiles else n_rows)
-    cdef Py_ssize_t nalloc = 3 * nbuf + (2 * tile_rows(n, sizeof(real)) * n if tiles else 0)
+                             (n_rows + per_tile - 1) // per_tile if tiles else n_rows)
+    cdef Py_ssize_t nalloc = 3 * nbuf + 2 * per_tile * n
     cdef int nt = threads_for(n_rows, n)
     cdef int failed = 0
     cdef int *failed_p = &failed
@@ -901,7 +861,7 @@ cdef int run_rows(const Job *job, Py_ssize_t n_rows, real *typed) except -1:
             raise MemoryError(f"cannot allocate row buffers of {n} values")
         with nogil:
             for u in range(units):
-                run_span(job, u, n_rows, lanes, tiles, buf, nbuf)
+                run_span(job, u, n_rows, lanes, per_tile, buf, nbuf)
         free(buf)
         return 0
     with nogil, parallel(num_threads=nt):
@@ -910,7 +870,7 @@ cdef int run_rows(const Job *job, Py_ssize_t n_rows, real *typed) except -1:
             failed_p[0] = 1
         for u in prange(units, schedule="static"):
             if buf != NULL:
-                run_span(job, u, n_rows, lanes, tiles, buf, nbuf)
+                run_span(job, u, n_rows, lanes, per_tile, buf, nbuf)
         free(buf)
     if failed:
         raise MemoryError(f"cannot allocate row buffers of {n} values")
