@@ -543,3 +543,73 @@ def plan_bce(logits, target, weight, pos_weight, reduction, base):
     pw = None if pos_weight is None else _bce_operand(pos_weight, x.shape, "pos_weight")
     return BcePlan(x, y, w, pw, dtype, reduction, unit)
 
+
+
+# ------------------------------------------------- SPEC §7: sample weights, z-loss, soft-cap
+
+TAILS = ("bucket", "drop", "renormalize")
+
+
+def check_tail(tail, target):
+    """`tail` says how a TopK target's missing mass counts; a dense target has none."""
+    check_choice(tail, TAILS, "tail")
+    if tail != "bucket" and not is_topk(target):
+        raise ValueError(f"tail={tail!r} applies to a divcore.TopK target only (a dense "
+                         "target has no missing mass); leave tail at its default 'bucket'")
+    return tail
+
+
+def is_topk(target):
+    return type(target).__name__ == "TopK" and hasattr(target, "indices")
+
+
+def check_z_loss(z_loss):
+    z = real(z_loss, "z_loss")
+    if not (z >= 0 and math.isfinite(z)):
+        raise ValueError(f"z_loss must be a finite number >= 0, got {z_loss!r}")
+    return z
+
+
+def check_softcap(softcap):
+    """None (no cap) or c > 0, finite: logits become c·tanh(z / c)."""
+    if softcap is None:
+        return None
+    c = real(softcap, "softcap")
+    if not (c > 0 and math.isfinite(c)):
+        raise ValueError(f"softcap must be None or a finite number > 0, got {softcap!r}")
+    return c
+
+
+def soft_capped(x, c, name="logits", derivative=False):
+    """c·tanh(x / c) in the compute dtype (half storage computes in float32). -inf stays
+    -inf: a masked class stays out of the distribution (tanh would give it the logit -c).
+    With `derivative`: (capped, d capped / dx = 1 - tanh², 0 where x is -inf)."""
+    a = as_array(x, name)
+    dtype = compute_dtype(a.dtype, name)
+    t = np.tanh(a.astype(dtype) / dtype.type(c))
+    capped = t * dtype.type(c)
+    masked = np.isneginf(a) if a.dtype.kind == "f" or is_half(a.dtype) else None
+    if masked is not None and masked.any():
+        capped[masked] = -np.inf
+    return (capped, 1 - t * t) if derivative else capped
+
+
+def sample_weight_rows(sample_weight, lead_shape):
+    """Per-row weights s_i >= 0 as float64 in row order (the leading shape, C order),
+    broadcast from any shape that broadcasts to it; ValueError naming the first bad row."""
+    s = as_array(sample_weight, "sample_weight")
+    if s.dtype.kind not in "fiub" and s.dtype.name != "bfloat16":
+        raise TypeError(f"sample_weight: expected real numbers, got dtype {s.dtype}")
+    try:
+        s = np.broadcast_to(s.astype(np.float64), lead_shape)
+    except ValueError:
+        raise ValueError(f"sample_weight: shape {s.shape} does not broadcast to the logits' "
+                         f"shape without the class axis, {tuple(lead_shape)} (one weight per "
+                         "row)") from None
+    s = s.reshape(-1)
+    bad = ~(s >= 0) | ~np.isfinite(s)
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise ValueError(f"sample_weight: row {row} has weight {s[row]!r}; sample weights "
+                         "must be finite and >= 0 (0 leaves a row out)")
+    return s
