@@ -16,10 +16,12 @@ import sys
 import warnings
 
 from ._version import __version__
+from ._topk import TopK
 from .api import PUBLIC, Decomposition, Functions
 
 __all__ = [
     "Decomposition",
+    "TopK",
     "__version__",
     "backend",
     "binary_cross_entropy",

@@ -12,6 +12,7 @@ __version__: str
 
 __all__ = [
     "Decomposition",
+    "TopK",
     "__version__",
     "backend",
     "binary_cross_entropy",
@@ -37,6 +38,7 @@ _Axes = SupportsIndex | tuple[SupportsIndex, ...] | None
 _TargetType = Literal["auto", "labels", "probs", "log_probs", "logits"]
 _InputType = Literal["logits", "probs", "log_probs"]
 _Reduction = Literal["none", "sum", "mean"]
+_Tail = Literal["bucket", "drop", "renormalize"]
 
 class Decomposition(NamedTuple):
     """H(p, q) = H(p) + KL(p ‖ q), each reduced the same way."""
@@ -44,6 +46,17 @@ class Decomposition(NamedTuple):
     cross_entropy: Any
     entropy: Any
     kl_divergence: Any
+
+class TopK:
+    """A sparse target: per row, k class indices and their log-probabilities or probabilities."""
+
+    indices: Any
+    values: Any
+    kind: Literal["log_probs", "probs"]
+    def __init__(self, indices: Any, values: Any, *,
+                 kind: Literal["log_probs", "probs"] = "log_probs") -> None: ...
+    @property
+    def k(self) -> int: ...
 
 def backend() -> Literal["compiled", "reference"]: ...
 def get_include() -> str: ...
@@ -53,92 +66,110 @@ def show_config() -> dict[str, Any]: ...
 def logsumexp(x: ArrayLike, axis: _Axes = -1, *, keepdims: bool = False,
               where: ArrayLike | None = None) -> _Array | _Float: ...
 def log_softmax(x: ArrayLike, axis: _Axes = -1, *, temperature: float = 1.0,
-                where: ArrayLike | None = None) -> _Array: ...
+                where: ArrayLike | None = None, softcap: float | None = None) -> _Array: ...
 def softmax(x: ArrayLike, axis: _Axes = -1, *, temperature: float = 1.0,
-            where: ArrayLike | None = None) -> _Array: ...
+            where: ArrayLike | None = None, softcap: float | None = None) -> _Array: ...
 
 @overload
 def cross_entropy(
-    logits: ArrayLike, target: ArrayLike, *, axis: SupportsIndex = -1,
+    logits: ArrayLike, target: ArrayLike | TopK, *, axis: SupportsIndex = -1,
     target_type: _TargetType = "auto", weight: ArrayLike | None = None,
     ignore_index: SupportsIndex | None = -100, label_smoothing: float = 0.0,
     temperature: float = 1.0, where: ArrayLike | None = None,
     reduction: Literal["none"],
     base: float | None = None, validate: bool = True, sum_tol: float | None = None,
+    tail: _Tail = "bucket", sample_weight: ArrayLike | None = None, z_loss: float = 0.0,
+    softcap: float | None = None,
 ) -> _Array | _Float: ...
 
 @overload
 def cross_entropy(
-    logits: ArrayLike, target: ArrayLike, *, axis: SupportsIndex = -1,
+    logits: ArrayLike, target: ArrayLike | TopK, *, axis: SupportsIndex = -1,
     target_type: _TargetType = "auto", weight: ArrayLike | None = None,
     ignore_index: SupportsIndex | None = -100, label_smoothing: float = 0.0,
     temperature: float = 1.0, where: ArrayLike | None = None,
     reduction: Literal["sum", "mean"] = "mean",
     base: float | None = None, validate: bool = True, sum_tol: float | None = None,
+    tail: _Tail = "bucket", sample_weight: ArrayLike | None = None, z_loss: float = 0.0,
+    softcap: float | None = None,
 ) -> _Float: ...
 
 @overload
 def cross_entropy(
-    logits: ArrayLike, target: ArrayLike, *, axis: SupportsIndex = -1,
+    logits: ArrayLike, target: ArrayLike | TopK, *, axis: SupportsIndex = -1,
     target_type: _TargetType = "auto", weight: ArrayLike | None = None,
     ignore_index: SupportsIndex | None = -100, label_smoothing: float = 0.0,
     temperature: float = 1.0, where: ArrayLike | None = None,
     reduction: _Reduction = "mean",
     base: float | None = None, validate: bool = True, sum_tol: float | None = None,
+    tail: _Tail = "bucket", sample_weight: ArrayLike | None = None, z_loss: float = 0.0,
+    softcap: float | None = None,
 ) -> _Array | _Float: ...
 
 @overload
 def kl_divergence(
-    logits: ArrayLike, target: ArrayLike, *, axis: SupportsIndex = -1,
+    logits: ArrayLike, target: ArrayLike | TopK, *, axis: SupportsIndex = -1,
     target_type: _TargetType = "auto", reverse: bool = False, temperature: float = 1.0,
     where: ArrayLike | None = None,
     reduction: Literal["none"],
     base: float | None = None, validate: bool = True, sum_tol: float | None = None,
+    tail: _Tail = "bucket", sample_weight: ArrayLike | None = None,
+    softcap: float | None = None,
 ) -> _Array | _Float: ...
 
 @overload
 def kl_divergence(
-    logits: ArrayLike, target: ArrayLike, *, axis: SupportsIndex = -1,
+    logits: ArrayLike, target: ArrayLike | TopK, *, axis: SupportsIndex = -1,
     target_type: _TargetType = "auto", reverse: bool = False, temperature: float = 1.0,
     where: ArrayLike | None = None,
     reduction: Literal["sum", "mean"] = "mean",
     base: float | None = None, validate: bool = True, sum_tol: float | None = None,
+    tail: _Tail = "bucket", sample_weight: ArrayLike | None = None,
+    softcap: float | None = None,
 ) -> _Float: ...
 
 @overload
 def kl_divergence(
-    logits: ArrayLike, target: ArrayLike, *, axis: SupportsIndex = -1,
+    logits: ArrayLike, target: ArrayLike | TopK, *, axis: SupportsIndex = -1,
     target_type: _TargetType = "auto", reverse: bool = False, temperature: float = 1.0,
     where: ArrayLike | None = None,
     reduction: _Reduction = "mean",
     base: float | None = None, validate: bool = True, sum_tol: float | None = None,
+    tail: _Tail = "bucket", sample_weight: ArrayLike | None = None,
+    softcap: float | None = None,
 ) -> _Array | _Float: ...
 
 @overload
 def js_divergence(
-    logits: ArrayLike, target: ArrayLike, *, axis: SupportsIndex = -1,
+    logits: ArrayLike, target: ArrayLike | TopK, *, axis: SupportsIndex = -1,
     target_type: _TargetType = "auto", beta: float = 0.5, temperature: float = 1.0,
     where: ArrayLike | None = None,
     reduction: Literal["none"],
     base: float | None = None, validate: bool = True, sum_tol: float | None = None,
+    tail: _Tail = "bucket", sample_weight: ArrayLike | None = None,
+    softcap: float | None = None,
 ) -> _Array | _Float: ...
 
 @overload
 def js_divergence(
-    logits: ArrayLike, target: ArrayLike, *, axis: SupportsIndex = -1,
+    logits: ArrayLike, target: ArrayLike | TopK, *, axis: SupportsIndex = -1,
     target_type: _TargetType = "auto", beta: float = 0.5, temperature: float = 1.0,
     where: ArrayLike | None = None,
     reduction: Literal["sum", "mean"] = "mean",
     base: float | None = None, validate: bool = True, sum_tol: float | None = None,
+    tail: _Tail = "bucket", sample_weight: ArrayLike | None = None,
+    softcap: float | None = None,
 ) -> _Float: ...
 
 @overload
 def js_divergence(
-    logits: ArrayLike, target: ArrayLike, *, axis: SupportsIndex = -1,
+    logits: ArrayLike, target: ArrayLike | TopK, *, axis: SupportsIndex = -1,
     target_type: _TargetType = "auto", beta: float = 0.5, temperature: float = 1.0,
     where: ArrayLike | None = None,
     reduction: _Reduction = "mean",
     base: float | None = None, validate: bool = True, sum_tol: float | None = None,
+    tail: _Tail = "bucket", sample_weight: ArrayLike | None = None,
+    softcap: float | None = None,
 ) -> _Array | _Float: ...
 
 @overload
@@ -171,6 +202,7 @@ def entropy(
     temperature: float = 1.0, where: ArrayLike | None = None,
     reduction: Literal["none"] = "none",
     base: float | None = None, sum_tol: float | None = None,
+    sample_weight: ArrayLike | None = None, softcap: float | None = None,
 ) -> _Array | _Float: ...
 
 @overload
@@ -179,6 +211,7 @@ def entropy(
     temperature: float = 1.0, where: ArrayLike | None = None,
     reduction: Literal["sum", "mean"],
     base: float | None = None, sum_tol: float | None = None,
+    sample_weight: ArrayLike | None = None, softcap: float | None = None,
 ) -> _Float: ...
 
 @overload
@@ -187,30 +220,37 @@ def entropy(
     temperature: float = 1.0, where: ArrayLike | None = None,
     reduction: _Reduction = "none",
     base: float | None = None, sum_tol: float | None = None,
+    sample_weight: ArrayLike | None = None, softcap: float | None = None,
 ) -> _Array | _Float: ...
 
 def decompose(
-    logits: ArrayLike, target: ArrayLike, *, axis: SupportsIndex = -1,
+    logits: ArrayLike, target: ArrayLike | TopK, *, axis: SupportsIndex = -1,
     target_type: _TargetType = "auto", weight: ArrayLike | None = None,
     ignore_index: SupportsIndex | None = -100, label_smoothing: float = 0.0,
     temperature: float = 1.0, where: ArrayLike | None = None,
     reduction: _Reduction = "mean",
     base: float | None = None, validate: bool = True, sum_tol: float | None = None,
+    tail: _Tail = "bucket", sample_weight: ArrayLike | None = None,
+    softcap: float | None = None,
 ) -> Decomposition: ...
 
 def cross_entropy_and_grad(
-    logits: ArrayLike, target: ArrayLike, *, axis: SupportsIndex = -1,
+    logits: ArrayLike, target: ArrayLike | TopK, *, axis: SupportsIndex = -1,
     target_type: _TargetType = "auto", weight: ArrayLike | None = None,
     ignore_index: SupportsIndex | None = -100, label_smoothing: float = 0.0,
     temperature: float = 1.0, where: ArrayLike | None = None,
     reduction: _Reduction = "mean",
     base: float | None = None, validate: bool = True, sum_tol: float | None = None,
+    tail: _Tail = "bucket", sample_weight: ArrayLike | None = None, z_loss: float = 0.0,
+    softcap: float | None = None,
 ) -> tuple[_Array | _Float, _Array]: ...
 
 def kl_divergence_and_grad(
-    logits: ArrayLike, target: ArrayLike, *, axis: SupportsIndex = -1,
+    logits: ArrayLike, target: ArrayLike | TopK, *, axis: SupportsIndex = -1,
     target_type: _TargetType = "auto", reverse: bool = False, temperature: float = 1.0,
     where: ArrayLike | None = None,
     reduction: _Reduction = "mean",
     base: float | None = None, validate: bool = True, sum_tol: float | None = None,
+    tail: _Tail = "bucket", sample_weight: ArrayLike | None = None,
+    softcap: float | None = None,
 ) -> tuple[_Array | _Float, _Array]: ...

@@ -77,6 +77,26 @@ target : array_like
 reduction : {'none', 'sum', 'mean'}, default 'mean'
     'none': one value per row; 'sum'; 'mean': over rows (never over elements), nan for an
     empty batch.""",
+    'tail': """\
+tail : {'bucket', 'drop', 'renormalize'}, default 'bucket'
+    With a `divcore.TopK` target, how the teacher's mass outside its k classes counts:
+    'bucket' compares it with the student's mass there as one more class (a proper
+    divergence, never above the full one); 'drop' renormalises the teacher on its k
+    classes; 'renormalize' renormalises both on them. Any other target: 'bucket' only.""",
+    'sample_weight': """\
+sample_weight : array_like, optional
+    Per-row weights s_i >= 0 (broadcast to the logits' shape without the class axis):
+    'none' gives s_i·l_i, 'sum' Σ s_i·l_i, 'mean' Σ s_i·l_i / Σ s_i (with class weights
+    Σ s_i·w_yi·l_i / Σ s_i·w_yi). A row of weight 0 contributes exactly 0.""",
+    'z_loss': """\
+z_loss : float, default 0.0
+    z >= 0 adds z·lse² per row, lse = logsumexp(logits / T) (keeps the softmax normaliser
+    near 1); ignored rows add nothing.""",
+    'softcap': """\
+softcap : float, optional
+    c > 0: the logits pass through c·tanh(logits / c) before the temperature and the
+    softmax (gradients include the factor 1 - tanh²); -inf stays -inf (a masked class).
+    A teacher's logits target is not capped.""",
 }
 
 

@@ -598,14 +598,23 @@ cdef object grad_values(Call *c, bint want_kl, bint reverse, bint validate):
         free_buffers(&b)
 
 
+cdef inline bint plain_call(object tail, object sample_weight, object z_loss, object softcap):
+    """A call without SPEC §7's extras (those go to the rules' path: Functions._extended)."""
+    cdef double z = 1.0
+    return (sample_weight is None and softcap is None and type(tail) is str
+            and tail == "bucket" and read_real(z_loss, &z) and z == 0.0)
+
+
 # ------------------------------------------------------------------ public functions
 
 def cross_entropy(logits, target, *, axis=-1, target_type="auto", weight=None,
                   ignore_index=-100, label_smoothing=0.0, temperature=1.0, where=None,
-                  reduction="mean", base=None, validate=True, sum_tol=None):
+                  reduction="mean", base=None, validate=True, sum_tol=None, tail="bucket",
+                  sample_weight=None, z_loss=0.0, softcap=None):
     cdef Call c
     cdef object result, keep = None
-    if _front_on:  # keep: the arrays the call's pointers read, alive until it returns
+    # keep: the arrays the call's pointers read, alive until it returns
+    if _front_on and plain_call(tail, sample_weight, z_loss, softcap):
         keep = read_loss(&c, logits, target, axis, target_type, weight, ignore_index,
                          label_smoothing, temperature, where, reduction, base, validate,
                          sum_tol, True)
@@ -616,15 +625,17 @@ def cross_entropy(logits, target, *, axis=-1, target_type="auto", weight=None,
     return _slow.cross_entropy(
         logits, target, axis=axis, target_type=target_type, weight=weight,
         ignore_index=ignore_index, label_smoothing=label_smoothing, temperature=temperature,
-        where=where, reduction=reduction, base=base, validate=validate, sum_tol=sum_tol)
+        where=where, reduction=reduction, base=base, validate=validate, sum_tol=sum_tol,
+        tail=tail, sample_weight=sample_weight, z_loss=z_loss, softcap=softcap)
 
 
 def decompose(logits, target, *, axis=-1, target_type="auto", weight=None,
               ignore_index=-100, label_smoothing=0.0, temperature=1.0, where=None,
-              reduction="mean", base=None, validate=True, sum_tol=None):
+              reduction="mean", base=None, validate=True, sum_tol=None, tail="bucket",
+              sample_weight=None, softcap=None):
     cdef Call c
     cdef object result, keep = None
-    if _front_on:  # keep: the arrays the call's pointers read, alive until it returns
+    if _front_on and plain_call(tail, sample_weight, 0.0, softcap):
         keep = read_loss(&c, logits, target, axis, target_type, weight, ignore_index,
                          label_smoothing, temperature, where, reduction, base, validate,
                          sum_tol, True)
@@ -635,15 +646,16 @@ def decompose(logits, target, *, axis=-1, target_type="auto", weight=None,
     return _slow.decompose(
         logits, target, axis=axis, target_type=target_type, weight=weight,
         ignore_index=ignore_index, label_smoothing=label_smoothing, temperature=temperature,
-        where=where, reduction=reduction, base=base, validate=validate, sum_tol=sum_tol)
+        where=where, reduction=reduction, base=base, validate=validate, sum_tol=sum_tol,
+        tail=tail, sample_weight=sample_weight, softcap=softcap)
 
 
 def kl_divergence(logits, target, *, axis=-1, target_type="auto", reverse=False,
                   temperature=1.0, where=None, reduction="mean", base=None, validate=True,
-                  sum_tol=None):
+                  sum_tol=None, tail="bucket", sample_weight=None, softcap=None):
     cdef Call c
     cdef object result, keep = None
-    if _front_on and type(reverse) is bool:
+    if _front_on and type(reverse) is bool and plain_call(tail, sample_weight, 0.0, softcap):
         keep = read_loss(&c, logits, target, axis, target_type, None, None, 0.0,
                          temperature, where, reduction, base, validate, sum_tol, not reverse)
     if keep is not None:
@@ -653,16 +665,18 @@ def kl_divergence(logits, target, *, axis=-1, target_type="auto", reverse=False,
     return _slow.kl_divergence(
         logits, target, axis=axis, target_type=target_type, reverse=reverse,
         temperature=temperature, where=where, reduction=reduction, base=base,
-        validate=validate, sum_tol=sum_tol)
+        validate=validate, sum_tol=sum_tol, tail=tail, sample_weight=sample_weight,
+        softcap=softcap)
 
 
 def js_divergence(logits, target, *, axis=-1, target_type="auto", beta=0.5,
                   temperature=1.0, where=None, reduction="mean", base=None, validate=True,
-                  sum_tol=None):
+                  sum_tol=None, tail="bucket", sample_weight=None, softcap=None):
     cdef Call c
     cdef object result, keep = None
     cdef double b = 0.5
-    if _front_on and read_real(beta, &b) and 0.0 <= b <= 1.0:
+    if _front_on and read_real(beta, &b) and 0.0 <= b <= 1.0 \
+            and plain_call(tail, sample_weight, 0.0, softcap):
         keep = read_loss(&c, logits, target, axis, target_type, None, None, 0.0,
                          temperature, where, reduction, base, validate, sum_tol, False)
     if keep is not None:
@@ -672,16 +686,18 @@ def js_divergence(logits, target, *, axis=-1, target_type="auto", beta=0.5,
     return _slow.js_divergence(
         logits, target, axis=axis, target_type=target_type, beta=beta,
         temperature=temperature, where=where, reduction=reduction, base=base,
-        validate=validate, sum_tol=sum_tol)
+        validate=validate, sum_tol=sum_tol, tail=tail, sample_weight=sample_weight,
+        softcap=softcap)
 
 
 def cross_entropy_and_grad(logits, target, *, axis=-1, target_type="auto", weight=None,
                            ignore_index=-100, label_smoothing=0.0, temperature=1.0,
                            where=None, reduction="mean", base=None, validate=True,
-                           sum_tol=None):
+                           sum_tol=None, tail="bucket", sample_weight=None, z_loss=0.0,
+                           softcap=None):
     cdef Call c
     cdef object result, keep = None
-    if _front_on:
+    if _front_on and plain_call(tail, sample_weight, z_loss, softcap):
         keep = read_loss(&c, logits, target, axis, target_type, weight, ignore_index,
                          label_smoothing, temperature, where, reduction, base, validate,
                          sum_tol, True)
@@ -692,15 +708,17 @@ def cross_entropy_and_grad(logits, target, *, axis=-1, target_type="auto", weigh
     return _slow.cross_entropy_and_grad(
         logits, target, axis=axis, target_type=target_type, weight=weight,
         ignore_index=ignore_index, label_smoothing=label_smoothing, temperature=temperature,
-        where=where, reduction=reduction, base=base, validate=validate, sum_tol=sum_tol)
+        where=where, reduction=reduction, base=base, validate=validate, sum_tol=sum_tol,
+        tail=tail, sample_weight=sample_weight, z_loss=z_loss, softcap=softcap)
 
 
 def kl_divergence_and_grad(logits, target, *, axis=-1, target_type="auto", reverse=False,
                            temperature=1.0, where=None, reduction="mean", base=None,
-                           validate=True, sum_tol=None):
+                           validate=True, sum_tol=None, tail="bucket", sample_weight=None,
+                           softcap=None):
     cdef Call c
     cdef object result, keep = None
-    if _front_on and type(reverse) is bool:
+    if _front_on and type(reverse) is bool and plain_call(tail, sample_weight, 0.0, softcap):
         keep = read_loss(&c, logits, target, axis, target_type, None, None, 0.0,
                          temperature, where, reduction, base, validate, sum_tol, False)
     if keep is not None and c.axis == c.nd - 1:
@@ -710,7 +728,8 @@ def kl_divergence_and_grad(logits, target, *, axis=-1, target_type="auto", rever
     return _slow.kl_divergence_and_grad(
         logits, target, axis=axis, target_type=target_type, reverse=reverse,
         temperature=temperature, where=where, reduction=reduction, base=base,
-        validate=validate, sum_tol=sum_tol)
+        validate=validate, sum_tol=sum_tol, tail=tail, sample_weight=sample_weight,
+        softcap=softcap)
 
 
 def logsumexp(x, axis=-1, *, keepdims=False, where=None):
@@ -758,26 +777,26 @@ cdef object softmax_family(object x, object axis, object temperature, object whe
     return out
 
 
-def log_softmax(x, axis=-1, *, temperature=1.0, where=None):
+def log_softmax(x, axis=-1, *, temperature=1.0, where=None, softcap=None):
     cdef object out
-    if _front_on:
+    if _front_on and softcap is None:
         out = softmax_family(x, axis, temperature, where, False)
         if out is not None:
             return out
-    return _slow.log_softmax(x, axis, temperature=temperature, where=where)
+    return _slow.log_softmax(x, axis, temperature=temperature, where=where, softcap=softcap)
 
 
-def softmax(x, axis=-1, *, temperature=1.0, where=None):
+def softmax(x, axis=-1, *, temperature=1.0, where=None, softcap=None):
     cdef object out
-    if _front_on:
+    if _front_on and softcap is None:
         out = softmax_family(x, axis, temperature, where, True)
         if out is not None:
             return out
-    return _slow.softmax(x, axis, temperature=temperature, where=where)
+    return _slow.softmax(x, axis, temperature=temperature, where=where, softcap=softcap)
 
 
 def entropy(x, *, axis=-1, input_type="logits", temperature=1.0, where=None,
-            reduction="none", base=None, sum_tol=None):
+            reduction="none", base=None, sum_tol=None, sample_weight=None, softcap=None):
     cdef Call c
     cdef RowBuffers b
     cdef Job job
@@ -787,7 +806,8 @@ def entropy(x, *, axis=-1, input_type="logits", temperature=1.0, where=None,
         kind = (DC_TARGET_LOGITS if input_type == "logits" else DC_TARGET_PROBS
                 if input_type == "probs" else DC_TARGET_LOG_PROBS
                 if input_type == "log_probs" else -2)
-    if _front_on and kind != -2 and read_logits(&c, x, axis) and read_where(&c, where) \
+    if _front_on and kind != -2 and sample_weight is None and softcap is None \
+            and read_logits(&c, x, axis) and read_where(&c, where) \
             and read_temperature(temperature, &t) and (t == 1.0 or kind == DC_TARGET_LOGITS) \
             and read_base(base, &c.log_base) and read_tol(&c, sum_tol):
         c.reduction = read_reduction(reduction)
@@ -808,7 +828,8 @@ def entropy(x, *, axis=-1, input_type="logits", temperature=1.0, where=None,
             finally:
                 free_buffers(&b)
     return _slow.entropy(x, axis=axis, input_type=input_type, temperature=temperature,
-                         where=where, reduction=reduction, base=base, sum_tol=sum_tol)
+                         where=where, reduction=reduction, base=base, sum_tol=sum_tol,
+                         sample_weight=sample_weight, softcap=softcap)
 
 
 def binary_cross_entropy(logits, target, *, weight=None, pos_weight=None,

@@ -41,6 +41,49 @@ def _reduce(values, row_weight, reduction, dtype):
     return dtype.type(total / denom if denom != 0.0 else math.nan)
 
 
+def _wants_extras(target, tail, sample_weight, z_loss, softcap):
+    """Whether a loss call uses anything of SPEC §7 (a TopK target, a tail, sample weights,
+    a z-loss, a soft-cap): those calls take Functions._extended."""
+    return (sample_weight is not None or softcap is not None or _rules.is_topk(target)
+            or _rules.check_tail(tail, target) != "bucket" or _rules.check_z_loss(z_loss) != 0)
+
+
+def _weighted(plan, rows, row_weight, sample_weight, reduction):
+    """Per-row float64 values (a dict) -> results: divided by log(base), each row times its
+    sample weight s_i (a row of weight 0 gives exactly 0, whatever its loss), then reduced:
+    'mean' = Σ s_i·l_i / Σ s_i·r_i with r_i the row weight of the plain mean (w_y with
+    class-weighted labels, 0 for an ignored row, else 1)."""
+    out = {}
+    if sample_weight is not None:
+        counted = sample_weight != 0
+        row_weight = sample_weight if row_weight is None else sample_weight * row_weight
+    for name, values in rows.items():
+        if plan.log_base != 1.0:
+            values = values / plan.log_base
+        if sample_weight is not None:
+            values = np.where(counted, values * sample_weight, 0.0)
+        out[name] = (plan.finish(values) if reduction == "none"
+                     else _reduce(values, row_weight, reduction, plan.dtype))
+    return out
+
+
+def _grad_row_scale(n_rows, row_weight, sample_weight, reduction):
+    """What each row's own gradient is multiplied by in the gradient of the reduced loss
+    (a scalar or per-row float64), as _weighted reduces the values."""
+    if sample_weight is not None:
+        row_weight = sample_weight if row_weight is None else sample_weight * row_weight
+    scale = 1.0
+    if reduction == "mean":
+        denom = float(n_rows) if row_weight is None else float(np.sum(row_weight))
+        scale = 1.0 / denom if denom != 0.0 else 0.0
+    return scale if sample_weight is None else sample_weight * scale
+
+
+_WANT = {"cross_entropy": ("ce",), "cross_entropy_and_grad": ("ce",),
+         "kl_divergence": ("kl",), "kl_divergence_and_grad": ("kl",),
+         "decompose": ("ce", "h", "kl"), "js_divergence": ("js",)}
+
+
 _BOUND = {}  # backend name -> its Functions, for pickling bound methods by name
 
 
@@ -144,6 +187,93 @@ class Functions:
             return dtype.type(total)
         return dtype.type(total / x.size if x.size else math.nan)
 
+
+    # ------------------------------------- SPEC §7: TopK targets, sample weights, z-loss, cap
+
+    def _extended(self, op, logits, target, kw, tail, sample_weight, z_loss, softcap):
+        """A loss call with a TopK target, sample weights, a z-loss or a soft-cap: the per-row
+        values (and per-row gradients) of the plain kernels or of the TopK kernels, then
+
+            softcap c:   logits z -> c·tanh(z / c) first; ∂/∂z gains the factor 1 - tanh²
+            z-loss z:    l_i += z·lse_i² with lse_i = logsumexp(z_i / T) (times the row weight
+                         r_i: 0 for an ignored row);  ∂/∂z_i += 2z·lse_i·r_i·softmax(z_i / T) / T
+            weights s:   as _weighted reduces (the gradient scaled the same way).
+
+        These cost extra passes (and a soft-cap one copy of the logits); the plain calls are
+        untouched."""
+        reduction = _rules.check_reduction(kw["reduction"])
+        _rules.check_tail(tail, target)
+        z = _rules.check_z_loss(z_loss)
+        c = _rules.check_softcap(softcap)
+        grad_wanted = op.endswith("_and_grad")
+        x, dcap = logits, None
+        if c is not None:
+            x = _rules.soft_capped(logits, c, derivative=grad_wanted)
+            if grad_wanted:
+                x, dcap = x
+        topk = _rules.is_topk(target)
+        rows_kw = dict(kw, reduction="none")
+        plan = (self._topk_plan(op, x, target, tail, rows_kw) if topk
+                else _rules.plan_loss(op, x, target, **rows_kw))
+        s = (None if sample_weight is None
+             else _rules.sample_weight_rows(sample_weight, plan.lead_shape))
+        want, row_weight, grad = _WANT[op], None, None
+        if grad_wanted:
+            grad = np.empty((plan.n_rows, plan.n_classes), dtype=plan.dtype)
+            if topk:
+                values = self.kernels.topk_grad_rows(plan, want[0], grad)
+            elif plan.labels is not None:
+                values, row_weight = self.kernels.ce_labels_grad_rows(plan, grad)
+            else:
+                values = self.kernels.soft_grad_rows(plan, want[0], grad)
+            rows = {want[0]: values}
+        elif topk:
+            rows = self.kernels.topk_rows(plan, want)
+        elif op == "js_divergence":
+            rows = {"js": self.kernels.js_rows(plan)}
+        else:
+            rows, row_weight = self._losses(plan, want)
+            rows = {k: rows[k] for k in want}
+        if z != 0.0:
+            self._add_z_loss(plan, x, kw, z, rows, row_weight, grad)
+        result = _weighted(plan, rows, row_weight, s, reduction)
+        if op == "decompose":
+            return Decomposition(*(result[k] for k in want))
+        if grad is None:
+            return result[want[0]]
+        scale = _grad_row_scale(plan.n_rows, row_weight, s, reduction)
+        if s is not None:
+            grad *= scale[:, None]
+            grad[s == 0] = 0  # a left-out row's gradient is 0, even where its loss is nan
+        elif scale != 1.0:
+            grad *= scale
+        grad = np.moveaxis(grad.reshape(plan.lead_shape + (plan.n_classes,)), -1, plan.axes[0])
+        if dcap is not None:
+            grad = (grad * dcap).astype(plan.dtype, copy=False)
+        return result[want[0]], grad
+
+    def _add_z_loss(self, plan, x, kw, z, rows, row_weight, grad):
+        """rows['ce'] += z·lse²·r per row, and its gradient into `grad` (see _extended)."""
+        lse_plan = _rules.plan_class_rows("logsumexp", x, kw["axis"], kw["where"],
+                                          kw["temperature"])
+        lse = self.kernels.lse_rows(lse_plan)
+        r = np.ones(plan.n_rows) if row_weight is None else row_weight
+        counted = r != 0
+        rows["ce"] = rows["ce"] + np.where(counted, z * lse * lse * r, 0.0)
+        if grad is None:
+            return
+        q = np.empty((plan.n_rows, plan.n_classes), dtype=plan.dtype)
+        self.kernels.log_softmax_rows(
+            _rules.plan_class_rows("softmax", x, kw["axis"], kw["where"], kw["temperature"]),
+            q, True)
+        g = 2.0 * z * lse * r / (plan.temperature * plan.log_base)
+        grad[counted] += (g[counted, None] * q[counted]).astype(plan.dtype, copy=False)
+
+    def _topk_plan(self, op, x, target, tail, kw):
+        """The plan of a loss against a TopK target (divcore._topk)."""
+        from . import _topk
+        return _topk.plan_topk(op, x, target, tail=tail, **kw)
+
     # ------------------------------------------------------------- public functions
 
     def logsumexp(self, x, axis=-1, *, keepdims=False, where=None):
@@ -188,7 +318,7 @@ class Functions:
         plan = _rules.plan_class_rows("logsumexp", x, axis, where, keepdims=keepdims)
         return self._logsumexp(plan)
 
-    def log_softmax(self, x, axis=-1, *, temperature=1.0, where=None):
+    def log_softmax(self, x, axis=-1, *, temperature=1.0, where=None, softcap=None):
         """log softmax(x / T) along `axis`: x_i/T - logsumexp(x/T).
 
         Parameters
@@ -197,6 +327,8 @@ class Functions:
         $x_axes
         $x_temperature
         $x_where
+        softcap : float, optional
+            c > 0: `x` becomes c·tanh(x / c) first; -inf stays -inf.
 
         Returns
         -------
@@ -220,10 +352,12 @@ class Functions:
         >>> print(np.round(divcore.log_softmax([2.0, 7.0, 7.0], where=[False, True, True]), 6))
         [     -inf -0.693147 -0.693147]
         """
+        if softcap is not None:
+            x = _rules.soft_capped(x, _rules.check_softcap(softcap), "x")
         plan = _rules.plan_class_rows("log_softmax", x, axis, where, temperature)
         return self._softmax_family(plan, False)
 
-    def softmax(self, x, axis=-1, *, temperature=1.0, where=None):
+    def softmax(self, x, axis=-1, *, temperature=1.0, where=None, softcap=None):
         """softmax(x / T) along `axis`: exp(x_i/T - logsumexp(x/T)).
 
         Parameters
@@ -232,6 +366,8 @@ class Functions:
         $x_axes
         $x_temperature
         $x_where
+        softcap : float, optional
+            c > 0: `x` becomes c·tanh(x / c) first; -inf stays -inf.
 
         Returns
         -------
@@ -252,12 +388,15 @@ class Functions:
         >>> print(np.round(divcore.softmax([1.0, 2.0, 3.0], where=[True, False, True]), 6))
         [0.119203 0.       0.880797]
         """
+        if softcap is not None:
+            x = _rules.soft_capped(x, _rules.check_softcap(softcap), "x")
         plan = _rules.plan_class_rows("softmax", x, axis, where, temperature)
         return self._softmax_family(plan, True)
 
     def cross_entropy(self, logits, target, *, axis=-1, target_type="auto", weight=None,
                       ignore_index=-100, label_smoothing=0.0, temperature=1.0, where=None,
-                      reduction="mean", base=None, validate=True, sum_tol=None):
+                      reduction="mean", base=None, validate=True, sum_tol=None,
+                      tail="bucket", sample_weight=None, z_loss=0.0, softcap=None):
         """Cross-entropy H(p, q) = -Σ p log softmax(logits / T), per row, reduced.
 
         Parameters
@@ -285,6 +424,10 @@ class Functions:
         $base
         $validate
         $sum_tol
+        $tail
+        $sample_weight
+        $z_loss
+        $softcap
 
         Returns
         -------
@@ -325,17 +468,20 @@ class Functions:
         >>> print(f"{divcore.cross_entropy([50.0, 0.0], 0):.6e}")  # log1p(exp(-50))
         1.928750e-22
         """
-        plan = _rules.plan_loss(
-            "cross_entropy", logits, target, axis=axis, target_type=target_type,
-            weight=weight, ignore_index=ignore_index, label_smoothing=label_smoothing,
-            temperature=temperature, where=where, reduction=reduction, base=base,
-            validate=validate, sum_tol=sum_tol)
+        kw = dict(axis=axis, target_type=target_type, weight=weight, ignore_index=ignore_index,
+                  label_smoothing=label_smoothing, temperature=temperature, where=where,
+                  reduction=reduction, base=base, validate=validate, sum_tol=sum_tol)
+        if _wants_extras(target, tail, sample_weight, z_loss, softcap):
+            return self._extended("cross_entropy", logits, target, kw, tail, sample_weight,
+                                  z_loss, softcap)
+        plan = _rules.plan_loss("cross_entropy", logits, target, **kw)
         rows, row_weight = self._losses(plan, ("ce",))
         return self._finish_loss(plan, rows["ce"], row_weight)
 
     def kl_divergence(self, logits, target, *, axis=-1, target_type="auto", reverse=False,
                       temperature=1.0, where=None, reduction="mean", base=None,
-                      validate=True, sum_tol=None):
+                      validate=True, sum_tol=None, tail="bucket", sample_weight=None,
+                      softcap=None):
         """KL divergence KL(p ‖ q) of the target p from q = softmax(logits / T), per row.
 
         KL(p ‖ q) = Σ p (log p - log q), reduced over rows; reverse=True gives KL(q ‖ p).
@@ -354,6 +500,9 @@ class Functions:
         $base
         $validate
         $sum_tol
+        $tail
+        $sample_weight
+        $softcap
 
         Returns
         -------
@@ -382,16 +531,20 @@ class Functions:
         >>> print(f"{divcore.kl_divergence(student, teacher, target_type='logits'):.6f}")
         0.327813
         """
-        plan = _rules.plan_loss(
-            "kl_divergence", logits, target, axis=axis, target_type=target_type,
-            temperature=temperature, where=where, reduction=reduction, base=base,
-            validate=validate, sum_tol=sum_tol, reverse=reverse)
+        kw = dict(axis=axis, target_type=target_type, temperature=temperature, where=where,
+                  reduction=reduction, base=base, validate=validate, sum_tol=sum_tol,
+                  reverse=reverse)
+        if _wants_extras(target, tail, sample_weight, 0.0, softcap):
+            return self._extended("kl_divergence", logits, target, kw, tail, sample_weight,
+                                  0.0, softcap)
+        plan = _rules.plan_loss("kl_divergence", logits, target, **kw)
         rows, row_weight = self._losses(plan, ("kl",))
         return self._finish_loss(plan, rows["kl"], row_weight)
 
     def decompose(self, logits, target, *, axis=-1, target_type="auto", weight=None,
                   ignore_index=-100, label_smoothing=0.0, temperature=1.0, where=None,
-                  reduction="mean", base=None, validate=True, sum_tol=None):
+                  reduction="mean", base=None, validate=True, sum_tol=None, tail="bucket",
+                  sample_weight=None, softcap=None):
         """H(p, q) = H(p) + KL(p ‖ q): the three terms from one pass.
 
         Parameters
@@ -426,17 +579,19 @@ class Functions:
         >>> print(np.allclose(ce, h + kl))
         True
         """
-        plan = _rules.plan_loss(
-            "decompose", logits, target, axis=axis, target_type=target_type, weight=weight,
-            ignore_index=ignore_index, label_smoothing=label_smoothing,
-            temperature=temperature, where=where, reduction=reduction, base=base,
-            validate=validate, sum_tol=sum_tol)
+        kw = dict(axis=axis, target_type=target_type, weight=weight, ignore_index=ignore_index,
+                  label_smoothing=label_smoothing, temperature=temperature, where=where,
+                  reduction=reduction, base=base, validate=validate, sum_tol=sum_tol)
+        if _wants_extras(target, tail, sample_weight, 0.0, softcap):
+            return self._extended("decompose", logits, target, kw, tail, sample_weight, 0.0,
+                                  softcap)
+        plan = _rules.plan_loss("decompose", logits, target, **kw)
         rows, row_weight = self._losses(plan, ("ce", "h", "kl"))
         return Decomposition(*(self._finish_loss(plan, rows[k], row_weight)
                                for k in ("ce", "h", "kl")))
 
     def entropy(self, x, *, axis=-1, input_type="logits", temperature=1.0, where=None,
-                reduction="none", base=None, sum_tol=None):
+                reduction="none", base=None, sum_tol=None, sample_weight=None, softcap=None):
         """Entropy H = -Σ p log p of softmax(x / T), of probabilities or of log-probabilities.
 
         One value per row (0·log 0 = 0), reduced as asked.
@@ -457,6 +612,9 @@ class Functions:
             'none': one value per row; 'sum'; 'mean' over rows.
         $base
         $sum_tol
+        $sample_weight
+        softcap : float, optional
+            c > 0: logits become c·tanh(x / c) first (input_type='logits' only).
 
         Returns
         -------
@@ -482,14 +640,27 @@ class Functions:
         >>> print(f"{divcore.entropy([0.5, 0.25, 0.25, 0.0], input_type='probs', base=2):.6f}")
         1.500000
         """
-        plan = _rules.plan_entropy(x, axis, input_type, temperature, where, reduction, base,
+        if sample_weight is None and softcap is None:
+            plan = _rules.plan_entropy(x, axis, input_type, temperature, where, reduction,
+                                       base, sum_tol)
+            return self._finish_loss(plan, self.kernels.entropy_rows(plan), None)
+        c = _rules.check_softcap(softcap)
+        if c is not None:
+            if input_type != "logits":
+                raise ValueError("softcap applies to input_type='logits' only")
+            x = _rules.soft_capped(x, c, "x")
+        plan = _rules.plan_entropy(x, axis, input_type, temperature, where, "none", base,
                                    sum_tol)
-        return self._finish_loss(plan, self.kernels.entropy_rows(plan), None)
+        s = (None if sample_weight is None
+             else _rules.sample_weight_rows(sample_weight, plan.lead_shape))
+        return _weighted(plan, {"h": self.kernels.entropy_rows(plan)}, None, s,
+                         reduction)["h"]
 
     def cross_entropy_and_grad(self, logits, target, *, axis=-1, target_type="auto",
                                weight=None, ignore_index=-100, label_smoothing=0.0,
                                temperature=1.0, where=None, reduction="mean", base=None,
-                               validate=True, sum_tol=None):
+                               validate=True, sum_tol=None, tail="bucket",
+                               sample_weight=None, z_loss=0.0, softcap=None):
         """(cross_entropy(...), its gradient with respect to `logits`), from one fused pass.
 
         Parameters
@@ -525,16 +696,19 @@ class Functions:
         >>> print(f"{loss:.6f}", grad)
         0.693147 [[ 0.5 -0.5]]
         """
-        plan = _rules.plan_loss(
-            "cross_entropy_and_grad", logits, target, axis=axis, target_type=target_type,
-            weight=weight, ignore_index=ignore_index, label_smoothing=label_smoothing,
-            temperature=temperature, where=where, reduction=reduction, base=base,
-            validate=validate, sum_tol=sum_tol)
+        kw = dict(axis=axis, target_type=target_type, weight=weight, ignore_index=ignore_index,
+                  label_smoothing=label_smoothing, temperature=temperature, where=where,
+                  reduction=reduction, base=base, validate=validate, sum_tol=sum_tol)
+        if _wants_extras(target, tail, sample_weight, z_loss, softcap):
+            return self._extended("cross_entropy_and_grad", logits, target, kw, tail,
+                                  sample_weight, z_loss, softcap)
+        plan = _rules.plan_loss("cross_entropy_and_grad", logits, target, **kw)
         return self._loss_and_grad(plan, "ce")
 
     def kl_divergence_and_grad(self, logits, target, *, axis=-1, target_type="auto",
                                reverse=False, temperature=1.0, where=None, reduction="mean",
-                               base=None, validate=True, sum_tol=None):
+                               base=None, validate=True, sum_tol=None, tail="bucket",
+                               sample_weight=None, softcap=None):
         """(kl_divergence(...), its gradient with respect to `logits`), from one fused pass.
 
         Parameters
@@ -568,15 +742,19 @@ class Functions:
         >>> print(np.array_equal(g_kl, g_ce))
         True
         """
-        plan = _rules.plan_loss(
-            "kl_divergence_and_grad", logits, target, axis=axis, target_type=target_type,
-            temperature=temperature, where=where, reduction=reduction, base=base,
-            validate=validate, sum_tol=sum_tol, reverse=reverse)
+        kw = dict(axis=axis, target_type=target_type, temperature=temperature, where=where,
+                  reduction=reduction, base=base, validate=validate, sum_tol=sum_tol,
+                  reverse=reverse)
+        if _wants_extras(target, tail, sample_weight, 0.0, softcap):
+            return self._extended("kl_divergence_and_grad", logits, target, kw, tail,
+                                  sample_weight, 0.0, softcap)
+        plan = _rules.plan_loss("kl_divergence_and_grad", logits, target, **kw)
         return self._loss_and_grad(plan, "kl")
 
     def js_divergence(self, logits, target, *, axis=-1, target_type="auto", beta=0.5,
                       temperature=1.0, where=None, reduction="mean", base=None,
-                      validate=True, sum_tol=None):
+                      validate=True, sum_tol=None, tail="bucket", sample_weight=None,
+                      softcap=None):
         """Generalised Jensen-Shannon divergence of the target p and q = softmax(logits / T).
 
         JS_β = β·KL(p ‖ m) + (1-β)·KL(q ‖ m) with m = βp + (1-β)q, per row, reduced.
@@ -595,6 +773,9 @@ class Functions:
         $base
         $validate
         $sum_tol
+        $tail
+        $sample_weight
+        $softcap
 
         Returns
         -------
@@ -618,10 +799,12 @@ class Functions:
         >>> print(divcore.js_divergence(np.log([0.3, 0.7]), [0.3, 0.7]))
         0.0
         """
-        plan = _rules.plan_loss(
-            "js_divergence", logits, target, axis=axis, target_type=target_type,
-            temperature=temperature, where=where, reduction=reduction, base=base,
-            validate=validate, sum_tol=sum_tol, beta=beta)
+        kw = dict(axis=axis, target_type=target_type, temperature=temperature, where=where,
+                  reduction=reduction, base=base, validate=validate, sum_tol=sum_tol, beta=beta)
+        if _wants_extras(target, tail, sample_weight, 0.0, softcap):
+            return self._extended("js_divergence", logits, target, kw, tail, sample_weight,
+                                  0.0, softcap)
+        plan = _rules.plan_loss("js_divergence", logits, target, **kw)
         return self._finish_loss(plan, self.kernels.js_rows(plan), None)
 
     def binary_cross_entropy(self, logits, target, *, weight=None, pos_weight=None,
