@@ -32,7 +32,26 @@ cdef extern from "divcore/dispatch.h" nogil:
         double rest_c
         int nan
 
+    ctypedef struct dc_topk_result:
+        double ce
+        double h
+        double kl
+        double kl_rev
+        double js
+        double psum
+        Py_ssize_t nbad
+        double max
+        double log_sum
+        double log_pr
+        double log_qr
+        double log_q
+        double log_p
+        double mass
+
     enum:
+        DC_TAIL_BUCKET
+        DC_TAIL_DROP
+        DC_TAIL_RENORMALIZE
         DC_LANES_MAX_N
         DC_BLOCK
         DC_TARGET_PROBS
@@ -166,3 +185,15 @@ cdef extern from "divcore/dispatch.h" nogil:
     void dcd_dc_js_rows_f64(const dc_rows *rx, const dc_rows *rt, int kind, double beta,
                             Py_ssize_t first, Py_ssize_t count, double *js, double *psum,
                             Py_ssize_t *nbad)
+    void dcd_dc_topk_row_f32(const float *x, Py_ssize_t n, const int64_t *idx,
+                             const float *v, Py_ssize_t k, int is_log, int tail,
+                             double beta, dc_topk_result *res)
+    void dcd_dc_topk_row_f64(const double *x, Py_ssize_t n, const int64_t *idx,
+                             const double *v, Py_ssize_t k, int is_log, int tail,
+                             double beta, dc_topk_result *res)
+    void dcd_dc_topk_grad_f32(const float *x, Py_ssize_t n, const int64_t *idx,
+                              const float *v, Py_ssize_t k, int is_log, int tail,
+                              const dc_topk_result *res, double scale, float *g)
+    void dcd_dc_topk_grad_f64(const double *x, Py_ssize_t n, const int64_t *idx,
+                              const double *v, Py_ssize_t k, int is_log, int tail,
+                              const dc_topk_result *res, double scale, double *g)

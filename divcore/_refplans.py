@@ -76,3 +76,26 @@ def js_rows(plan):
     plan = _widened(plan)
     return _k.js_rows(plan.rows, plan.target, plan.target_kind, plan.where,
                       plan.temperature, plan.beta, plan.validate, plan.tol)
+
+
+def topk_rows(plan, want):
+    """Per-row losses against a TopK target (divcore._reftopk): a dict of the names in
+    `want` ("ce", "h", "kl" — KL(q ‖ p) with plan.reverse — "js")."""
+    from . import _reftopk, _topk
+    plan = _widened(plan)
+    res = _reftopk.topk_rows(plan.rows, plan.where, plan.temperature, plan.topk_indices,
+                             plan.topk_values, plan.topk_kind, plan.tail, plan.beta)
+    _topk.check_rows(plan, res["psum"], res["nbad"])
+    return _topk.row_results(plan, want, res)
+
+
+def topk_grad_rows(plan, loss, grad):
+    """Per-row "ce" or "kl" against a TopK target, and each row's gradient of it (scaled
+    by 1/(T·log_base)) into grad."""
+    from . import _reftopk, _topk
+    plan = _widened(plan)
+    values, psum, nbad = _reftopk.topk_grad_rows(
+        plan.rows, plan.where, plan.temperature, plan.topk_indices, plan.topk_values,
+        plan.topk_kind, plan.tail, loss, plan.log_base, grad)
+    _topk.check_rows(plan, psum, nbad)
+    return values

@@ -56,6 +56,10 @@ class Plan:
     reduction: str = "none"
     log_base: float = 1.0                    # results are divided by log(base)
     keepdims: bool = False
+    topk_indices: Optional[np.ndarray] = None  # (N, k) int64 of a TopK target (SPEC §7)
+    topk_values: Optional[np.ndarray] = None   # (N, k) compute dtype: its values
+    topk_kind: str = ""                      # "probs" or "log_probs"
+    tail: str = "bucket"                     # how a TopK target's missing mass counts
 
     @property
     def n_rows(self):

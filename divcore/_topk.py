@@ -1,5 +1,14 @@
 """divcore.TopK: a sparse teacher, per row k class indices and their log-probabilities or
-probabilities (SPEC §7), as distillation sets store what a serving engine returns."""
+probabilities (SPEC §7), as distillation sets store what a serving engine returns; and
+the rules of a loss against one (plan_topk, the TopK part of divcore._rules' Plan).
+
+The formulas are in src/divcore/topk.h (compiled) and divcore/_reftopk.py (reference).
+"""
+import math
+
+import numpy as np
+
+from . import _rules
 
 KINDS = ("log_probs", "probs")
 
@@ -11,15 +20,43 @@ class TopK:
     ----------
     indices : array_like of int
         The logits' shape without the class axis, plus k: the k classes given per row (no
-        duplicates within a row).
+        duplicates within a row). numpy arrays or CPU torch tensors.
     values : array_like
         Of `indices`' shape: their log-probabilities (kind='log_probs', <= 0) or
-        probabilities (kind='probs').
+        probabilities (kind='probs', in [0, 1]); per row they sum to at most 1.
     kind : {'log_probs', 'probs'}, default 'log_probs'
         What `values` holds.
 
+    Notes
+    -----
     Accepted as `target` by cross_entropy, kl_divergence, js_divergence, decompose and the
-    *_and_grad functions; `tail` says how the teacher's missing mass counts.
+    *_and_grad functions; `tail` says how the teacher's missing mass counts. With K the
+    row's classes, p the teacher's probabilities on K, P = Σ_K p, q = softmax(logits / T)
+    and Q = Σ_K q:
+
+    - ``tail="bucket"`` (default): the classes K and one more, "the rest", holding
+      p_r = 1 - P and q_r = 1 - Q (computed without cancellation):
+      KL = Σ_K p log(p/q) + p_r log(p_r/q_r). A proper divergence, never above the KL of
+      the full distributions (coarse-graining).
+    - ``tail="drop"``: the teacher renormalised on K (p / P) against q over all classes.
+    - ``tail="renormalize"``: both renormalised on K (p / P against q / Q).
+
+    The temperature applies to the student's logits only. The indices are always checked
+    to lie in [0, C); with validate=True a row's indices must be distinct, its values be
+    probabilities (or log-probabilities) and its mass P at most 1 + sum_tol.
+
+    Examples
+    --------
+    >>> import numpy as np, divcore
+    >>> teacher = np.array([[4.0, 2.0, 0.0, -1.0]])
+    >>> student = np.array([[3.0, 2.5, 0.0, 0.0]])
+    >>> topk = divcore.TopK.from_logits(teacher, 2)
+    >>> topk.indices
+    array([[0, 1]])
+    >>> kl = divcore.kl_divergence(student, topk)  # bucket: K = {0, 1} and the rest
+    >>> full = divcore.kl_divergence(student, teacher, target_type="logits")
+    >>> bool(0 <= kl <= full)
+    True
     """
 
     __slots__ = ("indices", "values", "kind")
@@ -39,3 +76,197 @@ class TopK:
     def __repr__(self):
         shape = getattr(self.indices, "shape", None)
         return f"TopK(indices of shape {tuple(shape) if shape is not None else '?'}, kind={self.kind!r})"
+
+    @classmethod
+    def from_logits(cls, logits, k, *, axis=-1, temperature=1.0, where=None):
+        """The k most probable classes of a teacher's logits, with their log-probabilities.
+
+        Parameters
+        ----------
+        logits : array_like
+            The teacher's logits (numpy array, CPU torch tensor, any array-like).
+        k : int
+            Classes kept per row, 1 <= k <= C.
+        axis : int, default -1
+            The class axis.
+        temperature : float, default 1.0
+            The teacher's temperature: log_softmax(logits / T).
+        where : array_like of bool, optional
+            Classes left out of the teacher's distribution.
+
+        Returns
+        -------
+        TopK
+            kind='log_probs'; indices (int64) and values (the compute dtype) of shape
+            logits' shape without the class axis, plus k, sorted by descending
+            log-probability (ties: the lower index first).
+        """
+        from . import log_softmax
+        a = _rules.as_array(logits, "logits")
+        lp = np.asarray(log_softmax(a, axis, temperature=temperature, where=where))
+        lp = np.moveaxis(lp, _rules.normalize_axis(axis, lp.ndim), -1)
+        n = lp.shape[-1]
+        try:
+            k = int(k)
+        except TypeError:
+            raise TypeError(f"k must be an integer, got {k!r}") from None
+        if not 1 <= k <= n:
+            raise ValueError(f"k must be in [1, {n}] (the number of classes), got {k}")
+        lead = lp.shape[:-1]
+        rows = lp.reshape(-1, n)
+        key = np.where(np.isnan(rows), np.inf, -rows)        # ascending key: best first
+        kth = np.partition(key, k - 1, axis=-1)[:, k - 1:k]
+        better = key < kth
+        tied = key == kth
+        room = k - better.sum(axis=-1, keepdims=True)         # tied classes still taken
+        take = better | (tied & (np.cumsum(tied, axis=-1) <= room))
+        idx = np.nonzero(take)[1].reshape(-1, k)              # k per row, by index
+        order = np.argsort(np.take_along_axis(key, idx, axis=-1), axis=-1, kind="stable")
+        idx = np.take_along_axis(idx, order, axis=-1).astype(np.int64)
+        values = np.take_along_axis(rows, idx, axis=-1)
+        return cls(idx.reshape(lead + (k,)), values.reshape(lead + (k,)), kind="log_probs")
+
+
+# ------------------------------------------------------------------------- the plan
+
+TAIL_CODES = {"bucket": 0, "drop": 1, "renormalize": 2}
+
+
+def plan_topk(op, logits, topk, *, tail="bucket", axis=-1, target_type="auto", weight=None,
+              ignore_index=None, label_smoothing=0.0, temperature=1.0, where=None,
+              reduction="none", base=None, validate=True, sum_tol=None, reverse=False,
+              beta=0.5):
+    """The Plan of a loss against a TopK target: the logits as (N, C) rows (as plan_loss
+    makes them; blocks of rows and half-precision storage become one (N, C) copy in the
+    compute dtype), topk_indices (N, k) int64, checked in [0, C) (and distinct with
+    `validate`), topk_values (N, k) in the compute dtype."""
+    _rules.check_reduction(reduction)
+    _rules.check_sum_tol(sum_tol)
+    _rules.check_choice(tail, _rules.TAILS, "tail")
+    unit = _rules.log_base(base)
+    t = _rules.check_temperature(temperature)
+    b = _rules.check_beta(beta) if op == "js_divergence" else 0.5
+    _refuse(op, topk, tail, target_type, weight, ignore_index, label_smoothing, reverse)
+    lg = _rules._Logits(logits, axis, where)
+    rows, mask = lg.rows, lg.where
+    if rows.ndim == 3 or _rules.is_half(rows.dtype):
+        rows = np.ascontiguousarray(rows).reshape(-1, lg.n_classes).astype(lg.dtype)
+        if mask is not None:
+            mask = np.ascontiguousarray(mask).reshape(-1, lg.n_classes)
+    idx, values, vdtype = _target_arrays(topk, lg)
+    tol = _rules.sum_tolerance(sum_tol, lg.dtype, vdtype if vdtype.kind == "f" else lg.dtype)
+    if validate:
+        _check_distinct(idx)
+    return _rules.Plan(op=op, rows=rows, dtype=lg.dtype, shape=lg.shape, axes=(lg.axis,),
+                       lead_shape=lg.lead_shape, where=mask, temperature=t,
+                       target_kind="topk", validate=bool(validate), tol=tol,
+                       reverse=bool(reverse), beta=b, reduction=reduction, log_base=unit,
+                       topk_indices=idx, topk_values=values, topk_kind=topk.kind, tail=tail)
+
+
+def _refuse(op, topk, tail, target_type, weight, ignore_index, label_smoothing, reverse):
+    """The keywords that have no meaning against a TopK target."""
+    if topk.kind not in KINDS:
+        raise ValueError(f"target: TopK kind must be 'log_probs' or 'probs', got {topk.kind!r}")
+    if target_type != "auto":
+        raise ValueError(f"target_type={target_type!r} does not apply to a divcore.TopK "
+                         "target (it carries its own kind, TopK(..., kind='probs' or "
+                         "'log_probs')); leave target_type at 'auto'")
+    if weight is not None:
+        raise ValueError("weight (class weights) is not supported with a divcore.TopK target")
+    if ignore_index is not None and ignore_index != -100:
+        raise ValueError("ignore_index applies to 'labels' targets, not to a divcore.TopK "
+                         "target (to leave rows out pass sample_weight with 0 there)")
+    if label_smoothing != 0.0:
+        raise ValueError("label_smoothing applies to 'labels' and 'probs' targets, not to a "
+                         "divcore.TopK target")
+    if reverse and tail == "drop":
+        raise ValueError("reverse=True with tail='drop' is not a divergence (the student's "
+                         "mass outside the teacher's k classes meets no teacher mass: always "
+                         "+inf); use tail='bucket' or tail='renormalize'")
+    if reverse and op == "kl_divergence_and_grad":
+        raise ValueError("kl_divergence_and_grad: reverse=True with a divcore.TopK target "
+                         "has no gradient kernel; use reverse=False, or kl_divergence("
+                         "reverse=True) for the value")
+
+
+def _target_arrays(topk, lg):
+    """(indices (N, k) int64, values (N, k) compute dtype, the values' dtype), shapes and
+    range checked."""
+    idx = _rules.as_array(topk.indices, "target.indices")
+    val = _rules.as_array(topk.values, "target.values")
+    if idx.dtype.kind not in "iu":
+        raise TypeError(f"target.indices: TopK indices must be integers, got dtype {idx.dtype}")
+    if val.dtype.kind not in "fiu" and val.dtype.name != "bfloat16":
+        _rules.compute_dtype(val.dtype, "target.values")  # raises the TypeError
+        raise TypeError(f"target.values: expected real numbers, got dtype {val.dtype}")
+    expected = "(" + ", ".join(str(s) for s in lg.lead_shape) + (", " if lg.lead_shape else "") + "k)"
+    if idx.ndim != len(lg.lead_shape) + 1 or idx.shape[:-1] != lg.lead_shape:
+        raise ValueError(f"target.indices: shape {idx.shape} does not match the logits' shape "
+                         f"{lg.shape} without the class axis {lg.axis}, plus k: expected "
+                         f"{expected}")
+    if val.shape != idx.shape:
+        raise ValueError(f"target.values: shape {val.shape} does not match the indices' "
+                         f"shape {idx.shape}")
+    k = idx.shape[-1]
+    n_rows = math.prod(lg.lead_shape)
+    flat = idx.reshape(n_rows, k)
+    bad = (flat < 0) | (flat >= lg.n_classes)
+    if bad.any():
+        row, col = np.argwhere(bad)[0]
+        raise IndexError(f"target: TopK index {int(flat[row, col])} at row {int(row)} is out "
+                         f"of range for {lg.n_classes} classes (valid indices are "
+                         f"0..{lg.n_classes - 1})")
+    flat = np.ascontiguousarray(flat, dtype=np.int64)
+    values = np.ascontiguousarray(val.reshape(n_rows, k), dtype=lg.dtype)
+    return flat, values, val.dtype
+
+
+def _check_distinct(idx):
+    if idx.shape[1] < 2:
+        return
+    s = np.sort(idx, axis=1)
+    dup = (s[:, 1:] == s[:, :-1]).any(axis=1)
+    if dup.any():
+        row = int(np.argmax(dup))
+        value = int(s[row, 1:][s[row, 1:] == s[row, :-1]][0])
+        raise ValueError(f"target: TopK row {row} gives class {value} more than once (the k "
+                         "indices of a row must be distinct)")
+
+
+def check_rows(plan, psum, nbad):
+    """After the kernels (validate=True): ValueError for the first row whose values are
+    not probabilities (log-probabilities) or whose mass Σ_K p exceeds 1 + tol, or (drop,
+    renormalize) has no mass at all. psum, nbad: per row, from the kernels' pass."""
+    if not plan.validate or psum.shape[0] == 0:
+        return
+    over = ~(psum <= 1.0 + plan.tol)
+    empty = (psum == 0.0) if plan.tail != "bucket" else np.zeros_like(over)
+    bad = (nbad > 0) | over | empty
+    if not bad.any():
+        return
+    row = int(np.argmax(bad))
+    if nbad[row] > 0:
+        what = ("a NaN or positive log-probability" if plan.topk_kind == "log_probs"
+                else "a NaN entry or one outside [0, 1]")
+        hint = ("" if plan.topk_kind == "log_probs" else
+                " (log-probabilities? pass TopK(..., kind='log_probs'))")
+        raise ValueError(f"target: row {row} of the TopK values has {what}{hint}")
+    if over[row]:
+        raise ValueError(f"target: row {row} of the TopK target has total mass "
+                         f"{float(psum[row])!r} > 1 (beyond sum_tol {plan.tol:.3g}); its k "
+                         "probabilities must sum to at most 1 (probabilities rounded in "
+                         "storage? pass a larger sum_tol; validate=False skips this check)")
+    raise ValueError(f"target: row {row} of the TopK target has no mass (all its "
+                     f"probabilities are 0): tail={plan.tail!r} cannot renormalise it")
+
+
+def row_results(plan, want, res):
+    """The names in `want` from the per-row arrays `res` (ce, h, kl, kl_rev, js)."""
+    out = {}
+    for name in want:
+        if name == "kl" and plan.reverse:
+            out[name] = res["kl_rev"]
+        else:
+            out[name] = res[name]
+    return out

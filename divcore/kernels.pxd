@@ -133,3 +133,18 @@ cdef extern from "divcore/kernels.h" nogil:
                                       Py_ssize_t mask_row_stride,
                                       Py_ssize_t mask_col_stride, double *out,
                                       dc_reduced *red)
+
+    # KL against a sparse teacher: k classes idx (in [0, n), distinct: not checked) with
+    # their probabilities (is_log 0) or log-probabilities (is_log 1) vals; tail
+    # DC_TAIL_BUCKET, DC_TAIL_DROP or DC_TAIL_RENORMALIZE (divcore.kl_divergence with a
+    # divcore.TopK target). NaN for a row without a distribution.
+    double dc_topk_kl_f32(const float *logits, Py_ssize_t n, const int64_t *idx,
+                          const float *vals, Py_ssize_t k, int is_log, int tail)
+    double dc_topk_kl_f64(const double *logits, Py_ssize_t n, const int64_t *idx,
+                          const double *vals, Py_ssize_t k, int is_log, int tail)
+
+    # Cross-entropy against a sparse teacher; arguments as dc_topk_kl_*.
+    double dc_topk_ce_f32(const float *logits, Py_ssize_t n, const int64_t *idx,
+                          const float *vals, Py_ssize_t k, int is_log, int tail)
+    double dc_topk_ce_f64(const double *logits, Py_ssize_t n, const int64_t *idx,
+                          const double *vals, Py_ssize_t k, int is_log, int tail)

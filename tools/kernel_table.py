@@ -70,6 +70,17 @@ PUBLIC = [
       "double *out, dc_reduced *red",
       "Per-row KL(softmax(target_logits) || softmax(x)) (both masked by mask); out and red\n"
       "as dc_batch_ce_probs_*."),
+    K("double", "dc_topk_kl",
+      "const T *logits, ptrdiff_t n, const int64_t *idx, const T *vals, ptrdiff_t k, "
+      "int is_log, int tail",
+      "KL against a sparse teacher: k classes idx (in [0, n), distinct: not checked) with\n"
+      "their probabilities (is_log 0) or log-probabilities (is_log 1) vals; tail\n"
+      "DC_TAIL_BUCKET, DC_TAIL_DROP or DC_TAIL_RENORMALIZE (divcore.kl_divergence with a\n"
+      "divcore.TopK target). NaN for a row without a distribution."),
+    K("double", "dc_topk_ce",
+      "const T *logits, ptrdiff_t n, const int64_t *idx, const T *vals, ptrdiff_t k, "
+      "int is_log, int tail",
+      "Cross-entropy against a sparse teacher; arguments as dc_topk_kl_*."),
 ]
 
 # Kernels divcore._core calls through their dispatched dcd_* wrappers only (not public:
@@ -132,6 +143,13 @@ INTERNAL = [
     K("void", "dc_js_rows",
       "const dc_rows *rx, const dc_rows *rt, int kind, double beta, ptrdiff_t first, "
       "ptrdiff_t count, double *js, double *psum, ptrdiff_t *nbad"),
+    # TopK targets (topk_t.h)
+    K("void", "dc_topk_row",
+      "const T *x, ptrdiff_t n, const int64_t *idx, const T *v, ptrdiff_t k, int is_log, "
+      "int tail, double beta, dc_topk_result *res"),
+    K("void", "dc_topk_grad",
+      "const T *x, ptrdiff_t n, const int64_t *idx, const T *v, ptrdiff_t k, int is_log, "
+      "int tail, const dc_topk_result *res, double scale, T *g"),
 ]
 
 # Public kernels whose dcd_* alias divcore._core also calls (declared in _kernels_decl.pxi).
@@ -175,7 +193,26 @@ ctypedef struct dc_lse_state:
     double rest_c
     int nan
 
+ctypedef struct dc_topk_result:
+    double ce
+    double h
+    double kl
+    double kl_rev
+    double js
+    double psum
+    Py_ssize_t nbad
+    double max
+    double log_sum
+    double log_pr
+    double log_qr
+    double log_q
+    double log_p
+    double mass
+
 enum:
+    DC_TAIL_BUCKET
+    DC_TAIL_DROP
+    DC_TAIL_RENORMALIZE
     DC_LANES_MAX_N
     DC_BLOCK
     DC_TARGET_PROBS

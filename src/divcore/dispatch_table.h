@@ -166,6 +166,22 @@ DC_DISPATCH_VOID(dc_js_rows_f64, (const dc_rows *rx, const dc_rows *rt, int kind
                                   double beta, ptrdiff_t first, ptrdiff_t count, double *js,
                                   double *psum, ptrdiff_t *nbad),
                  (rx, rt, kind, beta, first, count, js, psum, nbad))
+DC_DISPATCH_VOID(dc_topk_row_f32, (const float *x, ptrdiff_t n, const int64_t *idx,
+                                   const float *v, ptrdiff_t k, int is_log, int tail,
+                                   double beta, dc_topk_result *res),
+                 (x, n, idx, v, k, is_log, tail, beta, res))
+DC_DISPATCH_VOID(dc_topk_row_f64, (const double *x, ptrdiff_t n, const int64_t *idx,
+                                   const double *v, ptrdiff_t k, int is_log, int tail,
+                                   double beta, dc_topk_result *res),
+                 (x, n, idx, v, k, is_log, tail, beta, res))
+DC_DISPATCH_VOID(dc_topk_grad_f32, (const float *x, ptrdiff_t n, const int64_t *idx,
+                                    const float *v, ptrdiff_t k, int is_log, int tail,
+                                    const dc_topk_result *res, double scale, float *g),
+                 (x, n, idx, v, k, is_log, tail, res, scale, g))
+DC_DISPATCH_VOID(dc_topk_grad_f64, (const double *x, ptrdiff_t n, const int64_t *idx,
+                                    const double *v, ptrdiff_t k, int is_log, int tail,
+                                    const dc_topk_result *res, double scale, double *g),
+                 (x, n, idx, v, k, is_log, tail, res, scale, g))
 
 /* the public kernels (kernels.h), and their dcd_* aliases */
 DC_DISPATCH(double, dc_logsumexp_f32, (const float *x, ptrdiff_t n),
@@ -378,3 +394,27 @@ DC_PUBLIC(ptrdiff_t, dc_batch_kl_logits_f64, (const double *x, ptrdiff_t n_rows,
                                               ptrdiff_t mask_col_stride, double *out,
                                               dc_reduced *red),
           (x, n_rows, n, row_stride, col_stride, target_logits, t_row_stride, t_col_stride, mask, mask_row_stride, mask_col_stride, out, red))
+DC_DISPATCH(double, dc_topk_kl_f32, (const float *logits, ptrdiff_t n, const int64_t *idx,
+                                     const float *vals, ptrdiff_t k, int is_log, int tail),
+            (logits, n, idx, vals, k, is_log, tail))
+DC_PUBLIC(double, dc_topk_kl_f32, (const float *logits, ptrdiff_t n, const int64_t *idx,
+                                   const float *vals, ptrdiff_t k, int is_log, int tail),
+          (logits, n, idx, vals, k, is_log, tail))
+DC_DISPATCH(double, dc_topk_kl_f64, (const double *logits, ptrdiff_t n, const int64_t *idx,
+                                     const double *vals, ptrdiff_t k, int is_log, int tail),
+            (logits, n, idx, vals, k, is_log, tail))
+DC_PUBLIC(double, dc_topk_kl_f64, (const double *logits, ptrdiff_t n, const int64_t *idx,
+                                   const double *vals, ptrdiff_t k, int is_log, int tail),
+          (logits, n, idx, vals, k, is_log, tail))
+DC_DISPATCH(double, dc_topk_ce_f32, (const float *logits, ptrdiff_t n, const int64_t *idx,
+                                     const float *vals, ptrdiff_t k, int is_log, int tail),
+            (logits, n, idx, vals, k, is_log, tail))
+DC_PUBLIC(double, dc_topk_ce_f32, (const float *logits, ptrdiff_t n, const int64_t *idx,
+                                   const float *vals, ptrdiff_t k, int is_log, int tail),
+          (logits, n, idx, vals, k, is_log, tail))
+DC_DISPATCH(double, dc_topk_ce_f64, (const double *logits, ptrdiff_t n, const int64_t *idx,
+                                     const double *vals, ptrdiff_t k, int is_log, int tail),
+            (logits, n, idx, vals, k, is_log, tail))
+DC_PUBLIC(double, dc_topk_ce_f64, (const double *logits, ptrdiff_t n, const int64_t *idx,
+                                   const double *vals, ptrdiff_t k, int is_log, int tail),
+          (logits, n, idx, vals, k, is_log, tail))

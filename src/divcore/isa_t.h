@@ -32,6 +32,11 @@
 #include "for_each_type.h"
 #undef DC_TEMPLATE
 
+/* TopK targets (after losses_t.h: the gradient uses the softmax writer's vector loop) */
+#define DC_TEMPLATE "topk_t.h"
+#include "for_each_type.h"
+#undef DC_TEMPLATE
+
 #define DC_TEMPLATE "batch_t.h"
 #include "for_each_type.h"
 #undef DC_TEMPLATE

@@ -1,0 +1,157 @@
+/* divcore/topk_t.h: type-generic body of topk.h (DC_T, DC_SFX defined by the includer;
+ * DC_ISA_NAME and DC_TARGET name and target one instruction set, see dispatch.h). After
+ * losses_t.h: the gradient writes q with the softmax writer's vector loop. */
+
+#define DC_FN(name) DC_ISA_NAME(name, DC_SFX)
+
+/* Every loss of one row against its TopK target (see topk.h); res gets the lot. The row
+ * is scanned once (dc_lse_update); the teacher's k entries and the student's k gathered
+ * logits are read twice. idx must be in [0, n) (not checked here). */
+DC_TARGET DC_ENTRY void DC_FN(dc_topk_row)(const DC_T *x, ptrdiff_t n, const int64_t *idx,
+                                             const DC_T *v, ptrdiff_t k, int is_log, int tail,
+                                             double beta, dc_topk_result *res)
+{
+    dc_lse_state st;
+    dc_lse_init(&st);
+    DC_FN(dc_lse_update)(&st, x, n);
+    /* the teacher: validation sums, and log P = mp + log1p((at_mp - 1) + rest_p) */
+    double psum = 0.0, mp = -INFINITY, mq = -INFINITY;
+    ptrdiff_t nbad = 0;
+    for (ptrdiff_t j = 0; j < k; j++) {
+        const double vj = (double)v[j];
+        const double lp = is_log ? vj : log(vj);
+        psum += is_log ? exp(vj) : vj;
+        nbad += is_log ? !(vj <= 0.0) : !(vj >= 0.0 && vj <= 1.0);
+        if (lp > mp) mp = lp;
+    }
+    res->psum = psum;
+    res->nbad = nbad;
+    res->max = st.max;
+    if (!dc_lse_ok(&st)) {
+        res->log_sum = res->log_pr = res->log_qr = res->log_q = res->log_p = NAN;
+        res->ce = res->h = res->kl = res->kl_rev = res->js = res->mass = NAN;
+        return;
+    }
+    const double m = st.max, log_sum = dc_lse_log_sum(&st);
+    res->log_sum = log_sum;
+    for (ptrdiff_t j = 0; j < k; j++) {
+        const double lq = ((double)x[idx[j]] - m) - log_sum;
+        if (lq > mq) mq = lq;
+    }
+    /* Σ exp(l - max) as (values at the max) + (the rest), so that log1p keeps a sum
+     * whose rest is tiny exact (as lse.h does) */
+    double at_p = 0.0, rest_p = 0.0, at_q = 0.0, rest_q = 0.0;
+    for (ptrdiff_t j = 0; j < k; j++) {
+        const double vj = (double)v[j];
+        const double lp = is_log ? vj : log(vj);
+        const double lq = ((double)x[idx[j]] - m) - log_sum;
+        if (lp == mp) at_p += 1.0; else rest_p += exp(lp - mp);
+        if (lq == mq) at_q += 1.0; else rest_q += exp(lq - mq);
+    }
+    const double log_p = mp > -INFINITY ? mp + log1p((at_p - 1.0) + rest_p) : mp;
+    const double log_q = mq > -INFINITY ? mq + log1p((at_q - 1.0) + rest_q) : mq;
+    /* the cells: shift p (drop, renormalize) and q (renormalize) by their log mass */
+    const double p_shift = tail == DC_TAIL_BUCKET ? 0.0 : log_p;
+    const double q_shift = tail == DC_TAIL_RENORMALIZE ? log_q : 0.0;
+    const double log_pr = tail == DC_TAIL_BUCKET ? dc_log1mexp(log_p) : -INFINITY;
+    const double log_qr = dc_log1mexp(log_q);
+    res->log_p = log_p;
+    res->log_q = log_q;
+    res->log_pr = log_pr;
+    res->log_qr = log_qr;
+    dc_topk_sums s = {0.0, 0.0, 0.0, 0.0, 0.0};
+    double mass = 0.0;
+    for (ptrdiff_t j = 0; j < k; j++) {
+        const double vj = (double)v[j];
+        const double lp = (is_log ? vj : log(vj)) - p_shift;
+        const double lq = (((double)x[idx[j]] - m) - log_sum) - q_shift;
+        const double p = exp(lp);
+        mass += p;
+        dc_topk_cell(&s, p, lp, exp(lq), lq, beta);
+    }
+    {   /* the rest cell (renormalize: none; drop: q's rest only) */
+        const double lqr = tail == DC_TAIL_RENORMALIZE ? -INFINITY : log_qr;
+        const double p = exp(log_pr);
+        mass += p;
+        dc_topk_cell(&s, p, log_pr, exp(lqr), lqr, beta);
+    }
+    res->mass = mass;
+    res->ce = s.ce;
+    res->h = s.h;
+    res->kl = dc_clamp_nonnegative(s.kl);
+    res->kl_rev = dc_clamp_nonnegative(s.kl_rev);
+    if (!(beta > 0.0 && beta < 1.0)) {
+        res->js = s.js != s.js ? s.js : 0.0;
+    } else {
+        const double top = dc_binary_entropy(beta);
+        const double js = dc_clamp_nonnegative(s.js);
+        res->js = js > top ? top : js;
+    }
+}
+
+/* The gradient of the row's CE (or KL: the same) with respect to its logits, times
+ * `scale`, into g (n values), from dc_topk_row's res (see topk.h for the formulas). The
+ * classes outside K take one vector pass, g_j = scale·c·q_j = exp(x_j - M)·(scale·c / S);
+ * when q_r is so small that p_r / q_r would overflow (or lose q_j's precision in T), they
+ * take g_j = scale·(A·q_j - p_r·exp(log q_j - log q_r)) instead. K is written last. */
+DC_TARGET DC_ENTRY void DC_FN(dc_topk_grad)(const DC_T *x, ptrdiff_t n, const int64_t *idx,
+                                              const DC_T *v, ptrdiff_t k, int is_log, int tail,
+                                              const dc_topk_result *res, double scale,
+                                              DC_T *g)
+{
+    if (!(res->max > -INFINITY && res->max < INFINITY) || res->log_sum != res->log_sum) {
+        for (ptrdiff_t i = 0; i < n; i++) g[i] = (DC_T)NAN;
+        return;
+    }
+    const double m = res->max, log_sum = res->log_sum, a = res->mass;
+    const double pr = exp(res->log_pr);
+    /* log q_r below this: p_r / q_r is not taken as a number times q_j */
+    const double tiny = sizeof(DC_T) == sizeof(float) ? -60.0 : -600.0;
+    if (tail == DC_TAIL_RENORMALIZE) {
+        for (ptrdiff_t i = 0; i < n; i++) g[i] = (DC_T)0;
+    } else if (pr == 0.0 || res->log_qr > tiny) {
+        const double c = pr == 0.0 ? a : a - exp(res->log_pr - res->log_qr);
+        const double f = scale * c * exp(-log_sum);
+        ptrdiff_t i = 0;
+#ifdef DC_HAVE_VEC
+        i = DC_FN(dc_log_softmax_vec)(x, n, 1, m, f, g);
+#endif
+        for (; i < n; i++) g[i] = (DC_T)(dc_exp_f64((double)x[i] - m) * f);
+    } else {
+        for (ptrdiff_t i = 0; i < n; i++) {
+            const double lq = ((double)x[i] - m) - log_sum;
+            g[i] = lq > -INFINITY
+                ? (DC_T)(scale * (a * exp(lq) - exp(res->log_pr + lq - res->log_qr)))
+                : (DC_T)0;
+        }
+    }
+    const double p_shift = tail == DC_TAIL_BUCKET ? 0.0 : res->log_p;
+    const double q_shift = tail == DC_TAIL_RENORMALIZE ? res->log_q : 0.0;
+    for (ptrdiff_t j = 0; j < k; j++) {
+        const double vj = (double)v[j];
+        const double p = exp((is_log ? vj : log(vj)) - p_shift);
+        const double q = exp((((double)x[idx[j]] - m) - log_sum) - q_shift);
+        g[idx[j]] = (DC_T)(scale * (a * q - p));
+    }
+}
+
+/* The public row kernels (kernels.h): temperature 1, no mask. */
+DC_TARGET DC_ENTRY double DC_FN(dc_topk_kl)(const DC_T *logits, ptrdiff_t n, const int64_t *idx,
+                                              const DC_T *vals, ptrdiff_t k, int is_log,
+                                              int tail)
+{
+    dc_topk_result res;
+    DC_FN(dc_topk_row)(logits, n, idx, vals, k, is_log, tail, 0.5, &res);
+    return res.kl;
+}
+
+DC_TARGET DC_ENTRY double DC_FN(dc_topk_ce)(const DC_T *logits, ptrdiff_t n, const int64_t *idx,
+                                              const DC_T *vals, ptrdiff_t k, int is_log,
+                                              int tail)
+{
+    dc_topk_result res;
+    DC_FN(dc_topk_row)(logits, n, idx, vals, k, is_log, tail, 0.5, &res);
+    return res.ce;
+}
+
+#undef DC_FN
