@@ -103,7 +103,7 @@ def topk_row(row, idx, values, is_log, tail, beta):
         top = _k._binary_entropy(beta)
         js = _k._clamp_nonnegative(out["js"])
         out["js"] = top if js > top else js
-    elif not math.isnan(out["js"]):
+    else:
         out["js"] = 0.0
     out.update(parts=parts, log_p=log_p, log_q=log_q, log_pr=log_pr, log_qr=log_qr,
                log_p_raw=log_p_raw, log_q_raw=log_q_raw, mass=_k._fsum(mass))
@@ -156,7 +156,7 @@ def topk_grad_rows(x, where, temperature, idx, values, kind, tail, loss, log_bas
     for i in range(x.shape[0]):
         row = _k._row(x, where, i, temperature)
         ks = idx[i].tolist()
-        r = topk_row(row, ks, values[i].tolist(), is_log, tail, 0.5)
+        r = topk_row(row, ks, values[i].tolist(), is_log, tail, -1.0)
         vals.append(r[loss])
         psum.append(r["psum"])
         nbad.append(r["nbad"])

@@ -95,14 +95,16 @@ cdef object _topk_typed(np.ndarray x, object where, double temperature,
     return out
 
 
-cdef object _topk_columns(plan, object grad, double scale):
+cdef object _topk_columns(plan, object grad, double scale, bint want_js):
+    """beta < 0 when JS is not wanted: the kernel then skips its terms."""
+    cdef double beta = plan.beta if want_js else -1.0
     if plan.dtype == np.float32:
         return _topk_typed[float](<np.ndarray>plan.rows, plan.where, plan.temperature,
                                   plan.topk_indices, plan.topk_values, plan.topk_kind,
-                                  plan.tail, plan.beta, scale, grad)
+                                  plan.tail, beta, scale, grad)
     return _topk_typed[double](<np.ndarray>plan.rows, plan.where, plan.temperature,
                                plan.topk_indices, plan.topk_values, plan.topk_kind, plan.tail,
-                               plan.beta, scale, grad)
+                               beta, scale, grad)
 
 
 _TOPK_NAMES = {"ce": TOPK_CE, "h": TOPK_H, "kl": TOPK_KL, "kl_rev": TOPK_KL_REV,
@@ -114,7 +116,7 @@ def topk_rows(plan, tuple want):
     `want` ("ce", "h", "kl" — KL(q ‖ p) with plan.reverse — "js"); validated after the
     pass (divcore._topk.check_rows)."""
     from divcore import _topk
-    cols = _topk_columns(plan, None, 1.0)
+    cols = _topk_columns(plan, None, 1.0, "js" in want)
     _topk.check_rows(plan, cols[:, TOPK_PSUM], cols[:, TOPK_NBAD])
     res = {name: np.ascontiguousarray(cols[:, c]) for name, c in _TOPK_NAMES.items()}
     return _topk.row_results(plan, want, res)
@@ -124,6 +126,6 @@ def topk_grad_rows(plan, str loss, grad):
     """Per-row "ce" or "kl" against a TopK target, and into grad ((N, C), the compute
     dtype) each row's gradient of it, scaled by 1/(T·log_base)."""
     from divcore import _topk
-    cols = _topk_columns(plan, grad, 1.0 / (plan.temperature * plan.log_base))
+    cols = _topk_columns(plan, grad, 1.0 / (plan.temperature * plan.log_base), False)
     _topk.check_rows(plan, cols[:, TOPK_PSUM], cols[:, TOPK_NBAD])
     return np.ascontiguousarray(cols[:, TOPK_KL if loss == "kl" else TOPK_CE])

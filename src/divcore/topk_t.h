@@ -4,7 +4,8 @@
 
 #define DC_FN(name) DC_ISA_NAME(name, DC_SFX)
 
-/* Every loss of one row against its TopK target (see topk.h); res gets the lot. The row
+/* Every loss of one row against its TopK target (see topk.h); res gets the lot (JS only
+ * for beta in [0, 1]: a negative beta skips its terms and leaves res->js 0). The row
  * is scanned once (dc_lse_update); the teacher's k entries and the student's k gathered
  * logits are read twice. idx must be in [0, n) (not checked here). */
 DC_TARGET DC_ENTRY void DC_FN(dc_topk_row)(const DC_T *x, ptrdiff_t n, const int64_t *idx,
@@ -81,7 +82,7 @@ DC_TARGET DC_ENTRY void DC_FN(dc_topk_row)(const DC_T *x, ptrdiff_t n, const int
     res->kl = dc_clamp_nonnegative(s.kl);
     res->kl_rev = dc_clamp_nonnegative(s.kl_rev);
     if (!(beta > 0.0 && beta < 1.0)) {
-        res->js = s.js != s.js ? s.js : 0.0;
+        res->js = 0.0;
     } else {
         const double top = dc_binary_entropy(beta);
         const double js = dc_clamp_nonnegative(s.js);
@@ -141,7 +142,7 @@ DC_TARGET DC_ENTRY double DC_FN(dc_topk_kl)(const DC_T *logits, ptrdiff_t n, con
                                               int tail)
 {
     dc_topk_result res;
-    DC_FN(dc_topk_row)(logits, n, idx, vals, k, is_log, tail, 0.5, &res);
+    DC_FN(dc_topk_row)(logits, n, idx, vals, k, is_log, tail, -1.0, &res);
     return res.kl;
 }
 
@@ -150,7 +151,7 @@ DC_TARGET DC_ENTRY double DC_FN(dc_topk_ce)(const DC_T *logits, ptrdiff_t n, con
                                               int tail)
 {
     dc_topk_result res;
-    DC_FN(dc_topk_row)(logits, n, idx, vals, k, is_log, tail, 0.5, &res);
+    DC_FN(dc_topk_row)(logits, n, idx, vals, k, is_log, tail, -1.0, &res);
     return res.ce;
 }
 
