@@ -70,7 +70,7 @@ def _exp(v):
     return 0.0 if v == -_INF else _k._exp(v)
 
 
-def topk_row(row, idx, values, is_log, tail, beta):
+def topk_row(row, idx, values, is_log, tail, beta, single=False):
     """Every loss of one row (a dict), and what the gradient needs."""
     log_p_raw, psum, nbad = _teacher(values, is_log)
     parts = _k._row_lse_parts(row)
@@ -86,6 +86,18 @@ def topk_row(row, idx, values, is_log, tail, beta):
     q_shift = log_q if tail == "renormalize" else 0.0
     log_pr = log1mexp(log_p) if tail == "bucket" else -_INF
     log_qr = log1mexp(log_q)
+    if log_qr < (-4.852 if single else -6.931):  # a small rest: summed over the classes
+        outside = set(range(len(row))) - set(idx)
+        rest = [v for c, v in enumerate(row) if c in outside and v != -_INF]
+        if rest:
+            mr = max(rest)
+            log_qr = _k._fsum([mr, -m, math.log(_k._fsum(math.exp(v - mr) for v in rest)),
+                               -log_s])
+        else:
+            log_qr = -_INF
+    # a teacher's rest below √eps of the type against an empty rest is rounding
+    if log_qr == -_INF and log_pr < (-7.97 if single else -18.02):
+        log_pr = -_INF
     acc = {name: [] for name in ("ce", "h", "kl", "kl_rev", "js")}
     mass = []
     for lp0, lq0 in zip(log_p_raw, log_q_raw):
@@ -141,7 +153,7 @@ def topk_rows(x, where, temperature, idx, values, kind, tail, beta):
     is_log = kind == "log_probs"
     for i in range(x.shape[0]):
         r = topk_row(_k._row(x, where, i, temperature), idx[i].tolist(), values[i].tolist(),
-                     is_log, tail, beta)
+                     is_log, tail, beta, x.dtype == np.float32)
         for name in names:
             cols[name].append(r[name])
     return {name: np.array(v, dtype=np.float64) for name, v in cols.items()}
@@ -156,7 +168,7 @@ def topk_grad_rows(x, where, temperature, idx, values, kind, tail, loss, log_bas
     for i in range(x.shape[0]):
         row = _k._row(x, where, i, temperature)
         ks = idx[i].tolist()
-        r = topk_row(row, ks, values[i].tolist(), is_log, tail, -1.0)
+        r = topk_row(row, ks, values[i].tolist(), is_log, tail, -1.0, x.dtype == np.float32)
         vals.append(r[loss])
         psum.append(r["psum"])
         nbad.append(r["nbad"])

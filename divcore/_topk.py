@@ -71,11 +71,10 @@ class TopK:
     @property
     def k(self):
         """The number of classes given per row."""
-        return self.indices.shape[-1]
+        return np.shape(self.indices)[-1]
 
     def __repr__(self):
-        shape = getattr(self.indices, "shape", None)
-        return f"TopK(indices of shape {tuple(shape) if shape is not None else '?'}, kind={self.kind!r})"
+        return f"TopK(indices of shape {tuple(np.shape(self.indices))}, kind={self.kind!r})"
 
     @classmethod
     def from_logits(cls, logits, k, *, axis=-1, temperature=1.0, where=None):

@@ -9,7 +9,13 @@
  *     log P   = logsumexp_K(log p_j),       log p_r = log1mexp(log P)      (p_r = 1 - P)
  * where log1mexp(a) = log(1 - e^a) is computed without cancellation (dc_log1mexp), so a
  * rest of mass 1e-20 is 1e-20, not 0. A teacher whose given mass exceeds 1 (within the
- * caller's tolerance) has no rest: p_r = 0.
+ * caller's tolerance) has no rest: p_r = 0. 1 - Q carries Q's rounding (and log S's:
+ * float rows sum in float lanes), so a small student rest (q_r < 2^-7 for float rows,
+ * 2^-10 for double) is summed over the classes outside K instead, one more scan of such a
+ * row: exact, and exactly 0 when K is every class or the rest is masked. A teacher's rest
+ * against q_r = 0 is +inf, unless it is below √eps of T (log below -7.97 for float,
+ * -18.02 for double): then it is the rounding of a complete teacher (log-probabilities
+ * that sum to 1 only up to rounding) and counts as 0.
  *
  * The tail says what the teacher's missing mass means:
  *     bucket:       the k + 1 classes K ∪ {rest}: p = (p_K, p_r), q = (q_K, q_r)

@@ -3,6 +3,32 @@
  * losses_t.h: the gradient writes q with the softmax writer's vector loop. */
 
 #define DC_FN(name) DC_ISA_NAME(name, DC_SFX)
+/* log √eps of T: a rest of mass below this is rounding where the other side has none */
+#define DC_TOPK_LOG_NOISE (sizeof(DC_T) == sizeof(float) ? -7.97 : -18.02)
+/* log of the rest below which it is summed directly: 2^-7 (float), 2^-10 (double) */
+#define DC_TOPK_LOG_SMALL_REST (sizeof(DC_T) == sizeof(float) ? -4.852 : -6.931)
+
+/* log q_r = log Σ_{j ∉ K} exp(x_j - M) - log S, summed over the runs of classes between
+ * K's indices (found in increasing order by O(k) scans: no scratch memory) with the
+ * blocked log-sum-exp. -inf when no class outside K has mass. */
+DC_TARGET DC_INLINE double DC_FN(dc_topk_log_rest)(const DC_T *x, ptrdiff_t n,
+                                                     const int64_t *idx, ptrdiff_t k,
+                                                     double m, double log_sum)
+{
+    dc_lse_state st;
+    dc_lse_init(&st);
+    ptrdiff_t start = 0;
+    for (;;) {
+        ptrdiff_t next = n; /* the smallest index of K at or after start */
+        for (ptrdiff_t j = 0; j < k; j++)
+            if ((ptrdiff_t)idx[j] >= start && (ptrdiff_t)idx[j] < next) next = (ptrdiff_t)idx[j];
+        if (next > start) DC_FN(dc_lse_update)(&st, x + start, next - start);
+        if (next >= n) break;
+        start = next + 1;
+    }
+    if (st.max == -INFINITY) return -INFINITY;
+    return ((st.max - m) + dc_lse_log_sum(&st)) - log_sum;
+}
 
 /* Every loss of one row against its TopK target (see topk.h); res gets the lot (JS only
  * for beta in [0, 1]: a negative beta skips its terms and leaves res->js 0). The row
@@ -54,8 +80,17 @@ DC_TARGET DC_ENTRY void DC_FN(dc_topk_row)(const DC_T *x, ptrdiff_t n, const int
     /* the cells: shift p (drop, renormalize) and q (renormalize) by their log mass */
     const double p_shift = tail == DC_TAIL_BUCKET ? 0.0 : log_p;
     const double q_shift = tail == DC_TAIL_RENORMALIZE ? log_q : 0.0;
-    const double log_pr = tail == DC_TAIL_BUCKET ? dc_log1mexp(log_p) : -INFINITY;
-    const double log_qr = dc_log1mexp(log_q);
+    double log_pr = tail == DC_TAIL_BUCKET ? dc_log1mexp(log_p) : -INFINITY;
+    double log_qr = dc_log1mexp(log_q);
+    /* 1 - Q carries the rounding of Q (and of log S: float rows sum in float lanes), so a
+     * small rest is summed over the classes outside K instead: one more scan of the row,
+     * for such rows only. Exact 0 when K is every class or the rest is masked. */
+    if (log_qr < DC_TOPK_LOG_SMALL_REST)
+        log_qr = DC_FN(dc_topk_log_rest)(x, n, idx, k, m, log_sum);
+    /* A teacher's rest against an empty one is +inf, unless it is rounding: below √eps of
+     * T it counts as 0 (log-probabilities of a complete teacher that sum to 1 only up to
+     * rounding, against k = n or a masked rest). */
+    if (log_qr == -INFINITY && log_pr < DC_TOPK_LOG_NOISE) log_pr = -INFINITY;
     res->log_p = log_p;
     res->log_q = log_q;
     res->log_pr = log_pr;
@@ -155,4 +190,6 @@ DC_TARGET DC_ENTRY double DC_FN(dc_topk_ce)(const DC_T *logits, ptrdiff_t n, con
     return res.ce;
 }
 
+#undef DC_TOPK_LOG_NOISE
+#undef DC_TOPK_LOG_SMALL_REST
 #undef DC_FN
