@@ -109,6 +109,20 @@
  *     Writes out_i = q_i = exp(x_i - M) / S; otherwise exactly as dc_log_softmax_*
  *     (return value, NaN row, in place). -inf in, 0 out.
  *
+ * double dc_topk_kl_f32(const float *logits, ptrdiff_t n, const int64_t *idx,
+ *                       const float *vals, ptrdiff_t k, int is_log, int tail)
+ * double dc_topk_kl_f64(const double *logits, ptrdiff_t n, const int64_t *idx,
+ *                       const double *vals, ptrdiff_t k, int is_log, int tail)
+ * double dc_topk_ce_f32(...), dc_topk_ce_f64(...)   (the same arguments)
+ *     KL (resp. cross-entropy) of a sparse teacher against softmax(logits): the teacher
+ *     gives k distinct classes idx[0 .. k) (in [0, n): not checked) with probabilities
+ *     (is_log 0) or log-probabilities (is_log 1) vals; tail DC_TAIL_BUCKET (the classes
+ *     of idx and one "rest" class holding 1 - Σ p and 1 - Σ q, computed without
+ *     cancellation), DC_TAIL_DROP (the teacher renormalised on idx) or
+ *     DC_TAIL_RENORMALIZE (both renormalised on idx). divcore.kl_divergence(logits,
+ *     divcore.TopK(idx, vals, kind=...), tail=..., reduction="none") for one row; the
+ *     formulas are in topk.h. Values are not validated. No distribution: NaN.
+ *
  * ------------------------------------------------------------------------ batch kernels
  * Many rows per call, as divcore's Python API walks them (batch.h): short rows (at most
  * 64 values) one per vector lane, long rows in blocks, strided or masked rows read in
