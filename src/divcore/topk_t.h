@@ -33,7 +33,12 @@ DC_TARGET DC_INLINE double DC_FN(dc_topk_log_rest)(const DC_T *x, ptrdiff_t n,
 /* Every loss of one row against its TopK target (see topk.h); res gets the lot (JS only
  * for beta in [0, 1]: a negative beta skips its terms and leaves res->js 0). The row
  * is scanned once (dc_lse_update); the teacher's k entries and the student's k gathered
- * logits are read twice. idx must be in [0, n) (not checked here). */
+ * logits are read twice: for the maxima, then for the sums, two exponentials (or a log
+ * and an exponential for probabilities) an entry. The tails that renormalise are sums
+ * over K scaled after the loop: with p̂ = p / P and log q̃ = log q - log Q,
+ *     Σ p̂ (log p̂ - log q) = Σ p (log p - log q) / P - log P,
+ *     Σ p̂ (log p̂ - log q̃) = that + log Q,   Σ q̃ (log q̃ - log p̂) = Σ q (...) / Q - log Q + log P.
+ * idx must be in [0, n) (not checked here). */
 DC_TARGET DC_ENTRY void DC_FN(dc_topk_row)(const DC_T *x, ptrdiff_t n, const int64_t *idx,
                                              const DC_T *v, ptrdiff_t k, int is_log, int tail,
                                              double beta, dc_topk_result *res)
@@ -41,45 +46,52 @@ DC_TARGET DC_ENTRY void DC_FN(dc_topk_row)(const DC_T *x, ptrdiff_t n, const int
     dc_lse_state st;
     dc_lse_init(&st);
     DC_FN(dc_lse_update)(&st, x, n);
-    /* the teacher: validation sums, and log P = mp + log1p((at_mp - 1) + rest_p) */
-    double psum = 0.0, mp = -INFINITY, mq = -INFINITY;
+    /* the maxima of log p (from the largest value) and of log q on K; bad entries */
+    double vmax = -INFINITY, mq = -INFINITY;
     ptrdiff_t nbad = 0;
     for (ptrdiff_t j = 0; j < k; j++) {
         const double vj = (double)v[j];
-        const double lp = is_log ? vj : log(vj);
-        psum += is_log ? exp(vj) : vj;
         nbad += is_log ? !(vj <= 0.0) : !(vj >= 0.0 && vj <= 1.0);
-        if (lp > mp) mp = lp;
+        if (vj > vmax) vmax = vj;
+        if ((double)x[idx[j]] > mq) mq = (double)x[idx[j]];
     }
-    res->psum = psum;
     res->nbad = nbad;
     res->max = st.max;
-    if (!dc_lse_ok(&st)) {
+    if (!dc_lse_ok(&st)) { /* every loss NaN; the teacher's sum still validated */
+        double psum = 0.0;
+        for (ptrdiff_t j = 0; j < k; j++) psum += is_log ? exp((double)v[j]) : (double)v[j];
+        res->psum = psum;
         res->log_sum = res->log_pr = res->log_qr = res->log_q = res->log_p = NAN;
         res->ce = res->h = res->kl = res->kl_rev = res->js = res->mass = NAN;
         return;
     }
     const double m = st.max, log_sum = dc_lse_log_sum(&st);
     res->log_sum = log_sum;
-    for (ptrdiff_t j = 0; j < k; j++) {
-        const double lq = ((double)x[idx[j]] - m) - log_sum;
-        if (lq > mq) mq = lq;
-    }
-    /* Σ exp(l - max) as (values at the max) + (the rest), so that log1p keeps a sum
-     * whose rest is tiny exact (as lse.h does) */
+    const double mp = is_log ? vmax : log(vmax);
+    mq = (mq - m) - log_sum;
+    const double ep = exp(mp), eq = exp(mq);
+    /* Σ exp(l - max) as (entries at the max) + (the rest), so that log1p keeps a sum
+     * whose rest is tiny exact (as lse.h does); the loss sums over K on the way */
     double at_p = 0.0, rest_p = 0.0, at_q = 0.0, rest_q = 0.0;
+    double s_ce = 0.0, s_h = 0.0, s_kl = 0.0, s_rev = 0.0;
     for (ptrdiff_t j = 0; j < k; j++) {
         const double vj = (double)v[j];
         const double lp = is_log ? vj : log(vj);
         const double lq = ((double)x[idx[j]] - m) - log_sum;
-        if (lp == mp) at_p += 1.0; else rest_p += exp(lp - mp);
-        if (lq == mq) at_q += 1.0; else rest_q += exp(lq - mq);
+        const double rp = is_log ? exp(lp - mp) : vj / vmax, rq = exp(lq - mq);
+        if (lp == mp) at_p += 1.0; else rest_p += rp;
+        if (lq == mq) at_q += 1.0; else rest_q += rq;
+        const double p = is_log ? rp * ep : vj, q = rq * eq;
+        if (p != 0.0) {
+            s_ce += p * -lq;
+            s_h += p * -lp;
+            s_kl += p * (lp - lq);
+        }
+        if (q != 0.0) s_rev += q * (lq - lp);
     }
     const double log_p = mp > -INFINITY ? mp + log1p((at_p - 1.0) + rest_p) : mp;
     const double log_q = mq > -INFINITY ? mq + log1p((at_q - 1.0) + rest_q) : mq;
-    /* the cells: shift p (drop, renormalize) and q (renormalize) by their log mass */
-    const double p_shift = tail == DC_TAIL_BUCKET ? 0.0 : log_p;
-    const double q_shift = tail == DC_TAIL_RENORMALIZE ? log_q : 0.0;
+    res->psum = mp > -INFINITY ? ep * (at_p + rest_p) : 0.0;
     double log_pr = tail == DC_TAIL_BUCKET ? dc_log1mexp(log_p) : -INFINITY;
     double log_qr = dc_log1mexp(log_q);
     /* 1 - Q carries the rounding of Q (and of log S: float rows sum in float lanes), so a
@@ -95,33 +107,47 @@ DC_TARGET DC_ENTRY void DC_FN(dc_topk_row)(const DC_T *x, ptrdiff_t n, const int
     res->log_q = log_q;
     res->log_pr = log_pr;
     res->log_qr = log_qr;
-    dc_topk_sums s = {0.0, 0.0, 0.0, 0.0, 0.0};
-    double mass = 0.0;
-    for (ptrdiff_t j = 0; j < k; j++) {
-        const double vj = (double)v[j];
-        const double lp = (is_log ? vj : log(vj)) - p_shift;
-        const double lq = (((double)x[idx[j]] - m) - log_sum) - q_shift;
-        const double p = exp(lp);
-        mass += p;
-        dc_topk_cell(&s, p, lp, exp(lq), lq, beta);
-    }
-    {   /* the rest cell (renormalize: none; drop: q's rest only) */
-        const double lqr = tail == DC_TAIL_RENORMALIZE ? -INFINITY : log_qr;
-        const double p = exp(log_pr);
-        mass += p;
-        dc_topk_cell(&s, p, log_pr, exp(lqr), lqr, beta);
-    }
-    res->mass = mass;
-    res->ce = s.ce;
-    res->h = s.h;
-    res->kl = dc_clamp_nonnegative(s.kl);
-    res->kl_rev = dc_clamp_nonnegative(s.kl_rev);
-    if (!(beta > 0.0 && beta < 1.0)) {
-        res->js = 0.0;
+    if (tail == DC_TAIL_BUCKET) {
+        const double pr = exp(log_pr), qr = exp(log_qr);
+        if (pr != 0.0) {
+            s_ce += pr * -log_qr;
+            s_h += pr * -log_pr;
+            s_kl += pr * (log_pr - log_qr);
+        }
+        if (qr != 0.0) s_rev += qr * (log_qr - log_pr);
+        res->mass = res->psum + pr;
     } else {
+        const double inv_p = exp(-log_p);
+        s_ce = s_ce * inv_p;
+        s_h = s_h * inv_p + log_p;
+        s_kl = s_kl * inv_p - log_p;
+        if (tail == DC_TAIL_RENORMALIZE) {
+            s_ce += log_q;
+            s_kl += log_q;
+            s_rev = s_rev * exp(-log_q) - log_q + log_p;
+        }
+        res->mass = res->psum * inv_p;
+    }
+    res->ce = s_ce;
+    res->h = s_h;
+    res->kl = dc_clamp_nonnegative(s_kl);
+    res->kl_rev = dc_clamp_nonnegative(s_rev);
+    res->js = 0.0;
+    if (beta > 0.0 && beta < 1.0) { /* JS: a third read of K, with the cells' shifts */
+        const double p_shift = tail == DC_TAIL_BUCKET ? 0.0 : log_p;
+        const double q_shift = tail == DC_TAIL_RENORMALIZE ? log_q : 0.0;
+        dc_topk_sums s = {0.0, 0.0, 0.0, 0.0, 0.0};
+        for (ptrdiff_t j = 0; j < k; j++) {
+            const double vj = (double)v[j];
+            const double lp = (is_log ? vj : log(vj)) - p_shift;
+            const double lq = (((double)x[idx[j]] - m) - log_sum) - q_shift;
+            dc_topk_cell(&s, exp(lp), lp, exp(lq), lq, beta);
+        }
+        const double lqr = tail == DC_TAIL_RENORMALIZE ? -INFINITY : log_qr;
+        dc_topk_cell(&s, exp(log_pr), log_pr, exp(lqr), lqr, beta);
         const double top = dc_binary_entropy(beta);
         const double js = dc_clamp_nonnegative(s.js);
-        res->js = js > top ? top : js;
+        res->js = js != js ? js : js > top ? top : js;
     }
 }
 
