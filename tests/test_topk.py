@@ -581,3 +581,18 @@ def test_random_masks_and_k_compiled_vs_reference():
             _, ga = divcore.cross_entropy_and_grad(x, topk, where=where, tail=tail)
             _, gb = reference.cross_entropy_and_grad(x, topk, where=where, tail=tail)
             np.testing.assert_allclose(ga, gb, rtol=1e-9, atol=1e-14)
+
+
+@pytest.mark.parametrize("mod", BACKENDS)
+def test_z_loss_and_softcap_compose(mod):
+    rng = np.random.default_rng(22)
+    x, topk, _ = random_case(rng)
+    lse = np.log(np.sum(np.exp(x), axis=-1))
+    assert mod.cross_entropy(x, topk, z_loss=0.1) == pytest.approx(
+        mod.cross_entropy(x, topk) + 0.1 * np.mean(lse ** 2), rel=1e-12)
+    capped = 3.0 * np.tanh(x / 3.0)
+    assert mod.kl_divergence(x, topk, softcap=3.0) == pytest.approx(
+        mod.kl_divergence(capped, topk), rel=1e-12)
+    _, g = mod.kl_divergence_and_grad(x, topk, softcap=3.0)
+    num = _numeric_grad(lambda z: mod.kl_divergence(z, topk, softcap=3.0), x)
+    np.testing.assert_allclose(g, num, atol=1e-7)
