@@ -613,3 +613,10 @@ def sample_weight_rows(sample_weight, lead_shape):
         raise ValueError(f"sample_weight: row {row} has weight {s[row]!r}; sample weights "
                          "must be finite and >= 0 (0 leaves a row out)")
     return s
+
+
+def wants_extras(target, tail, sample_weight, z_loss, softcap):
+    """Whether a loss call uses anything of SPEC §7 (a TopK target, a tail, sample weights,
+    a z-loss, a soft-cap), which the plain kernels do not do alone."""
+    return (sample_weight is not None or softcap is not None or is_topk(target)
+            or check_tail(tail, target) != "bucket" or check_z_loss(z_loss) != 0)

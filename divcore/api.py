@@ -41,13 +41,6 @@ def _reduce(values, row_weight, reduction, dtype):
     return dtype.type(total / denom if denom != 0.0 else math.nan)
 
 
-def _wants_extras(target, tail, sample_weight, z_loss, softcap):
-    """Whether a loss call uses anything of SPEC §7 (a TopK target, a tail, sample weights,
-    a z-loss, a soft-cap): those calls take Functions._extended."""
-    return (sample_weight is not None or softcap is not None or _rules.is_topk(target)
-            or _rules.check_tail(tail, target) != "bucket" or _rules.check_z_loss(z_loss) != 0)
-
-
 def _weighted(plan, rows, row_weight, sample_weight, reduction):
     """Per-row float64 values (a dict) -> results: divided by log(base), each row times its
     sample weight s_i (a row of weight 0 gives exactly 0, whatever its loss), then reduced:
@@ -471,7 +464,7 @@ class Functions:
         kw = dict(axis=axis, target_type=target_type, weight=weight, ignore_index=ignore_index,
                   label_smoothing=label_smoothing, temperature=temperature, where=where,
                   reduction=reduction, base=base, validate=validate, sum_tol=sum_tol)
-        if _wants_extras(target, tail, sample_weight, z_loss, softcap):
+        if _rules.wants_extras(target, tail, sample_weight, z_loss, softcap):
             return self._extended("cross_entropy", logits, target, kw, tail, sample_weight,
                                   z_loss, softcap)
         plan = _rules.plan_loss("cross_entropy", logits, target, **kw)
@@ -534,7 +527,7 @@ class Functions:
         kw = dict(axis=axis, target_type=target_type, temperature=temperature, where=where,
                   reduction=reduction, base=base, validate=validate, sum_tol=sum_tol,
                   reverse=reverse)
-        if _wants_extras(target, tail, sample_weight, 0.0, softcap):
+        if _rules.wants_extras(target, tail, sample_weight, 0.0, softcap):
             return self._extended("kl_divergence", logits, target, kw, tail, sample_weight,
                                   0.0, softcap)
         plan = _rules.plan_loss("kl_divergence", logits, target, **kw)
@@ -582,7 +575,7 @@ class Functions:
         kw = dict(axis=axis, target_type=target_type, weight=weight, ignore_index=ignore_index,
                   label_smoothing=label_smoothing, temperature=temperature, where=where,
                   reduction=reduction, base=base, validate=validate, sum_tol=sum_tol)
-        if _wants_extras(target, tail, sample_weight, 0.0, softcap):
+        if _rules.wants_extras(target, tail, sample_weight, 0.0, softcap):
             return self._extended("decompose", logits, target, kw, tail, sample_weight, 0.0,
                                   softcap)
         plan = _rules.plan_loss("decompose", logits, target, **kw)
@@ -699,7 +692,7 @@ class Functions:
         kw = dict(axis=axis, target_type=target_type, weight=weight, ignore_index=ignore_index,
                   label_smoothing=label_smoothing, temperature=temperature, where=where,
                   reduction=reduction, base=base, validate=validate, sum_tol=sum_tol)
-        if _wants_extras(target, tail, sample_weight, z_loss, softcap):
+        if _rules.wants_extras(target, tail, sample_weight, z_loss, softcap):
             return self._extended("cross_entropy_and_grad", logits, target, kw, tail,
                                   sample_weight, z_loss, softcap)
         plan = _rules.plan_loss("cross_entropy_and_grad", logits, target, **kw)
@@ -745,7 +738,7 @@ class Functions:
         kw = dict(axis=axis, target_type=target_type, temperature=temperature, where=where,
                   reduction=reduction, base=base, validate=validate, sum_tol=sum_tol,
                   reverse=reverse)
-        if _wants_extras(target, tail, sample_weight, 0.0, softcap):
+        if _rules.wants_extras(target, tail, sample_weight, 0.0, softcap):
             return self._extended("kl_divergence_and_grad", logits, target, kw, tail,
                                   sample_weight, 0.0, softcap)
         plan = _rules.plan_loss("kl_divergence_and_grad", logits, target, **kw)
@@ -801,7 +794,7 @@ class Functions:
         """
         kw = dict(axis=axis, target_type=target_type, temperature=temperature, where=where,
                   reduction=reduction, base=base, validate=validate, sum_tol=sum_tol, beta=beta)
-        if _wants_extras(target, tail, sample_weight, 0.0, softcap):
+        if _rules.wants_extras(target, tail, sample_weight, 0.0, softcap):
             return self._extended("js_divergence", logits, target, kw, tail, sample_weight,
                                   0.0, softcap)
         plan = _rules.plan_loss("js_divergence", logits, target, **kw)
