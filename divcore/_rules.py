@@ -618,5 +618,8 @@ def sample_weight_rows(sample_weight, lead_shape):
 def wants_extras(target, tail, sample_weight, z_loss, softcap):
     """Whether a loss call uses anything of SPEC §7 (a TopK target, a tail, sample weights,
     a z-loss, a soft-cap), which the plain kernels do not do alone."""
+    if (sample_weight is None and softcap is None and type(tail) is str and tail == "bucket"
+            and type(z_loss) in (float, int) and z_loss == 0 and not is_topk(target)):
+        return False  # the plain call, decided without the checks' costs
     return (sample_weight is not None or softcap is not None or is_topk(target)
             or check_tail(tail, target) != "bucket" or check_z_loss(z_loss) != 0)
