@@ -16,10 +16,11 @@ import sys
 import warnings
 
 from ._version import __version__
-from .api import PUBLIC, Decomposition, Functions
+from .api import PUBLIC, Decomposition, Functions, RowStats
 
 __all__ = [
     "Decomposition",
+    "RowStats",
     "__version__",
     "backend",
     "binary_cross_entropy",
@@ -34,6 +35,7 @@ __all__ = [
     "kl_divergence_and_grad",
     "log_softmax",
     "logsumexp",
+    "row_stats",
     "set_num_threads",
     "show_config",
     "softmax",
@@ -158,6 +160,8 @@ kl_divergence_and_grad = _public("kl_divergence_and_grad")
 js_divergence = _public("js_divergence")
 binary_cross_entropy = _public("binary_cross_entropy")
 assert len(PUBLIC) == 11
+# row_stats (SPEC §7) has no compiled front: the rules' path, then one kernel per row.
+row_stats = _functions.row_stats
 
 
 def set_num_threads(n):

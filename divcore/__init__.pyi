@@ -12,6 +12,7 @@ __version__: str
 
 __all__ = [
     "Decomposition",
+    "RowStats",
     "__version__",
     "backend",
     "binary_cross_entropy",
@@ -26,6 +27,7 @@ __all__ = [
     "kl_divergence_and_grad",
     "log_softmax",
     "logsumexp",
+    "row_stats",
     "set_num_threads",
     "show_config",
     "softmax",
@@ -44,6 +46,16 @@ class Decomposition(NamedTuple):
     cross_entropy: Any
     entropy: Any
     kl_divergence: Any
+
+class RowStats(NamedTuple):
+    """divcore.row_stats' per-row statistics, from one read of the logits."""
+
+    logsumexp: Any
+    log_prob: Any
+    entropy: Any
+    argmax: Any
+    topk_indices: Any
+    topk_log_probs: Any
 
 def backend() -> Literal["compiled", "reference"]: ...
 def get_include() -> str: ...
@@ -214,3 +226,7 @@ def kl_divergence_and_grad(
     reduction: _Reduction = "mean",
     base: float | None = None, validate: bool = True, sum_tol: float | None = None,
 ) -> tuple[_Array | _Float, _Array]: ...
+
+def row_stats(logits: ArrayLike, labels: ArrayLike | None = None, *,
+              axis: SupportsIndex = -1, k: SupportsIndex = 0, temperature: float = 1.0,
+              where: ArrayLike | None = None) -> RowStats: ...

@@ -1,0 +1,116 @@
+/* divcore/row_stats.h: a row's statistics from one read of its logits (SPEC §7).
+ *
+ * For a row x of n logits (already divided by the temperature, masked classes -inf; see
+ * rows.h), with M = max x, S = Σ exp(x_i - M) and e_i = exp(x_i - M), one blocked pass
+ * (the log-sum-exp's, lse.h) gathers at once
+ *     lse      = M + log S                     (S kept as at_max + rest: log S = log1p(...))
+ *     log q_y  = -((M - x_y) + log S)          (the label's log-probability: two terms ≥ 0,
+ *                                               relative precision when x_y is the max)
+ *     H        = log S + U / S,  U = Σ e_i (M - x_i)   (entropy: non-negative terms only)
+ *     argmax   the first index of the max (numpy's argmax: the first NaN if there is one)
+ *     top-k    the k largest values, kept in a heap while the row streams by
+ * U moves with the running max as S does: when M grows to M',
+ *     U' = Σ e_i e^(M - M') (M' - x_i) = e^(M - M') (U + (M' - M) S).
+ * Within a block U is summed in lanes of the input's precision next to S, from the same
+ * exp, and across blocks in double. For float rows the float exp of the terms of a very
+ * peaked row falls in the subnormal range; where H < DC_ROW_STATS_H_RECHECK the entropy
+ * is computed again in double (dc_entropy_logits: a second read of that row only).
+ */
+#ifndef DIVCORE_ROW_STATS_H
+#define DIVCORE_ROW_STATS_H
+
+#include <math.h>
+#include <stddef.h>
+#include <stdint.h>
+#include "lse.h"
+#include "losses.h"
+
+/* What dc_row_stats_* returns besides the top-k. */
+typedef struct {
+    double logsumexp; /* lse; -inf with no finite value, NaN with a NaN or +inf */
+    double log_prob;  /* log q_label; NaN without a label (label < 0) or distribution */
+    double entropy;   /* H(softmax(x)); NaN without a distribution */
+    ptrdiff_t argmax; /* first index of the max (first NaN); 0 when every value is -inf,
+                         -1 for n = 0 */
+} dc_row_stats;
+
+/* Below this a float row's entropy is computed again in double (see above). */
+#define DC_ROW_STATS_H_RECHECK 1e-20
+
+/* The heap of the top-k: its root is the worst entry kept (the smallest value; among
+ * equal values the largest index, since the smaller index ranks first). */
+DC_INLINE int dc_topk_worse(double va, int64_t ia, double vb, int64_t ib)
+{
+    return va < vb || (va == vb && ia > ib);
+}
+
+DC_INLINE void dc_topk_sift_down(double *v, int64_t *idx, ptrdiff_t len, ptrdiff_t at)
+{
+    const double cv = v[at];
+    const int64_t ci = idx[at];
+    for (;;) {
+        ptrdiff_t child = 2 * at + 1;
+        if (child >= len) break;
+        if (child + 1 < len && dc_topk_worse(v[child + 1], idx[child + 1], v[child], idx[child]))
+            child++;
+        if (!dc_topk_worse(v[child], idx[child], cv, ci)) break;
+        v[at] = v[child];
+        idx[at] = idx[child];
+        at = child;
+    }
+    v[at] = cv;
+    idx[at] = ci;
+}
+
+DC_INLINE void dc_topk_sift_up(double *v, int64_t *idx, ptrdiff_t at)
+{
+    const double cv = v[at];
+    const int64_t ci = idx[at];
+    while (at > 0) {
+        const ptrdiff_t parent = (at - 1) / 2;
+        if (!dc_topk_worse(cv, ci, v[parent], idx[parent])) break;
+        v[at] = v[parent];
+        idx[at] = idx[parent];
+        at = parent;
+    }
+    v[at] = cv;
+    idx[at] = ci;
+}
+
+/* Offer (value, index) to a heap of *len entries out of k: kept when there is room or
+ * when it beats the root. Indices arrive in increasing order, so an equal value never
+ * beats an entry already kept. */
+DC_INLINE void dc_topk_offer(double *v, int64_t *idx, ptrdiff_t *len, ptrdiff_t k,
+                             double value, int64_t index)
+{
+    if (*len < k) {
+        v[*len] = value;
+        idx[*len] = index;
+        dc_topk_sift_up(v, idx, *len);
+        (*len)++;
+    } else if (value > v[0]) {
+        v[0] = value;
+        idx[0] = index;
+        dc_topk_sift_down(v, idx, k, 0);
+    }
+}
+
+/* The heap sorted in place, best first (heapsort: the worst entry goes last each time). */
+DC_INLINE void dc_topk_sort(double *v, int64_t *idx, ptrdiff_t len)
+{
+    for (ptrdiff_t end = len - 1; end > 0; end--) {
+        const double tv = v[0];
+        const int64_t ti = idx[0];
+        v[0] = v[end];
+        idx[0] = idx[end];
+        v[end] = tv;
+        idx[end] = ti;
+        dc_topk_sift_down(v, idx, end, 0);
+    }
+}
+
+#define DC_TEMPLATE "row_stats_t.h"
+#include "for_each_type.h"
+#undef DC_TEMPLATE
+
+#endif /* DIVCORE_ROW_STATS_H */
