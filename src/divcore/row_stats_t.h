@@ -17,7 +17,9 @@
 DC_TARGET DC_INLINE void DC_FN(dc_rs_block_sums)(const DC_T *x, ptrdiff_t n, DC_T m, int below,
                                                  dc_lse_state *st, double *u)
 {
-    const DC_V zero = {0}, one = zero + 1;
+    /* d = x - m clamped at `low`, far below where exp(d) is 0: e·d is then 0·low = 0 for a
+     * -inf x (not 0·inf); a NaN x is kept out of U by the clamp but makes S NaN. */
+    const DC_V zero = {0}, one = zero + 1, low = zero - (DC_T)(sizeof(DC_T) == 4 ? 200 : 2000);
     DC_V r[DC_VACC], k[DC_VACC], w[DC_VACC];
     for (int a = 0; a < DC_VACC; a++) { r[a] = zero; k[a] = zero; w[a] = zero; }
     const ptrdiff_t step = DC_VACC * DC_VLEN, whole = n - n % step;
@@ -28,7 +30,7 @@ DC_TARGET DC_INLINE void DC_FN(dc_rs_block_sums)(const DC_T *x, ptrdiff_t n, DC_
                 const DC_V d = *(const DC_V *)(x + i + a * DC_VLEN) - m;
                 const DC_V e = DC_VEXP_NONPOS(d);
                 r[a] += e;
-                w[a] += DC_VSEL(e != zero, e * -d, zero);
+                w[a] -= e * DC_VMAX_KEEP(d, low);
             }
     } else {
         for (; i < whole; i += step)
@@ -38,7 +40,7 @@ DC_TARGET DC_INLINE void DC_FN(dc_rs_block_sums)(const DC_T *x, ptrdiff_t n, DC_
                 const DC_V d = v - m, e = DC_VEXP_NONPOS(d);
                 r[a] += DC_VSEL(top, zero, e);
                 k[a] += DC_VSEL(top, one, zero);
-                w[a] += DC_VSEL(top | (e == zero), zero, e * -d);
+                w[a] -= DC_VSEL(top, zero, e * DC_VMAX_KEEP(d, low));
             }
     }
     for (int a = 0; i < n; i += DC_VLEN, a = (a + 1) % DC_VACC) {
@@ -47,7 +49,7 @@ DC_TARGET DC_INLINE void DC_FN(dc_rs_block_sums)(const DC_T *x, ptrdiff_t n, DC_
         const DC_V d = v - m, e = DC_VEXP_NONPOS(d);
         r[a] += DC_VSEL(top, zero, e);
         k[a] += DC_VSEL(top, one, zero);
-        w[a] += DC_VSEL(top | (e == zero), zero, e * -d);
+        w[a] -= DC_VSEL(top, zero, e * DC_VMAX_KEEP(d, low));
     }
     const DC_V rsum = (r[0] + r[1]) + (r[2] + r[3]), ksum = (k[0] + k[1]) + (k[2] + k[3]);
     const DC_V wsum = (w[0] + w[1]) + (w[2] + w[3]);
@@ -56,14 +58,24 @@ DC_TARGET DC_INLINE void DC_FN(dc_rs_block_sums)(const DC_T *x, ptrdiff_t n, DC_
     *u += DC_FN(dc_vsum_pairwise)(wsum);
 }
 
-/* Whether any lane of a comparison's result is set. */
-DC_TARGET DC_INLINE int DC_FN(dc_rs_any)(DC_VI mask)
+/* The lanes of a comparison's result as bits (lane j: bit j), from their sign bits: one
+ * movemask where the intrinsics are there, else lane by lane. */
+DC_TARGET DC_INLINE uint64_t DC_FN(dc_rs_bits)(DC_VI mask)
 {
-    uint64_t words[sizeof(DC_VI) / sizeof(uint64_t)];
-    memcpy(words, &mask, sizeof(DC_VI));
-    uint64_t any = 0;
-    for (size_t j = 0; j < sizeof(DC_VI) / sizeof(uint64_t); j++) any |= words[j];
-    return any != 0;
+#if defined(DC_X86_INTRINSICS) && DC_VBYTES == 64
+    return sizeof(DC_T) == 4 ? (uint64_t)_mm512_movepi32_mask((__m512i)mask)
+                             : (uint64_t)_mm512_movepi64_mask((__m512i)mask);
+#elif defined(DC_X86_INTRINSICS) && DC_VBYTES == 32
+    return sizeof(DC_T) == 4 ? (uint64_t)_mm256_movemask_ps((__m256)mask)
+                             : (uint64_t)_mm256_movemask_pd((__m256d)mask);
+#elif defined(DC_X86_INTRINSICS) && DC_VBYTES == 16
+    return sizeof(DC_T) == 4 ? (uint64_t)_mm_movemask_ps((__m128)mask)
+                             : (uint64_t)_mm_movemask_pd((__m128d)mask);
+#else
+    uint64_t bits = 0;
+    for (ptrdiff_t j = 0; j < DC_VLEN; j++) bits |= (uint64_t)(mask[j] != 0) << j;
+    return bits;
+#endif
 }
 
 /* Offer a block's values above the heap's threshold to the top-k: whole vectors below it
@@ -74,17 +86,30 @@ DC_TARGET DC_INLINE void DC_FN(dc_rs_block_topk)(const DC_T *x, ptrdiff_t n, ptr
                                                  ptrdiff_t *len)
 {
     const DC_V zero = {0};
+    const ptrdiff_t step = DC_VACC * DC_VLEN, whole = n - n % step;
+    DC_T thr = *len < k ? (DC_T)-INFINITY : (DC_T)v[0];
     ptrdiff_t i = 0;
-    const ptrdiff_t whole = n - n % DC_VLEN;
-    for (; i < whole; i += DC_VLEN) {
-        const DC_T thr = *len < k ? (DC_T)-INFINITY : (DC_T)v[0];
-        const DC_V xv = *(const DC_V *)(x + i);
-        if (!DC_FN(dc_rs_any)(xv > zero + thr)) continue;
-        for (ptrdiff_t j = i; j < i + DC_VLEN; j++)
-            if (x[j] > -INFINITY) dc_topk_offer(v, idx, len, k, (double)x[j], first + j);
+    for (; i < whole; i += step) {
+        const DC_V t = zero + thr;
+        DC_VI hit[DC_VACC];
+        for (int a = 0; a < DC_VACC; a++) hit[a] = *(const DC_V *)(x + i + a * DC_VLEN) > t;
+        if (DC_FN(dc_rs_bits)((hit[0] | hit[1]) | (hit[2] | hit[3])) == 0) continue;
+        for (int a = 0; a < DC_VACC; a++) {
+            /* only the lanes above the threshold, in index order */
+            for (uint64_t bits = DC_FN(dc_rs_bits)(hit[a]); bits != 0; bits &= bits - 1) {
+                const ptrdiff_t j = i + a * DC_VLEN + __builtin_ctzll(bits);
+                if (x[j] > thr) {
+                    dc_topk_offer(v, idx, len, k, (double)x[j], first + j);
+                    thr = *len < k ? (DC_T)-INFINITY : (DC_T)v[0];
+                }
+            }
+        }
     }
     for (; i < n; i++)
-        if (x[i] > -INFINITY) dc_topk_offer(v, idx, len, k, (double)x[i], first + i);
+        if (x[i] > thr) {
+            dc_topk_offer(v, idx, len, k, (double)x[i], first + i);
+            thr = *len < k ? (DC_T)-INFINITY : (DC_T)v[0];
+        }
 }
 #undef DC_VACC
 #undef DC_VLOAD_TAIL
@@ -152,7 +177,9 @@ DC_TARGET DC_ENTRY void DC_FN(dc_row_stats)(const DC_T *x, ptrdiff_t n, ptrdiff_
             dc_lse_raise_max(&st, (double)b);
             if (s != 0.0) u = (u + ((double)b - old) * s) * exp(old - (double)b);
         }
-        if (k > 0) DC_FN(dc_rs_block_topk)(xb, blen, start, k, topk_log_prob, topk_index, &len);
+        /* a block whose max does not beat the heap's root has nothing for the top-k */
+        if (k > 0 && (len < k || (double)b > topk_log_prob[0]))
+            DC_FN(dc_rs_block_topk)(xb, blen, start, k, topk_log_prob, topk_index, &len);
         DC_FN(dc_rs_block_sums)(xb, blen, (DC_T)st.max, below, &st, &u);
         if (st.rest != st.rest || u != u) st.nan = 1;
     }
