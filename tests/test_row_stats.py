@@ -352,3 +352,15 @@ def test_bad_labels(dc):
         dc.row_stats(np.zeros((3, 4), complex))
     with pytest.raises(ValueError):
         dc.row_stats(np.float64(1.0))
+
+
+@pytest.mark.parametrize("k", [63, 64, 65, 300, 1000])
+def test_topk_sorted_and_heap_paths_with_ties(dc, rng, k):
+    # up to 64 entries the top-k is a sorted array, beyond it a heap: same results
+    x = np.round(rng.standard_normal((3 if dc is divcore else 1, 1000)) * 3, 1)
+    st = dc.row_stats(x, k=k)
+    np.testing.assert_array_equal(st.topk_indices,
+                                  np.argsort(-x, axis=-1, kind="stable")[:, :k])
+    ls = dc.log_softmax(x)
+    np.testing.assert_allclose(st.topk_log_probs,
+                               np.take_along_axis(ls, st.topk_indices, -1), 1e-13, 1e-13)

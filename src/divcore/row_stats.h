@@ -77,12 +77,37 @@ DC_INLINE void dc_topk_sift_up(double *v, int64_t *idx, ptrdiff_t at)
     idx[at] = ci;
 }
 
-/* Offer (value, index) to a heap of *len entries out of k: kept when there is room or
- * when it beats the root. Indices arrive in increasing order, so an equal value never
- * beats an entry already kept. */
+/* A top-k of at most DC_TOPK_SORTED_MAX entries is kept sorted, best first (an insertion
+ * shifts the worse entries down: few, predictable steps); a larger one is a heap (root:
+ * the worst), sorted at the end. */
+#define DC_TOPK_SORTED_MAX 64
+
+/* The entry a new value must beat once k entries are kept. */
+DC_INLINE double dc_topk_threshold(const double *v, ptrdiff_t k)
+{
+    return k <= DC_TOPK_SORTED_MAX ? v[k - 1] : v[0];
+}
+
+/* Offer (value, index) to the *len entries kept out of k: kept when there is room or when
+ * it beats the worst. Indices arrive in increasing order, so an equal value never beats
+ * an entry already kept (the lower index ranks first). */
 DC_INLINE void dc_topk_offer(double *v, int64_t *idx, ptrdiff_t *len, ptrdiff_t k,
                              double value, int64_t index)
 {
+    if (k <= DC_TOPK_SORTED_MAX) {
+        ptrdiff_t at;
+        if (*len < k) at = (*len)++;
+        else if (value > v[k - 1]) at = k - 1; /* the worst entry drops out */
+        else return;
+        while (at > 0 && value > v[at - 1]) {
+            v[at] = v[at - 1];
+            idx[at] = idx[at - 1];
+            at--;
+        }
+        v[at] = value;
+        idx[at] = index;
+        return;
+    }
     if (*len < k) {
         v[*len] = value;
         idx[*len] = index;
@@ -95,9 +120,11 @@ DC_INLINE void dc_topk_offer(double *v, int64_t *idx, ptrdiff_t *len, ptrdiff_t 
     }
 }
 
-/* The heap sorted in place, best first (heapsort: the worst entry goes last each time). */
-DC_INLINE void dc_topk_sort(double *v, int64_t *idx, ptrdiff_t len)
+/* The entries sorted in place, best first (a heap: heapsort, the worst entry goes last
+ * each time; a sorted top-k already is). */
+DC_INLINE void dc_topk_sort(double *v, int64_t *idx, ptrdiff_t len, ptrdiff_t k)
 {
+    if (k <= DC_TOPK_SORTED_MAX) return;
     for (ptrdiff_t end = len - 1; end > 0; end--) {
         const double tv = v[0];
         const int64_t ti = idx[0];

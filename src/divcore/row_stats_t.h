@@ -87,7 +87,7 @@ DC_TARGET DC_INLINE void DC_FN(dc_rs_block_topk)(const DC_T *x, ptrdiff_t n, ptr
 {
     const DC_V zero = {0};
     const ptrdiff_t step = DC_VACC * DC_VLEN, whole = n - n % step;
-    DC_T thr = *len < k ? (DC_T)-INFINITY : (DC_T)v[0];
+    DC_T thr = *len < k ? (DC_T)-INFINITY : (DC_T)dc_topk_threshold(v, k);
     ptrdiff_t i = 0;
     for (; i < whole; i += step) {
         const DC_V t = zero + thr;
@@ -100,7 +100,7 @@ DC_TARGET DC_INLINE void DC_FN(dc_rs_block_topk)(const DC_T *x, ptrdiff_t n, ptr
                 const ptrdiff_t j = i + a * DC_VLEN + __builtin_ctzll(bits);
                 if (x[j] > thr) {
                     dc_topk_offer(v, idx, len, k, (double)x[j], first + j);
-                    thr = *len < k ? (DC_T)-INFINITY : (DC_T)v[0];
+                    thr = *len < k ? (DC_T)-INFINITY : (DC_T)dc_topk_threshold(v, k);
                 }
             }
         }
@@ -108,7 +108,7 @@ DC_TARGET DC_INLINE void DC_FN(dc_rs_block_topk)(const DC_T *x, ptrdiff_t n, ptr
     for (; i < n; i++)
         if (x[i] > thr) {
             dc_topk_offer(v, idx, len, k, (double)x[i], first + i);
-            thr = *len < k ? (DC_T)-INFINITY : (DC_T)v[0];
+            thr = *len < k ? (DC_T)-INFINITY : (DC_T)dc_topk_threshold(v, k);
         }
 }
 #undef DC_VACC
@@ -178,7 +178,7 @@ DC_TARGET DC_ENTRY void DC_FN(dc_row_stats)(const DC_T *x, ptrdiff_t n, ptrdiff_
             if (s != 0.0) u = (u + ((double)b - old) * s) * exp(old - (double)b);
         }
         /* a block whose max does not beat the heap's root has nothing for the top-k */
-        if (k > 0 && (len < k || (double)b > topk_log_prob[0]))
+        if (k > 0 && (len < k || (double)b > dc_topk_threshold(topk_log_prob, k)))
             DC_FN(dc_rs_block_topk)(xb, blen, start, k, topk_log_prob, topk_index, &len);
         DC_FN(dc_rs_block_sums)(xb, blen, (DC_T)st.max, below, &st, &u);
         if (st.rest != st.rest || u != u) st.nan = 1;
@@ -205,7 +205,7 @@ DC_TARGET DC_ENTRY void DC_FN(dc_row_stats)(const DC_T *x, ptrdiff_t n, ptrdiff_
     if (sizeof(DC_T) < sizeof(double) && h < DC_ROW_STATS_H_RECHECK)
         h = DC_FN(dc_entropy_logits)(x, n); /* the float exp of a peaked row's terms */
     out->entropy = h;
-    dc_topk_sort(topk_log_prob, topk_index, len);
+    dc_topk_sort(topk_log_prob, topk_index, len, k);
     for (ptrdiff_t j = 0; j < len; j++)
         topk_log_prob[j] = (topk_log_prob[j] - st.max) - log_sum;
     for (ptrdiff_t i = 0; len < k && i < n; i++) /* fewer than k values above -inf */
