@@ -732,7 +732,9 @@ class Functions:
 
             logsumexp = M + log S,  log_prob = -((M - x_y) + log S),  entropy = log S + U / S
 
-        with x = logits / T: the same numbers as `logsumexp(logits / T)`,
+        with x = logits / T (a second look at a row only for the rare cases: the first NaN of
+        a NaN row, the -inf entries that end a short top-k, and, for float32, the entropy of a
+        row so peaked that it is below 1e-20, computed again in double): the same numbers as `logsumexp(logits / T)`,
         `-cross_entropy(..., reduction='none')`, `entropy(...)` and `log_softmax` with a
         stable descending sort, within the accuracy of docs/numerics.md (log_prob keeps its
         relative precision when the label is the row's maximum). Perplexity is

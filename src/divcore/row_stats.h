@@ -8,13 +8,16 @@
  *                                               relative precision when x_y is the max)
  *     H        = log S + U / S,  U = Σ e_i (M - x_i)   (entropy: non-negative terms only)
  *     argmax   the first index of the max (numpy's argmax: the first NaN if there is one)
- *     top-k    the k largest values, kept in a heap while the row streams by
+ *     top-k    the k largest values, kept while the row streams by (a sorted array for
+ *              k <= DC_TOPK_SORTED_MAX, else a heap, in the caller's output arrays)
  * U moves with the running max as S does: when M grows to M',
  *     U' = Σ e_i e^(M - M') (M' - x_i) = e^(M - M') (U + (M' - M) S).
  * Within a block U is summed in lanes of the input's precision next to S, from the same
  * exp, and across blocks in double. For float rows the float exp of the terms of a very
  * peaked row falls in the subnormal range; where H < DC_ROW_STATS_H_RECHECK the entropy
- * is computed again in double (dc_entropy_logits: a second read of that row only).
+ * is computed again in double (dc_entropy_logits: a second read of that row only). The
+ * other second looks at a row are as rare: the first NaN of a NaN row (its argmax), and
+ * the -inf entries that end the top-k of a row with fewer than k values above -inf.
  */
 #ifndef DIVCORE_ROW_STATS_H
 #define DIVCORE_ROW_STATS_H
@@ -37,8 +40,8 @@ typedef struct {
 /* Below this a float row's entropy is computed again in double (see above). */
 #define DC_ROW_STATS_H_RECHECK 1e-20
 
-/* The heap of the top-k: its root is the worst entry kept (the smallest value; among
- * equal values the largest index, since the smaller index ranks first). */
+/* The order of the top-k: a is worse than b when its value is smaller, or equal with a
+ * larger index (the smaller index ranks first). A heap's root is the worst entry. */
 DC_INLINE int dc_topk_worse(double va, int64_t ia, double vb, int64_t ib)
 {
     return va < vb || (va == vb && ia > ib);

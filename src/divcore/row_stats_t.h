@@ -78,7 +78,7 @@ DC_TARGET DC_INLINE uint64_t DC_FN(dc_rs_bits)(DC_VI mask)
 #endif
 }
 
-/* Offer a block's values above the heap's threshold to the top-k: whole vectors below it
+/* Offer a block's values above the top-k's threshold to it: whole vectors below it
  * are skipped with one compare (the threshold only grows, so a stale one only lets more
  * through to the exact test). */
 DC_TARGET DC_INLINE void DC_FN(dc_rs_block_topk)(const DC_T *x, ptrdiff_t n, ptrdiff_t first,
