@@ -76,3 +76,10 @@ def js_rows(plan):
     plan = _widened(plan)
     return _k.js_rows(plan.rows, plan.target, plan.target_kind, plan.where,
                       plan.temperature, plan.beta, plan.validate, plan.tol)
+
+
+def row_stats_rows(plan, k):
+    from . import _refrowstats
+    plan = _widened(plan)
+    return _refrowstats.row_stats_rows(plan.rows, plan.labels, plan.where, plan.temperature,
+                                       k)

@@ -47,7 +47,7 @@ from divcore import _rules
 from divcore._rules import normalize_axis as _normalize_axis, target_kind as _target_kind
 
 __all__ = ["binary_cross_entropy", "cross_entropy", "entropy", "js_divergence",
-           "kl_divergence"]
+           "kl_divergence", "row_stats"]
 
 Reduction = Literal["none", "sum", "mean"]
 TargetType = Literal["auto", "labels", "probs", "log_probs", "logits"]
@@ -561,3 +561,91 @@ def binary_cross_entropy(logits: Any, target: Any, *, weight: Any = None,
         args += [None, None] if v is None else [v, index]
     values = da.blockwise(chunk_values, index, *args, dtype=dtype)
     return _reduce(values, None, reduction, dtype)
+
+
+def row_stats(logits: Any, labels: Any = None, *, axis: int = -1, k: int = 0,
+              temperature: float = 1.0, where: Any = None) -> "divcore.RowStats":
+    """`divcore.row_stats` of a dask array, chunk by chunk: each chunk of rows is read once
+    for all the statistics.
+
+    Parameters
+    ----------
+    logits : dask.array.Array or array_like
+        Any chunks along the rows; the class axis is rechunked to one chunk.
+    labels : dask.array.Array or array_like, optional
+        Integer labels of the logits' shape without the class axis (rechunked to match).
+    **keywords
+        axis, k, temperature, where: those of `divcore.row_stats`.
+
+    Returns
+    -------
+    divcore.RowStats
+        Of lazy dask arrays chunked like the rows (topk_* with a last axis of k), with the
+        numpy function's dtypes; log_prob None without labels, topk_* None for k = 0. The
+        fields share one computation per chunk (compute them together, e.g.
+        `dask.compute(*stats)`).
+
+    Raises
+    ------
+    ValueError, TypeError
+        At the call, for bad keywords or shapes (k outside [0, C]); at `.compute()`,
+        IndexError for a label out of range, naming its row in the whole array.
+
+    Examples
+    --------
+    >>> import numpy as np, dask, dask.array as da, divcore.dask as dcd
+    >>> x = da.from_array(np.array([[2.0, 1.0, 0.1], [0.5, 2.5, -1.0]]), chunks=(1, 3))
+    >>> st = dcd.row_stats(x, da.from_array(np.array([0, 1]), chunks=1), k=2)
+    >>> lse, am, top = dask.compute(st.logsumexp, st.argmax, st.topk_indices)
+    >>> print(np.round(lse, 6), am, top.tolist())
+    [2.41703  2.653178] [0 1] [[0, 1], [1, 0]]
+    """
+    rows = _Rows(logits, axis)
+    mask = rows.mask(where)
+    y = None if labels is None else rows.like_rows(labels, "labels")
+    # Check every keyword now (a zero-row call), and learn the result's dtype.
+    probe = divcore.row_stats(_stand_in(rows, rows.x.dtype),
+                              None if y is None else _stand_in(rows, y.dtype, False),
+                              k=k, temperature=temperature,
+                              where=None if mask is None else _stand_in(rows, mask.dtype))
+    dtype = np.asarray(probe.logsumexp).dtype
+    axis_ = rows.axis
+    width = 4 + 2 * k
+
+    def chunk_values(xb, yb, wb):
+        st = divcore.row_stats(xb, yb, axis=axis_, k=k, temperature=temperature, where=wb)
+        lead = np.shape(st.argmax)
+        out = np.empty(lead + (width,), dtype=np.float64)
+        out[..., 0] = st.logsumexp
+        out[..., 1] = math.nan if st.log_prob is None else st.log_prob
+        out[..., 2] = st.entropy
+        out[..., 3] = st.argmax  # class indices: exact in float64
+        if k:
+            out[..., 4:4 + k] = st.topk_indices
+            out[..., 4 + k:] = st.topk_log_probs
+        return out
+
+    args: list = [rows.x, rows.full]
+    args += [None, None] if y is None else [y, rows.rows]
+    args += [None, None] if mask is None else [mask, rows.full]
+    lead_shape = rows.lead_shape
+    out_index = rows.rows + "Z"
+    if any(math.isnan(n) for c in rows.lead_chunks for n in c):  # offsets unknown
+        packed = da.blockwise(chunk_values, out_index, *args, new_axes={"Z": width},
+                              dtype=np.float64, concatenate=True)
+    else:
+        def located(xb, yb, wb, first):
+            try:
+                return chunk_values(xb, yb, wb)
+            except (IndexError, ValueError) as exc:
+                raise _at_global_row(exc, first, lead_shape) from None
+
+        packed = da.blockwise(located, out_index, *args, rows.first_rows(), rows.rows,
+                              new_axes={"Z": width}, dtype=np.float64, concatenate=True)
+    topk = (None, None)
+    if k:
+        topk = (packed[..., 4:4 + k].astype(np.int64), packed[..., 4 + k:].astype(dtype))
+    return divcore.RowStats(packed[..., 0].astype(dtype),
+                            None if y is None else packed[..., 1].astype(dtype),
+                            packed[..., 2].astype(dtype), packed[..., 3].astype(np.int64),
+                            *topk)

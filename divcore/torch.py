@@ -50,6 +50,7 @@ from __future__ import annotations
 
 from typing import Any, Literal, Optional
 
+import numpy as np
 import torch
 
 import divcore  # the numpy API that divcore._torch_ops calls (tests swap divcore.reference in)
@@ -60,7 +61,7 @@ from divcore._topk import TopK  # noqa: F401  (divcore.TopK, also found here)
 
 __all__ = ["BCEWithLogitsLoss", "CrossEntropyLoss", "EntropyLoss", "JSDivergenceLoss",
            "KLDivergenceLoss", "binary_cross_entropy", "binary_cross_entropy_with_logits",
-           "cross_entropy", "entropy", "js_divergence", "kl_divergence"]
+           "cross_entropy", "entropy", "js_divergence", "kl_divergence", "row_stats"]
 
 Reduction = Literal["none", "sum", "mean"]
 TargetType = Literal["auto", "labels", "probs", "log_probs", "logits"]
@@ -750,3 +751,58 @@ class EntropyLoss(_Loss):
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
         return entropy(input, reduction=self.reduction, **self.keywords)
+
+
+def row_stats(input: torch.Tensor, target: Any = None, *, dim: Optional[int] = None,
+              k: int = 0, temperature: float = 1.0, where: Any = None) -> "divcore.RowStats":
+    """`divcore.row_stats` on a CPU tensor: per row, the log-sum-exp, the target's
+    log-probability, the entropy, the argmax and the top-k of softmax(input / T), from one
+    read of the logits, as tensors.
+
+    Forward only: the result carries no gradient (it is computed as under
+    `torch.no_grad()`, from the tensor's memory, without a copy), and it is not a torch
+    operator (torch.compile runs it as a graph break).
+
+    Parameters
+    ----------
+    input : torch.Tensor
+        CPU tensor of logits, class dim 1 (0 for a 1-d input).
+    target : torch.Tensor or array_like, optional
+        Integer class labels of the input's shape without the class dim.
+    dim : int, optional
+        The class dim; default torch's.
+    k, temperature, where
+        As for `divcore.row_stats`.
+
+    Returns
+    -------
+    divcore.RowStats
+        Of tensors: logsumexp, log_prob (None without a target) and entropy (float64 for
+        float64 input, else float32), argmax (int64), of the input's shape without the
+        class dim; topk_indices (int64) and topk_log_probs with a last dim of k, sorted by
+        descending log-probability (None for k = 0).
+
+    Raises
+    ------
+    TypeError
+        `input` is not a tensor, or a tensor is not a dense CPU tensor.
+    IndexError, ValueError
+        As the numpy function raises them.
+
+    Examples
+    --------
+    >>> import torch, divcore.torch as dct
+    >>> logits = torch.tensor([[2.0, 1.0, 0.1], [0.5, 2.5, -1.0]])
+    >>> st = dct.row_stats(logits, torch.tensor([0, 1]), k=2)
+    >>> print(st.argmax.tolist(), st.topk_indices.tolist())
+    [0, 1] [[0, 1], [1, 0]]
+    >>> print(f"{torch.exp(-st.log_prob.mean()).item():.4f}")  # perplexity
+    1.3299
+    """
+    x = _input(input).detach()
+    labels = _operand(target, "target")
+    mask = _operand(where, "where")
+    st = divcore.row_stats(x, None if labels is None else labels.detach(), axis=_dim(x, dim),
+                           k=k, temperature=temperature,
+                           where=None if mask is None else mask.detach())
+    return type(st)(*(None if v is None else torch.from_numpy(np.asarray(v)) for v in st))

@@ -70,6 +70,12 @@ PUBLIC = [
       "double *out, dc_reduced *red",
       "Per-row KL(softmax(target_logits) || softmax(x)) (both masked by mask); out and red\n"
       "as dc_batch_ce_probs_*."),
+    K("void", "dc_row_stats",
+      "const T *x, ptrdiff_t n, ptrdiff_t label, ptrdiff_t k, int64_t *topk_index, "
+      "double *topk_log_prob, dc_row_stats *out",
+      "One read of the row: its logsumexp, log softmax(x)[label] (label < 0: none, NaN),\n"
+      "entropy and argmax into *out, and the k (0 <= k <= n) largest log-probabilities\n"
+      "with their indices, best first (ties: lower index first), into topk_*[0 .. k)."),
 ]
 
 # Kernels divcore._core calls through their dispatched dcd_* wrappers only (not public:
@@ -135,7 +141,7 @@ INTERNAL = [
 ]
 
 # Public kernels whose dcd_* alias divcore._core also calls (declared in _kernels_decl.pxi).
-CORE_USES_PUBLIC = ["dc_logsumexp", "dc_ce_label", "dc_entropy_logits"]
+CORE_USES_PUBLIC = ["dc_logsumexp", "dc_ce_label", "dc_entropy_logits", "dc_row_stats"]
 
 # The dcd_* names of divcore 0.1's dispatch.pxd, kept there for extensions that use them.
 DISPATCH_PXD_ALIASES = ["dc_logsumexp", "dc_ce_label", "dc_ce_probs", "dc_kl_logits",
@@ -167,6 +173,12 @@ ctypedef struct dc_soft_result:
     double sum
     double tmax
     double tsum
+
+ctypedef struct dc_row_stats:
+    double logsumexp
+    double log_prob
+    double entropy
+    Py_ssize_t argmax
 
 ctypedef struct dc_lse_state:
     double max

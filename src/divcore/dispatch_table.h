@@ -378,3 +378,19 @@ DC_PUBLIC(ptrdiff_t, dc_batch_kl_logits_f64, (const double *x, ptrdiff_t n_rows,
                                               ptrdiff_t mask_col_stride, double *out,
                                               dc_reduced *red),
           (x, n_rows, n, row_stride, col_stride, target_logits, t_row_stride, t_col_stride, mask, mask_row_stride, mask_col_stride, out, red))
+DC_DISPATCH_VOID(dc_row_stats_f32, (const float *x, ptrdiff_t n, ptrdiff_t label,
+                                    ptrdiff_t k, int64_t *topk_index, double *topk_log_prob,
+                                    dc_row_stats *out),
+                 (x, n, label, k, topk_index, topk_log_prob, out))
+DC_PUBLIC_VOID(dc_row_stats_f32, (const float *x, ptrdiff_t n, ptrdiff_t label, ptrdiff_t k,
+                                  int64_t *topk_index, double *topk_log_prob,
+                                  dc_row_stats *out),
+               (x, n, label, k, topk_index, topk_log_prob, out))
+DC_DISPATCH_VOID(dc_row_stats_f64, (const double *x, ptrdiff_t n, ptrdiff_t label,
+                                    ptrdiff_t k, int64_t *topk_index, double *topk_log_prob,
+                                    dc_row_stats *out),
+                 (x, n, label, k, topk_index, topk_log_prob, out))
+DC_PUBLIC_VOID(dc_row_stats_f64, (const double *x, ptrdiff_t n, ptrdiff_t label,
+                                  ptrdiff_t k, int64_t *topk_index, double *topk_log_prob,
+                                  dc_row_stats *out),
+               (x, n, label, k, topk_index, topk_log_prob, out))
