@@ -514,6 +514,10 @@ def main(argv=None):
     import memlimit  # benchmarks/memlimit.py: the C probe and every operation against it
     memlimit.run(args.quick, args.repeat)
 
+    print("\n### row_stats: one read for every statistic\n")
+    import bench_row_stats  # benchmarks/bench_row_stats.py: row_stats vs one CE pass, torch
+    bench_row_stats.run(args.quick, args.repeat)
+
     mib = memory_shape[0] * memory_shape[1] * 4 / 2**20
     print(f"\n### Peak memory of one call, {mib:.0f} MiB float32 logits {memory_shape}\n")
     rows, counter = memory_rows([name for name in IMPLEMENTATIONS

@@ -17,10 +17,11 @@ import warnings
 
 from ._version import __version__
 from ._topk import TopK
-from .api import PUBLIC, Decomposition, Functions
+from .api import PUBLIC, Decomposition, Functions, RowStats
 
 __all__ = [
     "Decomposition",
+    "RowStats",
     "TopK",
     "__version__",
     "backend",
@@ -36,6 +37,7 @@ __all__ = [
     "kl_divergence_and_grad",
     "log_softmax",
     "logsumexp",
+    "row_stats",
     "set_num_threads",
     "show_config",
     "softmax",
@@ -160,6 +162,8 @@ kl_divergence_and_grad = _public("kl_divergence_and_grad")
 js_divergence = _public("js_divergence")
 binary_cross_entropy = _public("binary_cross_entropy")
 assert len(PUBLIC) == 11
+# row_stats (SPEC §7) has no compiled front: the rules' path, then one kernel per row.
+row_stats = _functions.row_stats
 
 
 def set_num_threads(n):

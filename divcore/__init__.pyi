@@ -12,6 +12,7 @@ __version__: str
 
 __all__ = [
     "Decomposition",
+    "RowStats",
     "TopK",
     "__version__",
     "backend",
@@ -27,6 +28,7 @@ __all__ = [
     "kl_divergence_and_grad",
     "log_softmax",
     "logsumexp",
+    "row_stats",
     "set_num_threads",
     "show_config",
     "softmax",
@@ -60,6 +62,16 @@ class TopK:
     @classmethod
     def from_logits(cls, logits: ArrayLike, k: int, *, axis: SupportsIndex = -1,
                     temperature: float = 1.0, where: ArrayLike | None = None) -> TopK: ...
+
+class RowStats(NamedTuple):
+    """divcore.row_stats' per-row statistics, from one read of the logits."""
+
+    logsumexp: Any
+    log_prob: Any
+    entropy: Any
+    argmax: Any
+    topk_indices: Any
+    topk_log_probs: Any
 
 def backend() -> Literal["compiled", "reference"]: ...
 def get_include() -> str: ...
@@ -257,3 +269,7 @@ def kl_divergence_and_grad(
     tail: _Tail = "bucket", sample_weight: ArrayLike | None = None,
     softcap: float | None = None,
 ) -> tuple[_Array | _Float, _Array]: ...
+
+def row_stats(logits: ArrayLike, labels: ArrayLike | None = None, *,
+              axis: SupportsIndex = -1, k: SupportsIndex = 0, temperature: float = 1.0,
+              where: ArrayLike | None = None) -> RowStats: ...

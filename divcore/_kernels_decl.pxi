@@ -25,6 +25,12 @@ cdef extern from "divcore/dispatch.h" nogil:
         double tmax
         double tsum
 
+    ctypedef struct dc_row_stats:
+        double logsumexp
+        double log_prob
+        double entropy
+        Py_ssize_t argmax
+
     ctypedef struct dc_lse_state:
         double max
         double at_max
@@ -82,6 +88,10 @@ cdef extern from "divcore/dispatch.h" nogil:
     double dcd_dc_ce_label_f64(const double *x, Py_ssize_t n, Py_ssize_t label)
     double dcd_dc_entropy_logits_f32(const float *x, Py_ssize_t n)
     double dcd_dc_entropy_logits_f64(const double *x, Py_ssize_t n)
+    void dcd_dc_row_stats_f32(const float *x, Py_ssize_t n, Py_ssize_t label, Py_ssize_t k,
+                              int64_t *topk_index, double *topk_log_prob, dc_row_stats *out)
+    void dcd_dc_row_stats_f64(const double *x, Py_ssize_t n, Py_ssize_t label, Py_ssize_t k,
+                              int64_t *topk_index, double *topk_log_prob, dc_row_stats *out)
     void dcd_dc_lse_update_f32(dc_lse_state *st, const float *x, Py_ssize_t n)
     void dcd_dc_lse_update_f64(dc_lse_state *st, const double *x, Py_ssize_t n)
     void dcd_dc_lse_scan_rows_f32(const dc_rows *r, Py_ssize_t first, Py_ssize_t count,

@@ -99,3 +99,10 @@ def topk_grad_rows(plan, loss, grad):
         plan.topk_kind, plan.tail, loss, plan.log_base, grad)
     _topk.check_rows(plan, psum, nbad)
     return values
+
+
+def row_stats_rows(plan, k):
+    from . import _refrowstats
+    plan = _widened(plan)
+    return _refrowstats.row_stats_rows(plan.rows, plan.labels, plan.where, plan.temperature,
+                                       k)

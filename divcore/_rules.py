@@ -617,3 +617,36 @@ def sample_weight_rows(sample_weight, lead_shape):
         raise ValueError(f"sample_weight: row {row} has weight {s[row]!r}; sample weights "
                          "must be finite and >= 0 (0 leaves a row out)")
     return s
+
+
+def wants_extras(target, tail, sample_weight, z_loss, softcap):
+    """Whether a loss call uses anything of SPEC §7 (a TopK target, a tail, sample weights,
+    a z-loss, a soft-cap), which the plain kernels do not do alone."""
+    if (sample_weight is None and softcap is None and type(tail) is str and tail == "bucket"
+            and type(z_loss) in (float, int) and z_loss == 0 and not is_topk(target)):
+        return False  # the plain call, decided without the checks' costs
+    return (sample_weight is not None or softcap is not None or is_topk(target)
+            or check_tail(tail, target) != "bucket" or check_z_loss(z_loss) != 0)
+def plan_row_stats(logits, labels, axis, k, temperature, where):
+    """row_stats: (the plan, k). Labels (optional) are checked in range here: a label
+    outside [0, C) is an IndexError naming its row and value."""
+    t = check_temperature(temperature)
+    lg = _Logits(logits, axis, where)
+    n_classes = lg.n_classes
+    if isinstance(k, (bool, np.bool_)):
+        raise TypeError(f"k must be an integer, got {k!r}")
+    try:
+        k = operator.index(k)
+    except TypeError:
+        raise TypeError(f"k must be an integer, got {k!r}") from None
+    if not 0 <= k <= n_classes:
+        raise ValueError(f"k must be in [0, {n_classes}] (the number of classes), got {k}; "
+                         f"pass k=min(k, {n_classes}) to keep every class")
+    y = None
+    if labels is not None:
+        y = lg.labels(labels)
+        check_label_range(y, n_classes)
+    plan = Plan(op="row_stats", rows=lg.rows, dtype=lg.dtype, shape=lg.shape,
+                axes=(lg.axis,), lead_shape=lg.lead_shape, where=lg.where, temperature=t,
+                target_kind="labels" if y is not None else "", labels=y)
+    return plan, k

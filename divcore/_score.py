@@ -23,6 +23,10 @@ import numpy as np
 import divcore
 
 METRICS = ("cross_entropy", "entropy", "kl_divergence", "js_divergence")
+# With labels (and every metric), `divcore score` also reports the model's own statistics
+# from divcore.row_stats: exp(-mean log q_y), the share of rows whose argmax is the label,
+# and the mean entropy of q (in the chosen base), over the rows that are not ignored.
+LABEL_STATS = ("perplexity", "accuracy", "model_entropy")
 # decompose returns these three from one pass
 _DECOMPOSED = ("cross_entropy", "entropy", "kl_divergence")
 # A memory-mapped logits array is read in blocks of about this many bytes
@@ -201,8 +205,9 @@ def _block_axis(ndim, class_axis):
 class Progress:
     """A one-line progress report on stderr, shown only when stderr is a terminal."""
 
-    def __init__(self, total, stream=None):
+    def __init__(self, total, stream=None, label="scoring"):
         self.stream = stream if stream is not None else sys.stderr
+        self.label = label
         self.total = total
         self.shown = bool(getattr(self.stream, "isatty", lambda: False)()) and total > 0
 
@@ -210,7 +215,7 @@ class Progress:
         if self.shown:
             width = 30
             filled = int(width * done / self.total)
-            self.stream.write(f"\rscoring [{'#' * filled}{'.' * (width - filled)}] "
+            self.stream.write(f"\r{self.label} [{'#' * filled}{'.' * (width - filled)}] "
                               f"{done}/{self.total} rows")
             self.stream.flush()
 
@@ -222,8 +227,11 @@ class Progress:
 
 def score(logits, target, *, metrics=METRICS, axis=-1, target_type="auto", reduction="mean",
           base=None, temperature=1.0, ignore_index=-100, validate=True, sum_tol=None,
-          block_rows=None, progress=None):
+          block_rows=None, progress=None, label_stats=False):
     """Per-row values and reduced values of `metrics` for logits against target.
+
+    label_stats: with labels and reduction 'mean' or 'sum', `reduced` also holds
+    LABEL_STATS (means over the rows that count, whatever the reduction).
 
     Returns (reduced, per_row): dicts keyed by metric; per_row values are float64 arrays
     of the logits' shape without the class axis, reduced values are floats (or the
@@ -252,9 +260,10 @@ def score(logits, target, *, metrics=METRICS, axis=-1, target_type="auto", reduc
 
     per_row = {m: np.empty(lead_shape, dtype=np.float64) for m in metrics}
     kept = np.ones(lead_shape, dtype=bool)  # rows that count in the mean
+    stats = _LabelStats() if labels and label_stats and reduction != "none" else None
     if not lead_shape:  # one row, no blocks
         _score_block(logits, target, labels, metrics, keywords, ignore_index,
-                     per_row, kept, ())
+                     per_row, kept, (), stats)
     else:
         n = lead_shape[0]
         step = block_rows_for(logits, block_rows) or max(n, 1)
@@ -265,7 +274,7 @@ def score(logits, target, *, metrics=METRICS, axis=-1, target_type="auto", reduc
             logit_block = _take(logits, blocked, rows)
             target_block = _take(target, 0 if labels else blocked, rows)
             _score_block(logit_block, target_block, labels, metrics, keywords,
-                         ignore_index, per_row, kept, rows)
+                         ignore_index, per_row, kept, rows, stats)
             bar.update(rows.stop)
         bar.close()
 
@@ -279,7 +288,38 @@ def score(logits, target, *, metrics=METRICS, axis=-1, target_type="auto", reduc
             reduced[m] = total
         else:
             reduced[m] = total / count if count else math.nan
+    if stats is not None:
+        reduced.update(stats.result(base))
     return reduced, per_row
+
+
+class _LabelStats:
+    """LABEL_STATS summed over the blocks: Σ log q_y, rows right, Σ H(q), rows counted."""
+
+    def __init__(self):
+        self.log_prob, self.entropy = [], []
+        self.right = self.count = 0
+
+    def add(self, logits, labels, kept, axis, temperature):
+        """One block: row_stats of the rows that count (ignored labels are left out)."""
+        moved = np.moveaxis(np.asarray(logits), axis % np.ndim(logits), -1)
+        labels = np.asarray(labels)
+        if not np.all(kept):
+            moved, labels = moved[kept], labels[kept]
+        st = divcore.row_stats(moved, labels, temperature=temperature)
+        self.log_prob.append(np.sum(st.log_prob, dtype=np.float64))
+        self.entropy.append(np.sum(st.entropy, dtype=np.float64))
+        self.right += int(np.count_nonzero(st.argmax == labels))
+        self.count += int(np.size(labels))
+
+    def result(self, base):
+        if not self.count:
+            return dict.fromkeys(LABEL_STATS, math.nan)
+        unit = math.log(base) if base is not None else 1.0
+        mean_log_prob = math.fsum(self.log_prob) / self.count
+        return {"perplexity": math.exp(-mean_log_prob) if -mean_log_prob < 709 else math.inf,
+                "accuracy": self.right / self.count,
+                "model_entropy": math.fsum(self.entropy) / self.count / unit}
 
 
 def _take(array, axis, rows):
@@ -289,8 +329,10 @@ def _take(array, axis, rows):
     return np.asarray(array[tuple(index)])
 
 
-def _score_block(logits, target, labels, metrics, keywords, ignore_index, per_row, kept, rows):
-    """Fill per_row[metric][rows] and kept[rows] for one block."""
+def _score_block(logits, target, labels, metrics, keywords, ignore_index, per_row, kept, rows,
+                 stats=None):
+    """Fill per_row[metric][rows] and kept[rows] for one block (and add its rows to the
+    label statistics `stats`)."""
     try:
         if labels:
             ignored = np.asarray(target) == ignore_index if ignore_index is not None else False
@@ -306,6 +348,8 @@ def _score_block(logits, target, labels, metrics, keywords, ignore_index, per_ro
         if "js_divergence" in metrics:
             per_row["js_divergence"][rows] = _js_rows(logits, target, labels, keywords,
                                                       kept[rows])
+        if stats is not None:
+            stats.add(logits, target, kept[rows], keywords["axis"], keywords["temperature"])
     except (ValueError, TypeError, IndexError, np.exceptions.AxisError) as exc:
         start = rows.start if isinstance(rows, slice) else 0
         message = command_line_words(_one_line(exc))
@@ -388,6 +432,60 @@ def _with_row_offset(message, start):
     if start:
         return f"{message} (in the block of rows starting at row {start})"
     return message
+
+
+# -------------------------------------------------------------------------- top-k
+
+def topk(logits, k, *, axis=-1, temperature=1.0, block_rows=None, progress=None):
+    """`divcore topk`: (indices int64, log_probs float32), each of the logits' shape
+    without the class axis plus (k,): each row's k largest log softmax(logits / T), best
+    first (divcore.row_stats), computed a block of rows at a time (a memory-mapped file is
+    read one block at a time)."""
+    if logits.ndim == 0:
+        raise ScoreError("logits must have at least one dimension (the class axis)")
+    if not -logits.ndim <= axis < logits.ndim:
+        raise ScoreError(f"axis {axis} is out of range for logits of shape {logits.shape}")
+    class_axis = axis % logits.ndim
+    n_classes = logits.shape[class_axis]
+    if not 0 <= k <= n_classes:
+        raise ScoreError(f"-k must be in [0, {n_classes}] (the number of classes), got {k}")
+    if logits.ndim == 1:
+        st = _row_stats_block(np.asarray(logits), k, -1, temperature, 0)
+        return st.topk_indices, st.topk_log_probs.astype(np.float32)
+    moved = np.moveaxis(logits, class_axis, -1)
+    lead = moved.shape[:-1]
+    indices = np.empty(lead + (k,), dtype=np.int64)
+    log_probs = np.empty(lead + (k,), dtype=np.float32)
+    n = lead[0]
+    step = block_rows_for(logits, block_rows) or max(n, 1)
+    bar = Progress(n, label="topk") if progress is None else progress
+    for start in range(0, n, step):
+        rows = slice(start, min(start + step, n))
+        st = _row_stats_block(np.asarray(moved[rows]), k, -1, temperature, start)
+        indices[rows] = st.topk_indices
+        log_probs[rows] = st.topk_log_probs
+        bar.update(rows.stop)
+    bar.close()
+    return indices, log_probs
+
+
+def _row_stats_block(block, k, axis, temperature, start):
+    try:
+        return divcore.row_stats(block, axis=axis, k=k, temperature=temperature)
+    except (ValueError, TypeError, IndexError) as exc:
+        raise ScoreError(_with_row_offset(command_line_words(_one_line(exc)), start)) \
+            from None
+
+
+def write_topk(path, indices, log_probs):
+    """OUT.npz with the arrays `indices` and `log_probs`."""
+    if os.path.splitext(path)[1].lower() != ".npz":
+        raise ScoreError(f"-o {path}: the output is an .npz file (name it OUT.npz)")
+    try:
+        with open(path, "wb") as f:
+            np.savez(f, indices=indices, log_probs=log_probs)
+    except OSError as exc:
+        raise ScoreError(f"-o {path}: cannot write ({_one_line(exc)})") from None
 
 
 # ------------------------------------------------------------------------ writing

@@ -30,6 +30,17 @@ class Decomposition(NamedTuple):
     kl_divergence: Any
 
 
+class RowStats(NamedTuple):
+    """divcore.row_stats' per-row statistics, from one read of the logits."""
+
+    logsumexp: Any
+    log_prob: Any
+    entropy: Any
+    argmax: Any
+    topk_indices: Any
+    topk_log_probs: Any
+
+
 def _reduce(values, row_weight, reduction, dtype):
     """Reduce float64 per-row values: 'sum', or 'mean' = Σ values / Σ row_weight (the
     number of rows when row_weight is None; nan for an empty or fully ignored batch).
@@ -39,13 +50,6 @@ def _reduce(values, row_weight, reduction, dtype):
         return dtype.type(total)
     denom = float(values.shape[0]) if row_weight is None else float(np.sum(row_weight))
     return dtype.type(total / denom if denom != 0.0 else math.nan)
-
-
-def _wants_extras(target, tail, sample_weight, z_loss, softcap):
-    """Whether a loss call uses anything of SPEC §7 (a TopK target, a tail, sample weights,
-    a z-loss, a soft-cap): those calls take Functions._extended."""
-    return (sample_weight is not None or softcap is not None or _rules.is_topk(target)
-            or _rules.check_tail(tail, target) != "bucket" or _rules.check_z_loss(z_loss) != 0)
 
 
 def _weighted(plan, rows, row_weight, sample_weight, reduction):
@@ -471,7 +475,7 @@ class Functions:
         kw = dict(axis=axis, target_type=target_type, weight=weight, ignore_index=ignore_index,
                   label_smoothing=label_smoothing, temperature=temperature, where=where,
                   reduction=reduction, base=base, validate=validate, sum_tol=sum_tol)
-        if _wants_extras(target, tail, sample_weight, z_loss, softcap):
+        if _rules.wants_extras(target, tail, sample_weight, z_loss, softcap):
             return self._extended("cross_entropy", logits, target, kw, tail, sample_weight,
                                   z_loss, softcap)
         plan = _rules.plan_loss("cross_entropy", logits, target, **kw)
@@ -534,7 +538,7 @@ class Functions:
         kw = dict(axis=axis, target_type=target_type, temperature=temperature, where=where,
                   reduction=reduction, base=base, validate=validate, sum_tol=sum_tol,
                   reverse=reverse)
-        if _wants_extras(target, tail, sample_weight, 0.0, softcap):
+        if _rules.wants_extras(target, tail, sample_weight, 0.0, softcap):
             return self._extended("kl_divergence", logits, target, kw, tail, sample_weight,
                                   0.0, softcap)
         plan = _rules.plan_loss("kl_divergence", logits, target, **kw)
@@ -582,7 +586,7 @@ class Functions:
         kw = dict(axis=axis, target_type=target_type, weight=weight, ignore_index=ignore_index,
                   label_smoothing=label_smoothing, temperature=temperature, where=where,
                   reduction=reduction, base=base, validate=validate, sum_tol=sum_tol)
-        if _wants_extras(target, tail, sample_weight, 0.0, softcap):
+        if _rules.wants_extras(target, tail, sample_weight, 0.0, softcap):
             return self._extended("decompose", logits, target, kw, tail, sample_weight, 0.0,
                                   softcap)
         plan = _rules.plan_loss("decompose", logits, target, **kw)
@@ -699,7 +703,7 @@ class Functions:
         kw = dict(axis=axis, target_type=target_type, weight=weight, ignore_index=ignore_index,
                   label_smoothing=label_smoothing, temperature=temperature, where=where,
                   reduction=reduction, base=base, validate=validate, sum_tol=sum_tol)
-        if _wants_extras(target, tail, sample_weight, z_loss, softcap):
+        if _rules.wants_extras(target, tail, sample_weight, z_loss, softcap):
             return self._extended("cross_entropy_and_grad", logits, target, kw, tail,
                                   sample_weight, z_loss, softcap)
         plan = _rules.plan_loss("cross_entropy_and_grad", logits, target, **kw)
@@ -745,7 +749,7 @@ class Functions:
         kw = dict(axis=axis, target_type=target_type, temperature=temperature, where=where,
                   reduction=reduction, base=base, validate=validate, sum_tol=sum_tol,
                   reverse=reverse)
-        if _wants_extras(target, tail, sample_weight, 0.0, softcap):
+        if _rules.wants_extras(target, tail, sample_weight, 0.0, softcap):
             return self._extended("kl_divergence_and_grad", logits, target, kw, tail,
                                   sample_weight, 0.0, softcap)
         plan = _rules.plan_loss("kl_divergence_and_grad", logits, target, **kw)
@@ -801,7 +805,7 @@ class Functions:
         """
         kw = dict(axis=axis, target_type=target_type, temperature=temperature, where=where,
                   reduction=reduction, base=base, validate=validate, sum_tol=sum_tol, beta=beta)
-        if _wants_extras(target, tail, sample_weight, 0.0, softcap):
+        if _rules.wants_extras(target, tail, sample_weight, 0.0, softcap):
             return self._extended("js_divergence", logits, target, kw, tail, sample_weight,
                                   0.0, softcap)
         plan = _rules.plan_loss("js_divergence", logits, target, **kw)
@@ -858,8 +862,100 @@ class Functions:
         plan = _rules.plan_bce(logits, target, weight, pos_weight, reduction, base)
         return self._bce(plan)
 
+    def row_stats(self, logits, labels=None, *, axis=-1, k=0, temperature=1.0, where=None):
+        """Per-row log-sum-exp, log-probability of the label, entropy, argmax and top-k of
+        softmax(logits / T), from one read of each row.
 
-for _name in PUBLIC:  # the shared parameter descriptions, written once
+        Parameters
+        ----------
+        $logits
+        labels : array_like of int, optional
+            One class per row (the logits' shape without the class axis): `log_prob` is
+            log softmax at the label. A label outside [0, C) raises IndexError. None: no
+            `log_prob`.
+        $class_axis
+        k : int, default 0
+            How many of each row's largest log-probabilities to return, 0 <= k <= C.
+        $temperature
+        $where
+
+        Returns
+        -------
+        RowStats
+            A named tuple (logsumexp, log_prob, entropy, argmax, topk_indices,
+            topk_log_probs). logsumexp, log_prob and entropy have the logits' shape without
+            the class axis and the compute dtype (float32 for float32 and half input,
+            float64 for float64), numpy scalars for a 1-d row; log_prob is None without
+            labels. argmax is int64 of the same shape. topk_indices (int64) and
+            topk_log_probs (compute dtype) have that shape plus (k,), sorted by descending
+            log-probability, ties by the lower index; both None for k = 0.
+
+        Raises
+        ------
+        IndexError
+            A label outside [0, C).
+        ValueError
+            k outside [0, C], a temperature that is not a finite number > 0, a mask or labels
+            whose shape does not fit.
+        TypeError
+            Complex or non-numeric logits, labels that are not integers, a k that is not one.
+
+        Notes
+        -----
+        One blocked pass over each row keeps the running max M, S = Σ e^(x_i - M), the
+        entropy's U = Σ e^(x_i - M)(M - x_i) (both rescaled when M grows), the first index
+        of the max and a heap of the k largest values. Then
+
+            logsumexp = M + log S,  log_prob = -((M - x_y) + log S),  entropy = log S + U / S
+
+        with x = logits / T (a second look at a row only for the rare cases: the first NaN of
+        a NaN row, the -inf entries that end a short top-k, and, for float32, the entropy of a
+        row so peaked that it is below 1e-20, computed again in double): the same numbers as `logsumexp(logits / T)`,
+        `-cross_entropy(..., reduction='none')`, `entropy(...)` and `log_softmax` with a
+        stable descending sort, within the accuracy of docs/numerics.md (log_prob keeps its
+        relative precision when the label is the row's maximum). Perplexity is
+        exp(-mean(log_prob)).
+
+        Edge rows: a row with a NaN or +inf has nan logsumexp, log_prob and entropy; no
+        finite value (all -inf, all masked, or C = 0) gives logsumexp -inf and nan for the
+        others. argmax is numpy's (the first maximum; the first NaN if there is one) over the
+        kept classes: a masked class is never chosen; a row whose kept values are all -inf
+        gives its first kept class, a row with none -1. The top-k of a row without a
+        distribution is the indices 0 .. k-1 with nan log-probabilities; a row with fewer than
+        k classes of nonzero probability ends its top-k with log-probability -inf: its kept
+        -inf classes, then its masked ones, each in index order.
+
+        Examples
+        --------
+        >>> logits = np.array([[2.0, 1.0, 0.1], [0.5, 2.5, -1.0]])
+        >>> st = divcore.row_stats(logits, [0, 1], k=2)
+        >>> print(np.round(st.logsumexp, 6), np.round(st.log_prob, 6))
+        [2.41703  2.653178] [-0.41703  -0.153178]
+        >>> print(st.argmax, st.topk_indices.tolist())
+        [0 1] [[0, 1], [1, 0]]
+        >>> print(np.round(st.entropy, 6))
+        [0.846738 0.476088]
+        >>> print(f"perplexity {np.exp(-st.log_prob.mean()):.6f}")
+        perplexity 1.329900
+
+        A confident correct prediction keeps its tiny log-probability:
+
+        >>> print(f"{divcore.row_stats([50.0, 0.0], 0).log_prob:.6e}")
+        -1.928750e-22
+        """
+        plan, k = _rules.plan_row_stats(logits, labels, axis, k, temperature, where)
+        lse, log_prob, h, argmax, topk_index, topk_log_prob = \
+            self.kernels.row_stats_rows(plan, k)
+        lead = plan.lead_shape
+        topk = (None, None)
+        if k > 0:
+            topk = (topk_index.reshape(lead + (k,)),
+                    topk_log_prob.reshape(lead + (k,)).astype(plan.dtype))
+        return RowStats(plan.finish(lse), None if log_prob is None else plan.finish(log_prob),
+                        plan.finish(h), _rules.scalar_or_array(argmax.reshape(lead)), *topk)
+
+
+for _name in PUBLIC + ("row_stats",):  # the shared parameter descriptions, written once
     _method = getattr(Functions, _name)
     _method.__doc__ = _docstrings.fill(_method.__doc__)
 del _name, _method

@@ -6,6 +6,9 @@
         writes the forward vs reverse KL figure (needs matplotlib).
     divcore score LOGITS TARGET [options]
         cross-entropy, entropy, KL and JS of logits in a file against a target in a file.
+        With labels it also reports perplexity, accuracy and the model's mean entropy.
+    divcore topk LOGITS -k K -o OUT.npz [--temperature T]
+        each row's K largest log-probabilities (a teacher's top-k, for distillation).
     divcore selfcheck [...]     divcore.selfcheck: checks of this installation
     divcore bench [--full ...]  a quick speed check against numpy / SciPy / PyTorch
     divcore --version           the version and the live backend
@@ -268,7 +271,7 @@ def score_command(args):
             logits, target, metrics=metrics, axis=args.axis, target_type=target_type,
             reduction=args.reduction, base=args.base, temperature=args.temperature,
             ignore_index=args.ignore_index, validate=args.validate, sum_tol=args.sum_tol,
-            block_rows=args.block_rows)
+            block_rows=args.block_rows, label_stats=not args.metric)
         if args.out:
             _score.write_per_row(args.out, per_row)
     except (_score.ScoreError, ValueError) as exc:
@@ -325,6 +328,51 @@ def _print_score_table(args, logits, target, target_type, reduced, per_row):
         print(f"{m:<16}{value:>16.8g}")
     if args.out:
         print(f"\nper-row values written to {args.out}")
+
+
+# ---------------------------------------------------------------------------- topk
+
+def _add_topk_parser(commands):
+    p = commands.add_parser(
+        "topk", help="each row's k largest log-probabilities, into an .npz",
+        description=textwrap.fill(
+            "Each row's K largest log softmax(LOGITS / T), best first (ties: the lower "
+            "index), as divcore.row_stats computes them: a teacher's top-k for "
+            "distillation. LOGITS (.npy, memory-mapped and read a block of rows at a time; "
+            "also .npz, .csv, .txt) has its classes on --axis. OUT.npz holds `indices` "
+            "(int64, rows x K) and `log_probs` (float32, rows x K).", 88))
+    p.add_argument("logits", help="the teacher's raw scores")
+    p.add_argument("-k", type=int, required=True, help="how many classes per row")
+    p.add_argument("-o", "--out", required=True, metavar="OUT.npz", help="the output file")
+    p.add_argument("--key", help="the logits' array name in an .npz file")
+    p.add_argument("--axis", type=int, default=-1, help="the class axis (default -1)")
+    p.add_argument("--temperature", type=float, default=1.0,
+                   help="log-probabilities of softmax(logits / T)")
+    p.add_argument("--block-rows", type=int, metavar="N",
+                   help="rows per block (default: about 64 MiB of logits per block for a "
+                        "large .npy file; also DIVCORE_SCORE_BLOCK_ROWS)")
+    return p
+
+
+def topk_command(args):
+    from . import _score
+
+    try:
+        if not (args.temperature > 0 and math.isfinite(args.temperature)):
+            raise _score.ScoreError(f"--temperature must be a finite number > 0, got "
+                                    f"{args.temperature}")
+        logits = _score.load_array(args.logits, args.key, "logits")
+        indices, log_probs = _score.topk(logits, args.k, axis=args.axis,
+                                         temperature=args.temperature,
+                                         block_rows=args.block_rows)
+        _score.write_topk(args.out, indices, log_probs)
+    except (_score.ScoreError, ValueError) as exc:
+        return _error("topk", str(exc))
+    except MemoryError:
+        return _error("topk", "out of memory (try a smaller --block-rows)")
+    print(f"top-{args.k} of {indices.size // max(args.k, 1) if args.k else 0} rows "
+          f"written to {args.out}")
+    return 0
 
 
 # ------------------------------------------------------------- selfcheck and bench
@@ -406,12 +454,13 @@ def build_parser():
     parser.add_argument("--version", action="version",
                         version=f"divcore {divcore.__version__} ({divcore.backend()} backend)")
     commands = parser.add_subparsers(dest="command", parser_class=_OneLineParser,
-                                     metavar="{demo,score,selfcheck,bench}")
+                                     metavar="{demo,score,topk,selfcheck,bench}")
     demo_parser = commands.add_parser(
         "demo", help="H(p,q) = H(p) + KL(p||q), gradients, forward vs reverse KL (default)")
     demo_parser.add_argument("--plot", metavar="FILE.png",
                              help="write the forward vs reverse KL figure (needs matplotlib)")
     _add_score_parser(commands)
+    _add_topk_parser(commands)
     commands.add_parser("selfcheck", add_help=False,
                         help="check this installation (divcore selfcheck --help)")
     _add_bench_parser(commands)
@@ -433,6 +482,8 @@ def main(argv=None):
     try:
         if args.command == "score":
             return score_command(args)
+        if args.command == "topk":
+            return topk_command(args)
         if args.command == "bench":
             return bench_command(args, passthrough)
         return demo(plot=getattr(args, "plot", None))

@@ -43,14 +43,16 @@ import dask.array as da
 import numpy as np
 
 import divcore
+from divcore import _rules
 from divcore._rules import normalize_axis as _normalize_axis, target_kind as _target_kind
 
 __all__ = ["binary_cross_entropy", "cross_entropy", "entropy", "js_divergence",
-           "kl_divergence"]
+           "kl_divergence", "row_stats"]
 
 Reduction = Literal["none", "sum", "mean"]
 TargetType = Literal["auto", "labels", "probs", "log_probs", "logits"]
-_LETTERS = "abcdefghijklmnopqrstuvwxyz"
+_LETTERS = "abcdefghijklmnopqrstuvwxy"
+_TOPK_LETTER = "z"  # a TopK target's k axis, never a logits axis
 
 
 # ------------------------------------------------------------------------ layout
@@ -166,7 +168,8 @@ def _per_row(fn: Callable, rows: _Rows, operands: list, out_dtype: np.dtype) -> 
         if a is None:
             args += [None, None]
         else:
-            args += [a, rows.full if kind == "full" else rows.rows]
+            args += [a, {"full": rows.full, "rows": rows.rows,
+                         "topk": rows.rows + _TOPK_LETTER}[kind]]
     lead_shape = rows.lead_shape
     if any(math.isnan(n) for c in rows.lead_chunks for n in c):  # offsets unknown
         return da.blockwise(fn, rows.rows, *args, dtype=out_dtype, concatenate=True)
@@ -226,32 +229,83 @@ def _soft_or_label_loss(name: str, logits: Any, target: Any, keywords: dict,
     fn = getattr(divcore, name)
     rows = _Rows(logits, keywords.pop("axis"))
     where = rows.mask(keywords.pop("where"))
+    sample_weight = keywords.pop("sample_weight", None)
+    s = None
+    if sample_weight is not None:  # per row: broadcast to the rows, chunked like them
+        s = da.asarray(sample_weight)
+        try:
+            s = da.broadcast_to(s, rows.lead_shape)
+        except ValueError:
+            raise ValueError(f"sample_weight: shape {s.shape} does not broadcast to the "
+                             f"logits' shape without the class axis, {rows.lead_shape} "
+                             "(one weight per row)") from None
+        s = s.rechunk(rows.lead_chunks)
+    if "weight" in keywords and keywords["weight"] is not None:
+        keywords["weight"] = np.asarray(keywords["weight"])  # per class: small
+    axis = rows.axis
+    w_stand_in = None if where is None else _stand_in(rows, where.dtype)
+    if _rules.is_topk(target):
+        return _topk_loss(fn, rows, target, where, s, keywords, reduction, w_stand_in)
     t = da.asarray(target)
     kind = _target_kind(np.empty(0, dtype=t.dtype), keywords.get("target_type", "auto"))
     is_labels = kind == "labels"
     t = rows.like_rows(t, "target") if is_labels else rows.like_logits(t, "target")
-    if "weight" in keywords and keywords["weight"] is not None:
-        keywords["weight"] = np.asarray(keywords["weight"])  # per class: small
-    axis = rows.axis
     # Check every keyword now (a zero-row call), and learn the result's dtype.
     probe = fn(_stand_in(rows, rows.x.dtype), _stand_in(rows, t.dtype, not is_labels),
-               where=None if where is None else _stand_in(rows, where.dtype),
-               reduction=reduction, **keywords)
+               where=w_stand_in, reduction=reduction, **keywords)
     dtype = np.asarray(probe).dtype
 
-    def chunk_values(x, t, w):
-        return np.asarray(fn(x, t, axis=axis, where=w, reduction="none", **keywords))
+    def chunk_values(x, t, w, sb):
+        return np.asarray(fn(x, t, axis=axis, where=w, reduction="none", sample_weight=sb,
+                             **keywords))
 
     values = _per_row(chunk_values, rows, [(rows.x, "full"), (t, "full" if not is_labels
                                                                else "rows"),
-                                           (where, "full")], dtype)
+                                           (where, "full"), (s, "rows")], dtype)
     row_weight = None
     if label_mean and is_labels and reduction == "mean":
         weight, ignore_index = keywords.get("weight"), keywords.get("ignore_index")
         n_classes = rows.x.shape[axis]
         row_weight = da.map_blocks(_label_row_weights, t, weight, ignore_index, n_classes,
                                    dtype=np.float64)
-    return _reduce(values, row_weight, reduction, dtype)
+    return _reduce(values, _times(s, row_weight, reduction), reduction, dtype)
+
+
+def _times(s: Optional[da.Array], row_weight: Optional[da.Array],
+           reduction: str) -> Optional[da.Array]:
+    """The rows' weights in the mean with sample weights s: s·r (r: w_y, or 1)."""
+    if s is None or reduction != "mean":
+        return row_weight
+    s = s.astype(np.float64)
+    return s if row_weight is None else s * row_weight
+
+
+def _topk_loss(fn: Callable, rows: _Rows, target: Any, where: Optional[da.Array],
+               s: Optional[da.Array], keywords: dict, reduction: str,
+               w_stand_in: Optional[np.ndarray]) -> da.Array:
+    """A loss against a divcore.TopK whose indices and values are (dask) arrays of the
+    rows' shape plus k: chunked like the rows, k in one chunk."""
+    idx, vals = da.asarray(target.indices), da.asarray(target.values)
+    k = idx.shape[-1] if idx.ndim else 0
+    for name, a in (("indices", idx), ("values", vals)):
+        if a.shape != rows.lead_shape + (k,):
+            raise ValueError(f"target: TopK {name} of shape {a.shape}; expected the logits' "
+                             f"shape without the class axis plus k, {rows.lead_shape + (k,)}")
+    idx = idx.rechunk(rows.lead_chunks + (-1,))
+    vals = vals.rechunk(rows.lead_chunks + (-1,))
+    kind, axis = target.kind, rows.axis
+    probe = fn(_stand_in(rows, rows.x.dtype),
+               type(target)(np.zeros((0, k), dtype=idx.dtype), np.zeros((0, k), vals.dtype),
+                            kind=kind), where=w_stand_in, reduction=reduction, **keywords)
+    dtype = np.asarray(probe).dtype
+
+    def chunk_values(x, ib, vb, w, sb):
+        return np.asarray(fn(x, type(target)(ib, vb, kind=kind), axis=axis, where=w,
+                             reduction="none", sample_weight=sb, **keywords))
+
+    values = _per_row(chunk_values, rows, [(rows.x, "full"), (idx, "topk"), (vals, "topk"),
+                                           (where, "full"), (s, "rows")], dtype)
+    return _reduce(values, _times(s, None, reduction), reduction, dtype)
 
 
 def cross_entropy(logits: Any, target: Any, *, axis: int = -1,
@@ -259,7 +313,8 @@ def cross_entropy(logits: Any, target: Any, *, axis: int = -1,
                   ignore_index: Optional[int] = -100, label_smoothing: float = 0.0,
                   temperature: float = 1.0, where: Any = None,
                   reduction: Reduction = "mean", base: Optional[float] = None,
-                  validate: bool = True) -> da.Array:
+                  validate: bool = True, tail: str = "bucket", sample_weight: Any = None,
+                  z_loss: float = 0.0, softcap: Optional[float] = None) -> da.Array:
     """`divcore.cross_entropy` of dask arrays, chunk by chunk; same keywords.
 
     'mean' is Σ w_y·l / Σ w_y over the non-ignored rows of all chunks (labels; the number
@@ -296,7 +351,8 @@ def cross_entropy(logits: Any, target: Any, *, axis: int = -1,
     """
     kw = dict(axis=axis, target_type=target_type, weight=weight, ignore_index=ignore_index,
               label_smoothing=label_smoothing, temperature=temperature, where=where,
-              validate=validate, base=base)
+              validate=validate, base=base, tail=tail, sample_weight=sample_weight,
+              z_loss=z_loss, softcap=softcap)
     return _soft_or_label_loss("cross_entropy", logits, target, kw, reduction, True)
 
 
@@ -304,7 +360,8 @@ def kl_divergence(logits: Any, target: Any, *, axis: int = -1,
                   target_type: TargetType = "auto", reverse: bool = False,
                   temperature: float = 1.0, where: Any = None,
                   reduction: Reduction = "mean", base: Optional[float] = None,
-                  validate: bool = True) -> da.Array:
+                  validate: bool = True, tail: str = "bucket", sample_weight: Any = None,
+                  softcap: Optional[float] = None) -> da.Array:
     """`divcore.kl_divergence` of dask arrays, chunk by chunk; 'mean' is over all rows.
 
     Parameters
@@ -337,7 +394,8 @@ def kl_divergence(logits: Any, target: Any, *, axis: int = -1,
     [0.       0.510826]
     """
     kw = dict(axis=axis, target_type=target_type, reverse=reverse, temperature=temperature,
-              where=where, validate=validate, base=base)
+              where=where, validate=validate, base=base, tail=tail,
+              sample_weight=sample_weight, softcap=softcap)
     return _soft_or_label_loss("kl_divergence", logits, target, kw, reduction, False)
 
 
@@ -345,7 +403,8 @@ def js_divergence(logits: Any, target: Any, *, axis: int = -1,
                   target_type: TargetType = "auto", beta: float = 0.5,
                   temperature: float = 1.0, where: Any = None,
                   reduction: Reduction = "mean", base: Optional[float] = None,
-                  validate: bool = True) -> da.Array:
+                  validate: bool = True, tail: str = "bucket", sample_weight: Any = None,
+                  softcap: Optional[float] = None) -> da.Array:
     """`divcore.js_divergence` of dask arrays, chunk by chunk; 'mean' is over all rows.
 
     Parameters
@@ -378,13 +437,14 @@ def js_divergence(logits: Any, target: Any, *, axis: int = -1,
     [1. 0.]
     """
     kw = dict(axis=axis, target_type=target_type, beta=beta, temperature=temperature,
-              where=where, validate=validate, base=base)
+              where=where, validate=validate, base=base, tail=tail,
+              sample_weight=sample_weight, softcap=softcap)
     return _soft_or_label_loss("js_divergence", logits, target, kw, reduction, False)
 
 
 def entropy(x: Any, *, axis: int = -1, input_type: str = "logits", temperature: float = 1.0,
             where: Any = None, reduction: Reduction = "none",
-            base: Optional[float] = None) -> da.Array:
+            base: Optional[float] = None, softcap: Optional[float] = None) -> da.Array:
     """`divcore.entropy` of a dask array, chunk by chunk; 'mean' is over all rows.
 
     Parameters
@@ -414,7 +474,8 @@ def entropy(x: Any, *, axis: int = -1, input_type: str = "logits", temperature: 
     """
     rows = _Rows(x, axis, name="x")
     mask = rows.mask(where)
-    kw: dict[str, Any] = dict(input_type=input_type, temperature=temperature, base=base)
+    kw: dict[str, Any] = dict(input_type=input_type, temperature=temperature, base=base,
+                              softcap=softcap)
     probe = divcore.entropy(_stand_in(rows, rows.x.dtype), reduction=reduction,
                             where=None if mask is None else _stand_in(rows, mask.dtype),
                             **kw)
@@ -500,3 +561,91 @@ def binary_cross_entropy(logits: Any, target: Any, *, weight: Any = None,
         args += [None, None] if v is None else [v, index]
     values = da.blockwise(chunk_values, index, *args, dtype=dtype)
     return _reduce(values, None, reduction, dtype)
+
+
+def row_stats(logits: Any, labels: Any = None, *, axis: int = -1, k: int = 0,
+              temperature: float = 1.0, where: Any = None) -> "divcore.RowStats":
+    """`divcore.row_stats` of a dask array, chunk by chunk: each chunk of rows is read once
+    for all the statistics.
+
+    Parameters
+    ----------
+    logits : dask.array.Array or array_like
+        Any chunks along the rows; the class axis is rechunked to one chunk.
+    labels : dask.array.Array or array_like, optional
+        Integer labels of the logits' shape without the class axis (rechunked to match).
+    **keywords
+        axis, k, temperature, where: those of `divcore.row_stats`.
+
+    Returns
+    -------
+    divcore.RowStats
+        Of lazy dask arrays chunked like the rows (topk_* with a last axis of k), with the
+        numpy function's dtypes; log_prob None without labels, topk_* None for k = 0. The
+        fields share one computation per chunk (compute them together, e.g.
+        `dask.compute(*stats)`).
+
+    Raises
+    ------
+    ValueError, TypeError
+        At the call, for bad keywords or shapes (k outside [0, C]); at `.compute()`,
+        IndexError for a label out of range, naming its row in the whole array.
+
+    Examples
+    --------
+    >>> import numpy as np, dask, dask.array as da, divcore.dask as dcd
+    >>> x = da.from_array(np.array([[2.0, 1.0, 0.1], [0.5, 2.5, -1.0]]), chunks=(1, 3))
+    >>> st = dcd.row_stats(x, da.from_array(np.array([0, 1]), chunks=1), k=2)
+    >>> lse, am, top = dask.compute(st.logsumexp, st.argmax, st.topk_indices)
+    >>> print(np.round(lse, 6), am, top.tolist())
+    [2.41703  2.653178] [0 1] [[0, 1], [1, 0]]
+    """
+    rows = _Rows(logits, axis)
+    mask = rows.mask(where)
+    y = None if labels is None else rows.like_rows(labels, "labels")
+    # Check every keyword now (a zero-row call), and learn the result's dtype.
+    probe = divcore.row_stats(_stand_in(rows, rows.x.dtype),
+                              None if y is None else _stand_in(rows, y.dtype, False),
+                              k=k, temperature=temperature,
+                              where=None if mask is None else _stand_in(rows, mask.dtype))
+    dtype = np.asarray(probe.logsumexp).dtype
+    axis_ = rows.axis
+    width = 4 + 2 * k
+
+    def chunk_values(xb, yb, wb):
+        st = divcore.row_stats(xb, yb, axis=axis_, k=k, temperature=temperature, where=wb)
+        lead = np.shape(st.argmax)
+        out = np.empty(lead + (width,), dtype=np.float64)
+        out[..., 0] = st.logsumexp
+        out[..., 1] = math.nan if st.log_prob is None else st.log_prob
+        out[..., 2] = st.entropy
+        out[..., 3] = st.argmax  # class indices: exact in float64
+        if k:
+            out[..., 4:4 + k] = st.topk_indices
+            out[..., 4 + k:] = st.topk_log_probs
+        return out
+
+    args: list = [rows.x, rows.full]
+    args += [None, None] if y is None else [y, rows.rows]
+    args += [None, None] if mask is None else [mask, rows.full]
+    lead_shape = rows.lead_shape
+    out_index = rows.rows + "Z"
+    if any(math.isnan(n) for c in rows.lead_chunks for n in c):  # offsets unknown
+        packed = da.blockwise(chunk_values, out_index, *args, new_axes={"Z": width},
+                              dtype=np.float64, concatenate=True)
+    else:
+        def located(xb, yb, wb, first):
+            try:
+                return chunk_values(xb, yb, wb)
+            except (IndexError, ValueError) as exc:
+                raise _at_global_row(exc, first, lead_shape) from None
+
+        packed = da.blockwise(located, out_index, *args, rows.first_rows(), rows.rows,
+                              new_axes={"Z": width}, dtype=np.float64, concatenate=True)
+    topk = (None, None)
+    if k:
+        topk = (packed[..., 4:4 + k].astype(np.int64), packed[..., 4 + k:].astype(dtype))
+    return divcore.RowStats(packed[..., 0].astype(dtype),
+                            None if y is None else packed[..., 1].astype(dtype),
+                            packed[..., 2].astype(dtype), packed[..., 3].astype(np.int64),
+                            *topk)

@@ -6,7 +6,7 @@ sharing every argument rule (divcore._rules) - so that the tests can check the c
 core against it, and so that divcore keeps working where the core cannot be built.
 """
 from . import _refplans
-from .api import PUBLIC, Decomposition, Functions  # noqa: F401  (Decomposition: public)
+from .api import PUBLIC, Decomposition, Functions, RowStats  # noqa: F401  (the tuples: public)
 
 _functions = Functions(_refplans, "reference")
 
@@ -21,5 +21,6 @@ cross_entropy_and_grad = _functions.cross_entropy_and_grad
 kl_divergence_and_grad = _functions.kl_divergence_and_grad
 js_divergence = _functions.js_divergence
 binary_cross_entropy = _functions.binary_cross_entropy
+row_stats = _functions.row_stats
 
-__all__ = ["Decomposition"] + sorted(PUBLIC)
+__all__ = ["Decomposition", "RowStats"] + sorted(PUBLIC + ("row_stats",))

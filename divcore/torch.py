@@ -50,14 +50,18 @@ from __future__ import annotations
 
 from typing import Any, Literal, Optional
 
+import numpy as np
 import torch
 
 import divcore  # the numpy API that divcore._torch_ops calls (tests swap divcore.reference in)
+from divcore import _rules
+from divcore import _torch_extras as _tx
 from divcore import _torch_ops as _ops
+from divcore._topk import TopK  # noqa: F401  (divcore.TopK, also found here)
 
 __all__ = ["BCEWithLogitsLoss", "CrossEntropyLoss", "EntropyLoss", "JSDivergenceLoss",
            "KLDivergenceLoss", "binary_cross_entropy", "binary_cross_entropy_with_logits",
-           "cross_entropy", "entropy", "js_divergence", "kl_divergence"]
+           "cross_entropy", "entropy", "js_divergence", "kl_divergence", "row_stats"]
 
 Reduction = Literal["none", "sum", "mean"]
 TargetType = Literal["auto", "labels", "probs", "log_probs", "logits"]
@@ -89,9 +93,6 @@ def _operand(value: Any, name: str) -> Optional[torch.Tensor]:
         return None
     if isinstance(value, torch.Tensor):
         return _checked(value, name)
-    if type(value).__name__ == "TopK":
-        raise TypeError(f"{name}: TopK targets are not supported by divcore.torch; use "
-                        "divcore's numpy functions")
     return torch.as_tensor(value)
 
 
@@ -125,6 +126,48 @@ def _base(base: Any) -> Optional[float]:
 _opt_real = _base
 
 
+def _extended(x: torch.Tensor, dim: int, rows: Any, reduction: str, base: Any,
+              temperature: float, where: Any, sample_weight: Any, z_loss: Any,
+              softcap: Any) -> torch.Tensor:
+    """A loss with SPEC §7's extras, in differentiable torch operations around the per-row
+    values `rows(x)` -> (values in nats, row weights r_i or None) of the plain op or of a
+    TopK target: soft-cap first, then l_i += z·lse_i²·r_i, then sample weights and the
+    reduction (divcore._torch_extras; the same rules as the numpy functions)."""
+    _rules.check_reduction(reduction)
+    z = _rules.check_z_loss(z_loss)
+    c = _rules.check_softcap(softcap)
+    unit = _rules.log_base(base)
+    t = _rules.check_temperature(temperature)
+    if c is not None:
+        x = _tx.soft_capped(x, c)
+    values, row_weight = rows(x)
+    if z != 0.0:
+        zt = torch.movedim(x, dim, -1).to(values.dtype) / t
+        if where is not None:
+            mask = torch.movedim(torch.broadcast_to(_operand(where, "where"), x.shape), dim, -1)
+            zt = zt.masked_fill(~mask, -float("inf"))
+        lse = torch.logsumexp(zt, dim=-1)
+        r = row_weight if row_weight is not None else torch.ones_like(values)
+        values = values + torch.where(r != 0, z * lse * lse * r, torch.zeros_like(values))
+    if unit != 1.0:
+        values = values / unit
+    s = (None if sample_weight is None
+         else _tx.sample_weights(sample_weight, values.shape, values.dtype))
+    return _tx.weighted(values, row_weight, s, reduction)
+
+
+def _label_row_weight(t: torch.Tensor, weight: Any, ignore_index: Optional[int],
+                      dtype: torch.dtype) -> torch.Tensor:
+    """r_i = w_y (1 without class weights), 0 for an ignored row: the rows' weights in
+    the mean."""
+    keep = (t != ignore_index) if ignore_index is not None else torch.ones_like(t, dtype=torch.bool)
+    if weight is None:
+        return keep.to(dtype)
+    w = _operand(weight, "weight").to(dtype)
+    return torch.where(keep, w[torch.where(keep, t, torch.zeros_like(t))],
+                       torch.zeros((), dtype=dtype))
+
+
 # ------------------------------------------------------------------- functions
 
 def cross_entropy(input: torch.Tensor, target: Any, weight: Any = None,
@@ -132,7 +175,9 @@ def cross_entropy(input: torch.Tensor, target: Any, weight: Any = None,
                   label_smoothing: float = 0.0, *, dim: Optional[int] = None,
                   target_type: TargetType = "auto", temperature: float = 1.0,
                   where: Any = None, base: Optional[float] = None,
-                  validate: bool = True, sum_tol: Optional[float] = None) -> torch.Tensor:
+                  validate: bool = True, sum_tol: Optional[float] = None,
+                  tail: str = "bucket", sample_weight: Any = None, z_loss: float = 0.0,
+                  softcap: Optional[float] = None) -> torch.Tensor:
     """Cross-entropy H(p, q) between a target and q = softmax(input / T), as
     `torch.nn.functional.cross_entropy` (same leading arguments and semantics), with
     divcore's target types, temperature, masks and bases.
@@ -158,6 +203,10 @@ def cross_entropy(input: torch.Tensor, target: Any, weight: Any = None,
         The class dim; default torch's (1, or 0 for a 1-d input).
     target_type, temperature, where, base, validate, sum_tol
         As for `divcore.cross_entropy`.
+    tail, sample_weight, z_loss, softcap
+        As for `divcore.cross_entropy`; a `TopK` target holds tensors (or arrays) of the
+        target's shape plus k. These are computed in differentiable torch operations
+        around the loss (gradients of any order, torch.compile and torch.func alike).
 
     Returns
     -------
@@ -191,20 +240,40 @@ def cross_entropy(input: torch.Tensor, target: Any, weight: Any = None,
     if isinstance(weight, torch.Tensor) and weight.requires_grad:
         raise NotImplementedError("cross_entropy: no gradient with respect to `weight` "
                                   "(as in torch); pass weight.detach()")
+    plain = not _rules.wants_extras(target, tail, sample_weight, z_loss, softcap)
+    if _rules.is_topk(target):
+        return _extended(x, _dim(x, dim), lambda xc: (_tx.topk_rows(
+            xc, target, _dim(x, dim), tail, _real(temperature), _operand(where, "where"),
+            "ce"), None), reduction, base, temperature, where, sample_weight, z_loss, softcap)
     t = _operand(target, "target")
-    return _ops.call("cross_entropy",
-                     [x, t, _operand(weight, "weight"), _operand(where, "where")],
-                     [_dim(x, dim), _kind(t, target_type),
-                      _ops.NO_IGNORE if ignore_index is None else int(ignore_index),
-                      _real(label_smoothing), _real(temperature), reduction, _base(base),
-                      bool(validate), _opt_real(sum_tol), _need_grad(x)])
+
+    def loss(xc: torch.Tensor, reduction: str, base: Any) -> torch.Tensor:
+        return _ops.call("cross_entropy",
+                         [xc, t, _operand(weight, "weight"), _operand(where, "where")],
+                         [_dim(x, dim), _kind(t, target_type),
+                          _ops.NO_IGNORE if ignore_index is None else int(ignore_index),
+                          _real(label_smoothing), _real(temperature), reduction,
+                          _base(base), bool(validate), _opt_real(sum_tol), _need_grad(xc)])
+
+    def rows(xc: torch.Tensor) -> Any:
+        values = loss(xc, "none", None)
+        if _kind(t, target_type) != "labels":
+            return values, None
+        return values, _label_row_weight(t, weight, ignore_index, values.dtype)
+
+    if plain:
+        return loss(x, reduction, base)
+    return _extended(x, _dim(x, dim), rows, reduction, base, temperature, where,
+                     sample_weight, z_loss, softcap)
 
 
 def kl_divergence(input: torch.Tensor, target: Any, *, dim: Optional[int] = None,
                   target_type: TargetType = "auto", reverse: bool = False,
                   temperature: float = 1.0, where: Any = None,
                   reduction: Reduction = "mean", base: Optional[float] = None,
-                  validate: bool = True, sum_tol: Optional[float] = None) -> torch.Tensor:
+                  validate: bool = True, sum_tol: Optional[float] = None,
+                  tail: str = "bucket", sample_weight: Any = None,
+                  softcap: Optional[float] = None) -> torch.Tensor:
     """KL(p ‖ q) (reverse=True: KL(q ‖ p)) with q = softmax(input / T), per row.
 
     torch's `kl_div(log_softmax(input), target, reduction="batchmean")` for
@@ -221,6 +290,9 @@ def kl_divergence(input: torch.Tensor, target: Any, *, dim: Optional[int] = None
         The class dim; default torch's.
     target_type, reverse, temperature, where, reduction, base, validate, sum_tol
         As for `divcore.kl_divergence`.
+    tail, sample_weight, softcap
+        As for `divcore.kl_divergence` (a `TopK` target holds tensors); computed in
+        differentiable torch operations around the loss.
 
     Returns
     -------
@@ -248,18 +320,32 @@ def kl_divergence(input: torch.Tensor, target: Any, *, dim: Optional[int] = None
     tensor([[-0.3808,  0.3808]], dtype=torch.float64)
     """
     x = _input(input)
+    if _rules.is_topk(target):
+        return _extended(x, _dim(x, dim), lambda xc: (_tx.topk_rows(
+            xc, target, _dim(x, dim), tail, _real(temperature), _operand(where, "where"),
+            "kl", reverse=bool(reverse)), None), reduction, base, temperature, where,
+            sample_weight, 0.0, softcap)
     t = _operand(target, "target")
-    return _ops.call("kl_divergence", [x, t, _operand(where, "where")],
-                     [_dim(x, dim), _kind(t, target_type), bool(reverse),
-                      _real(temperature), reduction, _base(base), bool(validate),
-                      _opt_real(sum_tol), _need_grad(x)])
+
+    def rows(xc: torch.Tensor, reduction: str = "none", base: Any = None) -> Any:
+        return _ops.call("kl_divergence", [xc, t, _operand(where, "where")],
+                         [_dim(x, dim), _kind(t, target_type), bool(reverse),
+                          _real(temperature), reduction, _base(base), bool(validate),
+                          _opt_real(sum_tol), _need_grad(xc)])
+
+    if not _rules.wants_extras(target, tail, sample_weight, 0.0, softcap):
+        return rows(x, reduction, base)
+    return _extended(x, _dim(x, dim), lambda xc: (rows(xc), None), reduction, base,
+                     temperature, where, sample_weight, 0.0, softcap)
 
 
 def js_divergence(input: torch.Tensor, target: Any, *, dim: Optional[int] = None,
                   target_type: TargetType = "auto", beta: float = 0.5,
                   temperature: float = 1.0, where: Any = None,
                   reduction: Reduction = "mean", base: Optional[float] = None,
-                  validate: bool = True, sum_tol: Optional[float] = None) -> torch.Tensor:
+                  validate: bool = True, sum_tol: Optional[float] = None,
+                  tail: str = "bucket", sample_weight: Any = None,
+                  softcap: Optional[float] = None) -> torch.Tensor:
     """Jensen-Shannon divergence β·KL(p ‖ m) + (1-β)·KL(q ‖ m), m = βp + (1-β)q,
     q = softmax(input / T), per row.
 
@@ -274,6 +360,9 @@ def js_divergence(input: torch.Tensor, target: Any, *, dim: Optional[int] = None
         The class dim; default torch's.
     target_type, beta, temperature, where, reduction, base, validate, sum_tol
         As for `divcore.js_divergence`.
+    tail, sample_weight, softcap
+        As for `divcore.js_divergence` (a `TopK` target holds tensors); computed in
+        differentiable torch operations around the loss.
 
     Returns
     -------
@@ -298,17 +387,30 @@ def js_divergence(input: torch.Tensor, target: Any, *, dim: Optional[int] = None
     0.503359 True
     """
     x = _input(input)
+    if _rules.is_topk(target):
+        return _extended(x, _dim(x, dim), lambda xc: (_tx.topk_rows(
+            xc, target, _dim(x, dim), tail, _real(temperature), _operand(where, "where"),
+            "js", beta=_rules.check_beta(beta)), None), reduction, base, temperature, where,
+            sample_weight, 0.0, softcap)
     t = _operand(target, "target")
-    return _ops.call("js_divergence", [x, t, _operand(where, "where")],
-                     [_dim(x, dim), _kind(t, target_type), _real(beta),
-                      _real(temperature), reduction, _base(base), bool(validate),
-                      _opt_real(sum_tol)])
+
+    def rows(xc: torch.Tensor, reduction: str = "none", base: Any = None) -> Any:
+        return _ops.call("js_divergence", [xc, t, _operand(where, "where")],
+                         [_dim(x, dim), _kind(t, target_type), _real(beta),
+                          _real(temperature), reduction, _base(base), bool(validate),
+                          _opt_real(sum_tol)])
+
+    if not _rules.wants_extras(target, tail, sample_weight, 0.0, softcap):
+        return rows(x, reduction, base)
+    return _extended(x, _dim(x, dim), lambda xc: (rows(xc), None), reduction, base,
+                     temperature, where, sample_weight, 0.0, softcap)
 
 
 def entropy(input: torch.Tensor, *, dim: Optional[int] = None,
             input_type: Literal["logits", "probs", "log_probs"] = "logits",
             temperature: float = 1.0, where: Any = None, reduction: Reduction = "none",
-            base: Optional[float] = None, sum_tol: Optional[float] = None) -> torch.Tensor:
+            base: Optional[float] = None, sum_tol: Optional[float] = None,
+            sample_weight: Any = None, softcap: Optional[float] = None) -> torch.Tensor:
     """Entropy H = -Σ p log p of softmax(input / T) (or of probabilities or
     log-probabilities), per row.
 
@@ -318,7 +420,7 @@ def entropy(input: torch.Tensor, *, dim: Optional[int] = None,
         CPU tensor, class dim 1 (0 for a 1-d input).
     dim : int, optional
         The class dim; default torch's.
-    input_type, temperature, where, reduction, base, sum_tol
+    input_type, temperature, where, reduction, base, sum_tol, sample_weight, softcap
         As for `divcore.entropy` (reduction 'none' by default).
 
     Returns
@@ -345,9 +447,18 @@ def entropy(input: torch.Tensor, *, dim: Optional[int] = None,
     0.0
     """
     x = _input(input)
-    return _ops.call("entropy", [x, None, _operand(where, "where")],
-                     [_dim(x, dim), input_type, _real(temperature), reduction, _base(base),
-                      _opt_real(sum_tol)])
+
+    def rows(xc: torch.Tensor, reduction: str = "none", base: Any = None) -> Any:
+        return _ops.call("entropy", [xc, None, _operand(where, "where")],
+                         [_dim(x, dim), input_type, _real(temperature), reduction,
+                          _base(base), _opt_real(sum_tol)])
+
+    if sample_weight is None and softcap is None:
+        return rows(x, reduction, base)
+    if softcap is not None and input_type != "logits":
+        raise ValueError("softcap applies to input_type='logits' only")
+    return _extended(x, _dim(x, dim), lambda xc: (rows(xc), None), reduction, base,
+                     temperature, where, sample_weight, 0.0, softcap)
 
 
 def binary_cross_entropy_with_logits(input: torch.Tensor, target: Any, weight: Any = None,
@@ -640,3 +751,58 @@ class EntropyLoss(_Loss):
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
         return entropy(input, reduction=self.reduction, **self.keywords)
+
+
+def row_stats(input: torch.Tensor, target: Any = None, *, dim: Optional[int] = None,
+              k: int = 0, temperature: float = 1.0, where: Any = None) -> "divcore.RowStats":
+    """`divcore.row_stats` on a CPU tensor: per row, the log-sum-exp, the target's
+    log-probability, the entropy, the argmax and the top-k of softmax(input / T), from one
+    read of the logits, as tensors.
+
+    Forward only: the result carries no gradient (it is computed as under
+    `torch.no_grad()`, from the tensor's memory, without a copy), and it is not a torch
+    operator (torch.compile runs it as a graph break).
+
+    Parameters
+    ----------
+    input : torch.Tensor
+        CPU tensor of logits, class dim 1 (0 for a 1-d input).
+    target : torch.Tensor or array_like, optional
+        Integer class labels of the input's shape without the class dim.
+    dim : int, optional
+        The class dim; default torch's.
+    k, temperature, where
+        As for `divcore.row_stats`.
+
+    Returns
+    -------
+    divcore.RowStats
+        Of tensors: logsumexp, log_prob (None without a target) and entropy (float64 for
+        float64 input, else float32), argmax (int64), of the input's shape without the
+        class dim; topk_indices (int64) and topk_log_probs with a last dim of k, sorted by
+        descending log-probability (None for k = 0).
+
+    Raises
+    ------
+    TypeError
+        `input` is not a tensor, or a tensor is not a dense CPU tensor.
+    IndexError, ValueError
+        As the numpy function raises them.
+
+    Examples
+    --------
+    >>> import torch, divcore.torch as dct
+    >>> logits = torch.tensor([[2.0, 1.0, 0.1], [0.5, 2.5, -1.0]])
+    >>> st = dct.row_stats(logits, torch.tensor([0, 1]), k=2)
+    >>> print(st.argmax.tolist(), st.topk_indices.tolist())
+    [0, 1] [[0, 1], [1, 0]]
+    >>> print(f"{torch.exp(-st.log_prob.mean()).item():.4f}")  # perplexity
+    1.3299
+    """
+    x = _input(input).detach()
+    labels = _operand(target, "target")
+    mask = _operand(where, "where")
+    st = divcore.row_stats(x, None if labels is None else labels.detach(), axis=_dim(x, dim),
+                           k=k, temperature=temperature,
+                           where=None if mask is None else mask.detach())
+    return type(st)(*(None if v is None else torch.from_numpy(np.asarray(v)) for v in st))

@@ -387,6 +387,13 @@ BAD_KEYWORDS = {
     "reverse": None,
     "validate": None,
     "sum_tol": [(-1.0, ValueError), (NAN, ValueError), ("0.1", TypeError), (True, TypeError)],
+    "tail": [("buckets", ValueError), (None, ValueError), ("drop", ValueError)],  # dense target
+    "sample_weight": [(np.ones(N + 1), ValueError), (-1.0, ValueError), (NAN, ValueError),
+                      (INF, ValueError), ("a", TypeError), (np.ones(N) + 0j, TypeError)],
+    "z_loss": [(-1.0, ValueError), (NAN, ValueError), (INF, ValueError), ("a", TypeError),
+               (True, TypeError), (None, TypeError)],
+    "softcap": [(0.0, ValueError), (-1.0, ValueError), (NAN, ValueError), (INF, ValueError),
+                ("2", TypeError), (True, TypeError)],
 }
 
 
@@ -424,8 +431,10 @@ def test_catalogue_covers_every_keyword():
             if p.default is not p.empty:
                 assert name in BAD_KEYWORDS, f"{fname}({name}=...) has no bad-input entry"
     public = {n for n in divcore.__all__ if callable(getattr(divcore, n))
-              and n not in ("Decomposition", "backend", "get_include", "show_config",
-                            "get_num_threads", "set_num_threads")}
+              and n not in ("Decomposition", "TopK", "backend", "get_include", "show_config",
+                            "get_num_threads", "set_num_threads",
+                            # row_stats' bad input: tests/test_row_stats.py
+                            "RowStats", "row_stats")}
     assert public == set(FUNCS), public ^ set(FUNCS)
 
 

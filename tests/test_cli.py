@@ -124,7 +124,8 @@ def test_score_json_matches_oracle(tmp_path, capsys, rng, fmt, kind):
     got = run_json(capsys, ["score", lpath, tpath, *largs, *targs, *type_args])
     rows, kept = oracle(logits, target, kind)
     want = oracle_reduced(rows, kept, "mean")
-    assert list(got) == ["cross_entropy", "entropy", "kl_divergence", "js_divergence"]
+    extra = ["perplexity", "accuracy", "model_entropy"] if kind == "labels" else []
+    assert list(got) == ["cross_entropy", "entropy", "kl_divergence", "js_divergence"] + extra
     for metric in want:
         np.testing.assert_allclose(got[metric], want[metric], rtol=1e-10, atol=1e-13,
                                    err_msg=metric)

@@ -137,6 +137,13 @@ cdef extern from "divcore/kernels.h" nogil:
         double sum
         double weight
         double mean
+
+    # What dc_row_stats_* writes besides the top-k (divcore.row_stats's per-row values).
+    ctypedef struct dc_row_stats:
+        double logsumexp
+        double log_prob
+        double entropy
+        Py_ssize_t argmax
 """
 
 

@@ -81,6 +81,12 @@ PUBLIC = [
       "const T *logits, ptrdiff_t n, const int64_t *idx, const T *vals, ptrdiff_t k, "
       "int is_log, int tail",
       "Cross-entropy against a sparse teacher; arguments as dc_topk_kl_*."),
+    K("void", "dc_row_stats",
+      "const T *x, ptrdiff_t n, ptrdiff_t label, ptrdiff_t k, int64_t *topk_index, "
+      "double *topk_log_prob, dc_row_stats *out",
+      "One read of the row: its logsumexp, log softmax(x)[label] (label < 0: none, NaN),\n"
+      "entropy and argmax into *out, and the k (0 <= k <= n) largest log-probabilities\n"
+      "with their indices, best first (ties: lower index first), into topk_*[0 .. k)."),
 ]
 
 # Kernels divcore._core calls through their dispatched dcd_* wrappers only (not public:
@@ -153,7 +159,7 @@ INTERNAL = [
 ]
 
 # Public kernels whose dcd_* alias divcore._core also calls (declared in _kernels_decl.pxi).
-CORE_USES_PUBLIC = ["dc_logsumexp", "dc_ce_label", "dc_entropy_logits"]
+CORE_USES_PUBLIC = ["dc_logsumexp", "dc_ce_label", "dc_entropy_logits", "dc_row_stats"]
 
 # The dcd_* names of divcore 0.1's dispatch.pxd, kept there for extensions that use them.
 DISPATCH_PXD_ALIASES = ["dc_logsumexp", "dc_ce_label", "dc_ce_probs", "dc_kl_logits",
@@ -185,6 +191,12 @@ ctypedef struct dc_soft_result:
     double sum
     double tmax
     double tsum
+
+ctypedef struct dc_row_stats:
+    double logsumexp
+    double log_prob
+    double entropy
+    Py_ssize_t argmax
 
 ctypedef struct dc_lse_state:
     double max

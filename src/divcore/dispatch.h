@@ -27,6 +27,7 @@
 #include "rows.h"
 #include "batch.h"
 #include "topk.h"
+#include "row_stats.h"
 
 enum { DC_SIMD_BASELINE = 0, DC_SIMD_AVX2 = 1, DC_SIMD_AVX512 = 2 };
 

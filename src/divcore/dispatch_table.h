@@ -418,3 +418,19 @@ DC_DISPATCH(double, dc_topk_ce_f64, (const double *logits, ptrdiff_t n, const in
 DC_PUBLIC(double, dc_topk_ce_f64, (const double *logits, ptrdiff_t n, const int64_t *idx,
                                    const double *vals, ptrdiff_t k, int is_log, int tail),
           (logits, n, idx, vals, k, is_log, tail))
+DC_DISPATCH_VOID(dc_row_stats_f32, (const float *x, ptrdiff_t n, ptrdiff_t label,
+                                    ptrdiff_t k, int64_t *topk_index, double *topk_log_prob,
+                                    dc_row_stats *out),
+                 (x, n, label, k, topk_index, topk_log_prob, out))
+DC_PUBLIC_VOID(dc_row_stats_f32, (const float *x, ptrdiff_t n, ptrdiff_t label, ptrdiff_t k,
+                                  int64_t *topk_index, double *topk_log_prob,
+                                  dc_row_stats *out),
+               (x, n, label, k, topk_index, topk_log_prob, out))
+DC_DISPATCH_VOID(dc_row_stats_f64, (const double *x, ptrdiff_t n, ptrdiff_t label,
+                                    ptrdiff_t k, int64_t *topk_index, double *topk_log_prob,
+                                    dc_row_stats *out),
+                 (x, n, label, k, topk_index, topk_log_prob, out))
+DC_PUBLIC_VOID(dc_row_stats_f64, (const double *x, ptrdiff_t n, ptrdiff_t label,
+                                  ptrdiff_t k, int64_t *topk_index, double *topk_log_prob,
+                                  dc_row_stats *out),
+               (x, n, label, k, topk_index, topk_log_prob, out))

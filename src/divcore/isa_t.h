@@ -40,3 +40,7 @@
 #define DC_TEMPLATE "batch_t.h"
 #include "for_each_type.h"
 #undef DC_TEMPLATE
+
+#define DC_TEMPLATE "row_stats_t.h"
+#include "for_each_type.h"
+#undef DC_TEMPLATE

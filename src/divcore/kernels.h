@@ -26,7 +26,7 @@
  * divcore.__version__ of the package that shipped them. Upgrading divcore changes an
  * extension's results only when the extension is rebuilt. What is stable within a major
  * version: the names, signatures and documented results of the functions listed below
- * and of the DIVCORE_VERSION* macros. Everything else in these headers (dc_lse_state,
+ * (and the fields of dc_row_stats) and of the DIVCORE_VERSION* macros. Everything else in these headers (dc_lse_state,
  * dc_soft_result, dc_rows, the dc_block_* helpers, the *_avx2 / *_avx512 builds, DC_*
  * macros) is internal to divcore._core and may change in any release.
  *
@@ -122,6 +122,18 @@
  *     DC_TAIL_RENORMALIZE (both renormalised on idx). divcore.kl_divergence(logits,
  *     divcore.TopK(idx, vals, kind=...), tail=..., reduction="none") for one row; the
  *     formulas are in topk.h. Values are not validated. No distribution: NaN.
+ * void dc_row_stats_f32(const float *x, ptrdiff_t n, ptrdiff_t label, ptrdiff_t k,
+ *                       int64_t *topk_index, double *topk_log_prob, dc_row_stats *out)
+ * void dc_row_stats_f64(const double *x, ...)
+ *     One read of the row (row_stats.h) for divcore.row_stats: out->logsumexp = M + log S,
+ *     out->log_prob = log q_label = -((M - x_label) + log S) (label < 0: none, NaN),
+ *     out->entropy = log S + Σ e_i (M - x_i) / S, out->argmax = the first index of the max
+ *     (the first NaN if any, numpy's argmax; 0 when every value is -inf, -1 for n = 0);
+ *     topk_index / topk_log_prob[0 .. k) (0 <= k <= n, not checked; used as the heap while
+ *     the row streams by): the k largest log q_i, best first, ties by the lower index; a
+ *     row with fewer than k values above -inf ends with its -inf ones in index order
+ *     (log q = -inf). A row without a distribution: NaN log_prob and entropy, top-k
+ *     indices 0 .. k-1 with NaN log-probabilities.
  *
  * ------------------------------------------------------------------------ batch kernels
  * Many rows per call, as divcore's Python API walks them (batch.h): short rows (at most

@@ -40,6 +40,13 @@ cdef extern from "divcore/kernels.h" nogil:
         double weight
         double mean
 
+    # What dc_row_stats_* writes besides the top-k (divcore.row_stats's per-row values).
+    ctypedef struct dc_row_stats:
+        double logsumexp
+        double log_prob
+        double entropy
+        Py_ssize_t argmax
+
     # log sum exp(x): -inf for an empty or all -inf row, nan with a nan or +inf.
     double dc_logsumexp_f32(const float *x, Py_ssize_t n)
     double dc_logsumexp_f64(const double *x, Py_ssize_t n)
@@ -148,3 +155,11 @@ cdef extern from "divcore/kernels.h" nogil:
                           const float *vals, Py_ssize_t k, int is_log, int tail)
     double dc_topk_ce_f64(const double *logits, Py_ssize_t n, const int64_t *idx,
                           const double *vals, Py_ssize_t k, int is_log, int tail)
+
+    # One read of the row: its logsumexp, log softmax(x)[label] (label < 0: none, NaN),
+    # entropy and argmax into *out, and the k (0 <= k <= n) largest log-probabilities
+    # with their indices, best first (ties: lower index first), into topk_*[0 .. k).
+    void dc_row_stats_f32(const float *x, Py_ssize_t n, Py_ssize_t label, Py_ssize_t k,
+                          int64_t *topk_index, double *topk_log_prob, dc_row_stats *out)
+    void dc_row_stats_f64(const double *x, Py_ssize_t n, Py_ssize_t label, Py_ssize_t k,
+                          int64_t *topk_index, double *topk_log_prob, dc_row_stats *out)

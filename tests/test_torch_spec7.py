@@ -1,0 +1,163 @@
+"""divcore.torch with SPEC §7's extras (sample weights, z-loss, soft-cap, TopK targets):
+the numpy functions' values, gradients of any order, torch.compile without graph breaks."""
+import math
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+import divcore  # noqa: E402
+import divcore.torch as dct  # noqa: E402
+
+F64 = torch.float64
+
+
+def make(seed=0, n=6, c=7):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, c, generator=g, dtype=F64) * 3
+    y = torch.randint(0, c, (n,), generator=g)
+    y[1] = -100
+    s = torch.rand(n, generator=g, dtype=F64) * 2
+    s[2] = 0
+    p = torch.softmax(torch.randn(n, c, generator=g, dtype=F64), -1)
+    return x, y, s, p
+
+
+@pytest.mark.parametrize("reduction", ["none", "sum", "mean"])
+def test_extras_equal_the_numpy_functions(reduction):
+    x, y, s, p = make()
+    w = torch.linspace(0.5, 2.0, 7, dtype=F64)
+    kw = dict(sample_weight=s, z_loss=0.01, softcap=4.0, temperature=1.3, reduction=reduction)
+    got = dct.cross_entropy(x, y, w, **kw)
+    expect = divcore.cross_entropy(x.numpy(), y.numpy(), weight=w.numpy(), **kw.copy(
+        sample_weight=s.numpy()) if False else dict(kw, sample_weight=s.numpy()))
+    np.testing.assert_allclose(got.numpy(), expect, rtol=1e-12)
+    kw.pop("z_loss")
+    for fn in ("kl_divergence", "js_divergence"):
+        got = getattr(dct, fn)(x, p, **kw)
+        expect = getattr(divcore, fn)(x.numpy(), p.numpy(), **dict(kw, sample_weight=s.numpy()))
+        np.testing.assert_allclose(got.numpy(), expect, rtol=1e-10, atol=1e-15)
+    got = dct.entropy(x, sample_weight=s, softcap=4.0, reduction=reduction)
+    expect = divcore.entropy(x.numpy(), sample_weight=s.numpy(), softcap=4.0,
+                             reduction=reduction)
+    np.testing.assert_allclose(got.numpy(), expect, rtol=1e-12)
+
+
+def test_extras_gradients_match_numpy_and_second_order():
+    x, y, s, p = make(1)
+    leaf = x.clone().requires_grad_()
+    loss = dct.cross_entropy(leaf, y, sample_weight=s, z_loss=0.02, softcap=3.0)
+    (g,) = torch.autograd.grad(loss, leaf, create_graph=True)
+    _, expect = divcore.cross_entropy_and_grad(x.numpy(), y.numpy(), sample_weight=s.numpy(),
+                                               z_loss=0.02, softcap=3.0)
+    np.testing.assert_allclose(g.detach().numpy(), expect, rtol=1e-10, atol=1e-14)
+    assert g.requires_grad  # a second derivative exists
+    f = lambda z: dct.cross_entropy(z, y, sample_weight=s, z_loss=0.02, softcap=3.0)  # noqa
+    assert torch.autograd.gradgradcheck(f, (x.clone().requires_grad_(),))
+    f = lambda z: dct.kl_divergence(z, p, sample_weight=s, softcap=3.0)  # noqa
+    assert torch.autograd.gradcheck(f, (x.clone().requires_grad_(),))
+    assert torch.autograd.gradgradcheck(f, (x.clone().requires_grad_(),))
+
+
+def topk_of(p, k):
+    vals, idx = torch.topk(p, k, dim=-1)
+    return divcore.TopK(idx, torch.log(vals))
+
+
+def coarse_oracle(x, idx, logp, tail, t=1.0):
+    """Dense float64 numpy: the coarse-grained distributions of SPEC §7, then the sums."""
+    z = x / t
+    q = np.exp(z - z.max(-1, keepdims=True))
+    q /= q.sum(-1, keepdims=True)
+    out = {}
+    qk = np.take_along_axis(q, idx, -1)
+    pk = np.exp(logp)
+    if tail == "bucket":
+        pt = np.concatenate([pk, 1 - pk.sum(-1, keepdims=True)], -1)
+        qt = np.concatenate([qk, 1 - qk.sum(-1, keepdims=True)], -1)
+    elif tail == "renormalize":
+        pt, qt = pk / pk.sum(-1, keepdims=True), qk / qk.sum(-1, keepdims=True)
+    else:
+        pt, qt = pk / pk.sum(-1, keepdims=True), qk
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out["kl"] = np.sum(np.where(pt > 0, pt * np.log(pt / qt), 0), -1)
+        out["ce"] = -np.sum(np.where(pt > 0, pt * np.log(qt), 0), -1)
+        out["rkl"] = np.sum(np.where(qt > 0, qt * np.log(qt / pt), 0), -1)
+        m = (pt + qt) / 2
+        out["js"] = 0.5 * np.sum(np.where(pt > 0, pt * np.log(pt / m), 0), -1) + \
+            0.5 * np.sum(np.where(qt > 0, qt * np.log(qt / m), 0), -1)
+    return out
+
+
+@pytest.mark.parametrize("tail", ["bucket", "drop", "renormalize"])
+def test_topk_targets_against_a_dense_oracle(tail):
+    x, _, _, p = make(2)
+    tk = topk_of(p, 3)
+    o = coarse_oracle(x.numpy(), tk.indices.numpy(), tk.values.numpy(), tail, 1.5)
+    kw = dict(tail=tail, temperature=1.5, reduction="none")
+    np.testing.assert_allclose(dct.kl_divergence(x, tk, **kw).numpy(), o["kl"], rtol=1e-10)
+    np.testing.assert_allclose(dct.cross_entropy(x, tk, **kw).numpy(), o["ce"], rtol=1e-10)
+    if tail != "drop":
+        np.testing.assert_allclose(dct.kl_divergence(x, tk, reverse=True, **kw).numpy(),
+                                   o["rkl"], rtol=1e-10)
+        np.testing.assert_allclose(dct.js_divergence(x, tk, **kw).numpy(), o["js"],
+                                   rtol=1e-10)
+    else:
+        with pytest.raises(ValueError, match="drop"):
+            dct.kl_divergence(x, tk, reverse=True, **kw)
+
+
+def test_topk_bucket_is_never_above_the_full_kl():
+    x, _, _, p = make(3, n=20, c=30)
+    tk = topk_of(p, 5)
+    coarse = dct.kl_divergence(x, tk, reduction="none")
+    full = dct.kl_divergence(x, p, reduction="none")
+    assert torch.all(coarse <= full + 1e-12)
+
+
+def test_topk_gradients_and_k_equal_c():
+    x, _, _, p = make(4)
+    tk = topk_of(p, 3)
+    f = lambda z: dct.kl_divergence(z, tk)  # noqa: E731
+    assert torch.autograd.gradcheck(f, (x.clone().requires_grad_(),))
+    assert torch.autograd.gradgradcheck(f, (x.clone().requires_grad_(),))
+    full = topk_of(p, 7)  # every class: p_r = q_r = 0, the dense KL
+    np.testing.assert_allclose(dct.kl_divergence(x, full).item(),
+                               dct.kl_divergence(x, p).item(), rtol=1e-9)
+    leaf = x.clone().requires_grad_()
+    dct.kl_divergence(leaf, full).backward()
+    assert torch.all(torch.isfinite(leaf.grad))
+
+
+@pytest.mark.parametrize("bad, error, words", [
+    ("range", IndexError, "row 0"), ("dup", ValueError, "row 0"), ("shape", ValueError, "k")])
+def test_topk_bad_indices_name_the_row(bad, error, words):
+    x, _, _, p = make(5)
+    tk = topk_of(p, 3)
+    idx = tk.indices.clone()
+    if bad == "range":
+        idx[0, 0] = 7
+    elif bad == "dup":
+        idx[0, 1] = idx[0, 0]
+    else:
+        idx = idx[:3]
+    with pytest.raises(error, match=words):
+        dct.kl_divergence(x, divcore.TopK(idx, tk.values[: idx.shape[0]]))
+
+
+def test_compile_fullgraph_with_extras_no_recompiles():
+    import torch._dynamo as dynamo
+    x, y, s, p = make(6)
+    tk = topk_of(p, 3)
+
+    def step(z, y, s, idx, vals):
+        return (dct.cross_entropy(z, y, sample_weight=s, z_loss=1e-3, softcap=5.0)
+                + dct.kl_divergence(z, divcore.TopK(idx, vals)))
+
+    dynamo.reset()
+    compiled = torch.compile(step, fullgraph=True, backend="eager")
+    for seed in range(3):
+        z = torch.randn(6, 7, dtype=F64, generator=torch.Generator().manual_seed(seed))
+        got = compiled(z, y, s, tk.indices, tk.values)
+        assert math.isclose(got.item(), step(z, y, s, tk.indices, tk.values).item(),
+                            rel_tol=1e-12)
