@@ -137,6 +137,22 @@ def _is_number(text):
     return True
 
 
+def load_topk(path):
+    """A `divcore topk` file (an .npz holding `indices` and `log_probs`, or `indices` and
+    `probs`) as a divcore.TopK target; None for any other file."""
+    if os.path.splitext(path)[1].lower() != ".npz" or not os.path.isfile(path):
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            names = set(archive.files)
+            for kind in ("log_probs", "probs"):
+                if names == {"indices", kind}:
+                    return divcore.TopK(archive["indices"], archive[kind], kind=kind)
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile):
+        return None  # load_array says what is wrong with it
+    return None
+
+
 def _one_line(exc):
     return " ".join(str(exc).split()) or type(exc).__name__
 
@@ -227,7 +243,7 @@ class Progress:
 
 def score(logits, target, *, metrics=METRICS, axis=-1, target_type="auto", reduction="mean",
           base=None, temperature=1.0, ignore_index=-100, validate=True, sum_tol=None,
-          block_rows=None, progress=None, label_stats=False):
+          block_rows=None, progress=None, label_stats=False, tail="bucket"):
     """Per-row values and reduced values of `metrics` for logits against target.
 
     label_stats: with labels and reduction 'mean' or 'sum', `reduced` also holds
@@ -243,6 +259,9 @@ def score(logits, target, *, metrics=METRICS, axis=-1, target_type="auto", reduc
         raise ScoreError(f"axis {axis} is out of range for logits of shape {logits.shape}")
     class_axis = axis % logits.ndim
     lead_shape = logits.shape[:class_axis] + logits.shape[class_axis + 1:]
+    if isinstance(target, divcore.TopK):
+        return _score_topk(logits, target, metrics, axis, lead_shape, reduction, base,
+                           temperature, validate, sum_tol, tail, block_rows, progress)
     labels = target_type == "labels" or (target_type == "auto" and target.dtype.kind in "iu")
     # Checked here, not only by the library: blocks cut both arrays, and a block of a
     # mis-shaped target could still look right
@@ -278,6 +297,43 @@ def score(logits, target, *, metrics=METRICS, axis=-1, target_type="auto", reduc
             bar.update(rows.stop)
         bar.close()
 
+    return _reduced(per_row, kept, reduction, stats, base)
+
+
+def _score_topk(logits, target, metrics, axis, lead_shape, reduction, base, temperature,
+                validate, sum_tol, tail, block_rows, progress):
+    """score() against a divcore.TopK target (a `divcore topk` file), a block of rows at a
+    time: the TopK's arrays are cut along their first axis with the logits' rows."""
+    k = target.indices.shape[-1] if np.ndim(target.indices) else 0
+    for name, a in (("indices", target.indices), ("values", target.values)):
+        if np.shape(a) != lead_shape + (k,):
+            raise ScoreError(f"top-k {name} of shape {np.shape(a)} do not fit logits of "
+                             f"shape {logits.shape} with class axis {axis}: expected "
+                             f"{lead_shape + (k,)}")
+    keywords = dict(axis=axis, temperature=temperature, base=base, validate=validate,
+                    sum_tol=sum_tol, tail=tail)
+    per_row = {m: np.empty(lead_shape, dtype=np.float64) for m in metrics}
+    kept = np.ones(lead_shape, dtype=bool)
+    if not lead_shape:
+        _score_block(logits, target, False, metrics, keywords, None, per_row, kept, ())
+        return _reduced(per_row, kept, reduction, None, base)
+    n = lead_shape[0]
+    step = block_rows_for(logits, block_rows) or max(n, 1)
+    blocked = _block_axis(logits.ndim, axis % logits.ndim)
+    bar = Progress(n) if progress is None else progress
+    for start in range(0, n, step):
+        rows = slice(start, min(start + step, n))
+        block = divcore.TopK(np.asarray(target.indices[rows]), np.asarray(target.values[rows]),
+                             kind=target.kind)
+        _score_block(_take(logits, blocked, rows), block, False, metrics, keywords, None,
+                     per_row, kept, rows)
+        bar.update(rows.stop)
+    bar.close()
+    return _reduced(per_row, kept, reduction, None, base)
+
+
+def _reduced(per_row, kept, reduction, stats, base):
+    """(reduced, per_row) as score() returns them."""
     if reduction == "none":
         return dict(per_row), per_row
     reduced = {}
@@ -353,7 +409,8 @@ def _score_block(logits, target, labels, metrics, keywords, ignore_index, per_ro
     except (ValueError, TypeError, IndexError, np.exceptions.AxisError) as exc:
         start = rows.start if isinstance(rows, slice) else 0
         message = command_line_words(_one_line(exc))
-        if isinstance(exc, ValueError) and not labels:
+        if isinstance(exc, ValueError) and not labels and not isinstance(target,
+                                                                         divcore.TopK):
             message = _target_type_hint(message, target, keywords["target_type"])
         raise ScoreError(_with_row_offset(message, start)) from None
 

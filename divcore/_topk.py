@@ -6,6 +6,8 @@ The formulas are in src/divcore/topk.h (compiled) and divcore/_reftopk.py (refer
 """
 import math
 
+import operator
+
 import numpy as np
 
 from . import _rules
@@ -100,30 +102,18 @@ class TopK:
             logits' shape without the class axis, plus k, sorted by descending
             log-probability (ties: the lower index first).
         """
-        from . import log_softmax
-        a = _rules.as_array(logits, "logits")
-        lp = np.asarray(log_softmax(a, axis, temperature=temperature, where=where))
-        lp = np.moveaxis(lp, _rules.normalize_axis(axis, lp.ndim), -1)
-        n = lp.shape[-1]
+        from . import row_stats  # one read of the logits: the row kernel's top-k
+        if isinstance(k, (bool, np.bool_)):
+            raise TypeError(f"k must be an integer, got {k!r}")
         try:
-            k = int(k)
+            k = operator.index(k)
         except TypeError:
             raise TypeError(f"k must be an integer, got {k!r}") from None
-        if not 1 <= k <= n:
-            raise ValueError(f"k must be in [1, {n}] (the number of classes), got {k}")
-        lead = lp.shape[:-1]
-        rows = lp.reshape(-1, n)
-        key = np.where(np.isnan(rows), np.inf, -rows)        # ascending key: best first
-        kth = np.partition(key, k - 1, axis=-1)[:, k - 1:k]
-        better = key < kth
-        tied = key == kth
-        room = k - better.sum(axis=-1, keepdims=True)         # tied classes still taken
-        take = better | (tied & (np.cumsum(tied, axis=-1) <= room))
-        idx = np.nonzero(take)[1].reshape(-1, k)              # k per row, by index
-        order = np.argsort(np.take_along_axis(key, idx, axis=-1), axis=-1, kind="stable")
-        idx = np.take_along_axis(idx, order, axis=-1).astype(np.int64)
-        values = np.take_along_axis(rows, idx, axis=-1)
-        return cls(idx.reshape(lead + (k,)), values.reshape(lead + (k,)), kind="log_probs")
+        if k < 1:
+            raise ValueError(f"k must be at least 1 (the classes kept per row), got {k}")
+        stats = row_stats(logits, axis=axis, k=k, temperature=temperature, where=where)
+        return cls(np.asarray(stats.topk_indices), np.asarray(stats.topk_log_probs),
+                   kind="log_probs")
 
 
 # ------------------------------------------------------------------------- the plan
@@ -183,6 +173,10 @@ def _refuse(op, topk, tail, target_type, weight, ignore_index, label_smoothing, 
         raise ValueError("reverse=True with tail='drop' is not a divergence (the student's "
                          "mass outside the teacher's k classes meets no teacher mass: always "
                          "+inf); use tail='bucket' or tail='renormalize'")
+    if op == "js_divergence" and tail == "drop":
+        raise ValueError("js_divergence with tail='drop' compares the renormalised teacher "
+                         "with the student's mass on the teacher's k classes, which is not a "
+                         "distribution; use tail='bucket' or tail='renormalize'")
     if reverse and op == "kl_divergence_and_grad":
         raise ValueError("kl_divergence_and_grad: reverse=True with a divcore.TopK target "
                          "has no gradient kernel; use reverse=False, or kl_divergence("

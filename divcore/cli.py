@@ -212,7 +212,8 @@ def _add_score_parser(commands):
         # the description and the epilog are printed as laid out here
         epilog=SCORE_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("logits", help="the model's raw scores (class axis: --axis)")
-    p.add_argument("target", help="labels, probabilities, log-probabilities or logits")
+    p.add_argument("target", help="labels, probabilities, log-probabilities or logits, "
+                                  "or a teacher's top-k file from `divcore topk`")
     p.add_argument("--key", help="the logits' array name in an .npz file")
     p.add_argument("--target-key", help="the target's array name in an .npz file")
     p.add_argument("--target-type", default="auto",
@@ -239,6 +240,10 @@ def _add_score_parser(commands):
                    help="how far a probability row's sum may be from 1 (default: max(sqrt "
                         "of the dtype's eps, 1e-4), which accepts probabilities stored with "
                         "6 decimals)")
+    p.add_argument("--tail", default="bucket", choices=("bucket", "drop", "renormalize"),
+                   help="with a top-k TARGET (an .npz of `indices` and `log_probs` written "
+                        "by `divcore topk`): how the teacher's mass outside its k classes "
+                        "counts (default bucket: one more class)")
     p.add_argument("--json", action="store_true",
                    help='print strict JSON, one key per metric: {"cross_entropy": 1.23, '
                         '...}; NaN and +-inf are null')
@@ -262,16 +267,25 @@ def score_command(args):
         if args.sum_tol is not None and not args.sum_tol >= 0:
             raise _score.ScoreError(f"--sum-tol must be a number >= 0, got {args.sum_tol}")
         logits = _score.load_array(args.logits, args.key, "logits")
-        target = _score.load_array(args.target, args.target_key, "target")
-        target_type = _score.resolve_target_type(
-            logits, target, args.target_type, _score.is_text_file(args.target))
+        target = None if args.target_key else _score.load_topk(args.target)
+        if target is not None:  # a `divcore topk` file: a sparse teacher
+            target_type = "topk"
+            if args.tail == "drop" and not args.metric:  # JS needs two distributions
+                metrics = tuple(m for m in metrics if m != "js_divergence")
+        else:
+            if args.tail != "bucket":
+                raise _score.ScoreError("--tail applies to a top-k target (an .npz file "
+                                        "written by `divcore topk`)")
+            target = _score.load_array(args.target, args.target_key, "target")
+            target_type = _score.resolve_target_type(
+                logits, target, args.target_type, _score.is_text_file(args.target))
         if target_type == "labels":
             target = _score.as_labels(target, args.target, logits.ndim)
         reduced, per_row = _score.score(
             logits, target, metrics=metrics, axis=args.axis, target_type=target_type,
             reduction=args.reduction, base=args.base, temperature=args.temperature,
             ignore_index=args.ignore_index, validate=args.validate, sum_tol=args.sum_tol,
-            block_rows=args.block_rows, label_stats=not args.metric)
+            block_rows=args.block_rows, label_stats=not args.metric, tail=args.tail)
         if args.out:
             _score.write_per_row(args.out, per_row)
     except (_score.ScoreError, ValueError) as exc:
@@ -298,12 +312,17 @@ def _json_value(value):
 
 
 def _print_score_table(args, logits, target, target_type, reduced, per_row):
-    kind = target_type if target_type != "auto" else (
-        "labels" if target.dtype.kind in "iu" else "probs")
+    if target_type == "topk":
+        kind = f"a top-k teacher (k = {target.k}, tail {args.tail})"
+        shape, dtype = np.shape(target.indices), "TopK"
+    else:
+        kind = target_type if target_type != "auto" else (
+            "labels" if target.dtype.kind in "iu" else "probs")
+        shape, dtype = tuple(target.shape), target.dtype
     units = UNITS[args.base] if args.base in UNITS else f"log base {args.base:g}"
     print(f"logits  {args.logits}  {tuple(logits.shape)} {logits.dtype}, class axis "
           f"{args.axis}")
-    print(f"target  {args.target}  {tuple(target.shape)} {target.dtype}, read as {kind}")
+    print(f"target  {args.target}  {tuple(shape)} {dtype}, read as {kind}")
     first = next(iter(per_row.values()))
     n_rows = first.size
     if args.reduction == "none":

@@ -43,3 +43,20 @@ def test_bad_sample_weight_names_the_global_row(data):
     X, Y, S = (da.from_array(a, chunks=3) for a in (x, y, s))
     with pytest.raises(ValueError, match="row 8"):
         dcd.cross_entropy(X, Y, sample_weight=S).compute()
+
+
+@pytest.mark.parametrize("tail", ["bucket", "renormalize"])
+def test_topk_target_chunk_by_chunk(data, tail):
+    x, _, s, p = data
+    idx = np.argsort(-p, axis=1)[:, :3]
+    vals = np.log(np.take_along_axis(p, idx, 1))
+    tk = divcore.TopK(idx, vals)
+    dtk = divcore.TopK(da.from_array(idx, chunks=(4, 3)), da.from_array(vals, chunks=(4, 3)))
+    X, S = da.from_array(x, chunks=3), da.from_array(s, chunks=3)
+    for fn in ("kl_divergence", "cross_entropy", "js_divergence"):
+        for reduction in ("none", "mean"):
+            got = getattr(dcd, fn)(X, dtk, tail=tail, sample_weight=S,
+                                   reduction=reduction).compute()
+            expect = getattr(divcore, fn)(x, tk, tail=tail, sample_weight=s,
+                                          reduction=reduction)
+            np.testing.assert_allclose(got, expect, rtol=1e-12, atol=1e-15)

@@ -161,3 +161,23 @@ def test_compile_fullgraph_with_extras_no_recompiles():
         got = compiled(z, y, s, tk.indices, tk.values)
         assert math.isclose(got.item(), step(z, y, s, tk.indices, tk.values).item(),
                             rel_tol=1e-12)
+
+
+@pytest.mark.parametrize("tail", ["bucket", "drop", "renormalize"])
+@pytest.mark.parametrize("kind", ["log_probs", "probs"])
+def test_topk_torch_equals_the_numpy_kernels(tail, kind):
+    """divcore.torch's TopK (torch operations) against the compiled kernels: values and the
+    gradient with respect to the logits, (N, C, d) layout with class dim 1."""
+    g = torch.Generator().manual_seed(9)
+    x = torch.randn(3, 8, 4, generator=g, dtype=F64) * 2            # (N, C, d)
+    p = torch.softmax(torch.randn(3, 8, 4, generator=g, dtype=F64), 1)
+    vals, idx = torch.topk(p.movedim(1, -1), 3, dim=-1)               # (N, d, k)
+    tk = divcore.TopK(idx, vals if kind == "probs" else torch.log(vals), kind=kind)
+    leaf = x.clone().requires_grad_()
+    loss = dct.kl_divergence(leaf, tk, tail=tail, temperature=1.5)
+    loss.backward()
+    np_tk = divcore.TopK(tk.indices.numpy(), tk.values.numpy(), kind=kind)
+    value, grad = divcore.kl_divergence_and_grad(x.numpy(), np_tk, axis=1, tail=tail,
+                                                 temperature=1.5)
+    np.testing.assert_allclose(loss.item(), value, rtol=1e-10)
+    np.testing.assert_allclose(leaf.grad.numpy(), grad, rtol=1e-8, atol=1e-12)
