@@ -32,6 +32,7 @@
 #define DC_VSEL(mask, a, b) ((DC_V)(((mask) & (DC_VI)(a)) | (~(mask) & (DC_VI)(b))))
 #define DC_VEXP DC_ISA_NAME(dc_vexp, DC_SFX)
 #define DC_VEXP_NONPOS DC_ISA_NAME(dc_vexp_nonpos, DC_SFX)
+#define DC_VLOG DC_ISA_NAME(dc_vlog, DC_SFX) /* simd_log_t.h */
 #define DC_VMAX_KEEP DC_ISA_NAME(dc_vmax_keep, DC_SFX)
 
 /* Vector functions are always inlined: called out of line, a function compiled for one

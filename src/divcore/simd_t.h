@@ -277,6 +277,8 @@ DC_TARGET DC_VINLINE void DC_ISA_NAME(dc_vstore2, f64)(double *out, DC_VF64 lo, 
     *(DC_VF64 *)(out + sizeof(DC_VF64) / sizeof(double)) = hi;
 }
 
+#include "simd_log_t.h" /* dc_vlog_f32 / dc_vlog_f64 */
+
 #undef DC_VW32
 #undef DC_VH32
 #undef DC_VF32

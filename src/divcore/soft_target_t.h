@@ -63,76 +63,66 @@ DC_TARGET DC_INLINE double DC_FN(dc_block_soft)(const DC_T *x, const DC_T *a, co
 }
 
 #ifdef DC_HAVE_VEC
-/* dc_block_target without the entropy sum, over a block's whole vectors: Σp, Σa and the
- * bad entries into *s; returns how many values it took. */
-DC_TARGET DC_INLINE ptrdiff_t DC_FN(dc_block_target_vec)(const DC_T *t, const DC_T *w,
-                                                            ptrdiff_t n, int is_log,
-                                                            dc_target_sums *s)
+/* dc_block_target and dc_block_soft in one loop over a block's whole vectors (n, a
+ * multiple of DC_VLEN): the target's Σp, Σa, bad entries and, with want_h, its entropy sum
+ * Σ a·log p (0 where p = 0; a log-probability target is its own log) into *s; with `soft`
+ * (the logits' running max m is finite) also Σ a·(m - x) and the block's part of S into
+ * st. `below`: the block's max is below m, no value is counted at the max. Returns
+ * Σ a·(m - x). One read of each row, the exp of a log-probability target taken once. */
+DC_TARGET DC_INLINE double DC_FN(dc_block_soft_vec)(const DC_T *x, const DC_T *t,
+                                                       const DC_T *w, int is_log, int want_h,
+                                                       ptrdiff_t n, int soft, int below,
+                                                       DC_T m, dc_lse_state *st,
+                                                       dc_target_sums *s)
 {
-    const DC_V zero = {0}, one = zero + 1;
-    DC_V ps = zero, as = zero, bad = zero;
-    const ptrdiff_t whole = n - n % DC_VLEN;
-    for (ptrdiff_t i = 0; i < whole; i += DC_VLEN) {
+    const DC_V zero = {0}, one = zero + 1, inf = zero + (DC_T)INFINITY;
+    const DC_V ninf = zero - (DC_T)INFINITY;
+    DC_V ps = zero, as = zero, bad = zero, hs = zero, sh = zero, r = zero, k = zero;
+    for (ptrdiff_t i = 0; i < n; i += DC_VLEN) {
         const DC_V tv = *(const DC_V *)(t + i);
         DC_V p = tv, a;
+        DC_VI has;
         if (is_log) {
             p = DC_VEXP(tv);
             bad += DC_VSEL(tv != tv, one, zero);
+            has = tv > ninf;
         } else {
             bad += DC_VSEL(p >= zero, zero, one);
+            has = p != zero;
         }
         a = p;
-        if (w != NULL) a = *(const DC_V *)(w + i) * p;
+        if (w != NULL) {
+            const DC_V wv = *(const DC_V *)(w + i);
+            a = wv * p;
+            if (is_log) has &= wv != zero;
+            else has = a != zero;
+        }
         ps += p;
         as += a;
+        if (want_h)
+            hs += DC_VSEL(p != zero, a * (is_log ? tv : DC_VLOG(p)), zero);
+        if (!soft) continue;
+        const DC_V v = *(const DC_V *)(x + i);
+        sh += DC_VSEL(has, DC_VSEL(v == ninf, inf, a * (m - v)), zero);
+        if (below) {
+            r += DC_VEXP_NONPOS(v - m);
+        } else {
+            const DC_VI top = v == m;
+            k += DC_VSEL(top, one, zero);
+            r += DC_VSEL(top, zero, DC_VEXP_NONPOS(v - m));
+        }
     }
+    double shift = 0.0;
     for (int j = 0; j < DC_VLEN; j++) {
         s->psum += ps[j];
         s->asum += as[j];
         s->nbad += (ptrdiff_t)bad[j];
-    }
-    return whole;
-}
-
-/* dc_block_soft over a block's whole vectors, with a = w·p recomputed from the target;
- * returns Σ a·(m - x) over them and their part of S into st; *taken: how many values. */
-DC_TARGET DC_INLINE double DC_FN(dc_block_soft_vec)(const DC_T *x, const DC_T *t,
-                                                       const DC_T *w, int is_log, ptrdiff_t n,
-                                                       DC_T m, dc_lse_state *st,
-                                                       ptrdiff_t *taken)
-{
-    const DC_V zero = {0}, one = zero + 1, inf = zero + (DC_T)INFINITY;
-    const DC_V ninf = zero - (DC_T)INFINITY;
-    DC_V sh = zero, r = zero, k = zero;
-    const ptrdiff_t whole = n - n % DC_VLEN;
-    for (ptrdiff_t i = 0; i < whole; i += DC_VLEN) {
-        const DC_V v = *(const DC_V *)(x + i), tv = *(const DC_V *)(t + i);
-        DC_V a = tv;
-        DC_VI has;
-        if (is_log) {
-            a = DC_VEXP(tv);
-            has = tv > ninf;
-        } else {
-            has = a != zero;
-        }
-        if (w != NULL) {
-            const DC_V wv = *(const DC_V *)(w + i);
-            a = wv * a;
-            if (is_log) has &= wv != zero;
-            else has = a != zero;
-        }
-        const DC_VI top = v == m;
-        sh += DC_VSEL(has, DC_VSEL(v == ninf, inf, a * (m - v)), zero);
-        k += DC_VSEL(top, one, zero);
-        r += DC_VSEL(top, zero, DC_VEXP_NONPOS(v - m));
-    }
-    double shift = 0.0;
-    for (int j = 0; j < DC_VLEN; j++) {
+        s->hsum += hs[j];
+        if (!soft) continue;
         shift += sh[j];
         st->at_max += k[j];
         dc_sum_add(&st->rest, &st->rest_c, (double)r[j]);
     }
-    *taken = whole;
     return shift;
 }
 #endif
@@ -158,38 +148,39 @@ DC_TARGET DC_ENTRY void DC_FN(dc_soft_target_row)(const DC_T *x, const DC_T *t, 
         const DC_T *xb = x + start;
         const double a_before = ts.asum;
         const DC_T *tb = t + start, *wb = w != NULL ? w + start : NULL;
-        ptrdiff_t vec_taken = 0;
-#ifdef DC_HAVE_VEC
-        /* Σp, Σa and the bad count always come from the vector loop, with or without the
-         * entropy, so the mass (and with it the gradient) is the same number for CE and
-         * KL. The entropy (a log per entry) is a scalar sum. */
-        vec_taken = DC_FN(dc_block_target_vec)(tb, wb, len, is_log, &ts);
-        if (want_h && vec_taken > 0)
-            DC_FN(dc_block_target)(tb, wb, vec_taken, is_log, 1, 0, a, &ts);
-#endif
-        DC_FN(dc_block_target)(tb + vec_taken, wb != NULL ? wb + vec_taken : NULL,
-                               len - vec_taken, is_log, want_h, 1, a + vec_taken, &ts);
-        if (st.nan) continue;
-        DC_T b;
-        if (DC_FN(dc_block_max)(xb, len, &b)) { st.nan = 1; continue; }
-        if (b > st.max) {
-            /* With no finite max yet, the terms seen so far sit on -inf logits: +inf if
-             * any has mass (0·inf is not formed when a_seen == 0). */
-            if (a_seen != 0.0) shift += ((double)b - st.max) * a_seen;
-            dc_lse_raise_max(&st, (double)b);
+        int below = 0;
+        if (!st.nan) {
+            DC_T b;
+            if (DC_FN(dc_block_max)(xb, len, &b)) {
+                st.nan = 1;
+            } else if (b > st.max) {
+                /* With no finite max yet, the terms seen so far sit on -inf logits: +inf
+                 * if any has mass (0·inf is not formed when a_seen == 0). */
+                if (a_seen != 0.0) shift += ((double)b - st.max) * a_seen;
+                dc_lse_raise_max(&st, (double)b);
+            } else {
+                below = b < st.max;
+            }
         }
-        a_seen += ts.asum - a_before;
-        if (st.max > -INFINITY) {
-            ptrdiff_t done = 0;
+        /* The target sums cover the whole row, also past a NaN in x. */
+        const int soft = !st.nan && st.max > -INFINITY;
+        ptrdiff_t done = 0;
 #ifdef DC_HAVE_VEC
-            if (vec_taken > 0)
-                shift += DC_FN(dc_block_soft_vec)(xb, tb, wb, is_log, vec_taken,
-                                                  (DC_T)st.max, &st, &done);
+        /* Σp, Σa and the bad count come from the same vector loop with or without the
+         * entropy, so the mass (and with it the gradient) is the same number for CE and
+         * KL. */
+        done = len - len % DC_VLEN;
+        if (done > 0)
+            shift += DC_FN(dc_block_soft_vec)(xb, tb, wb, is_log, want_h, done, soft, below,
+                                              (DC_T)st.max, &st, &ts);
 #endif
+        DC_FN(dc_block_target)(tb + done, wb != NULL ? wb + done : NULL, len - done, is_log,
+                               want_h, 1, a + done, &ts);
+        a_seen += ts.asum - a_before;
+        if (soft)
             shift += DC_FN(dc_block_soft)(xb + done, a + done, tb + done,
                                           wb != NULL ? wb + done : NULL, is_log, len - done,
                                           (DC_T)st.max, &st);
-        }
     }
     res->psum = ts.psum;
     res->nbad = ts.nbad;
