@@ -133,25 +133,14 @@ DC_TARGET DC_ENTRY void DC_FN(dc_entropy_logits_rows)(const dc_rows *r, ptrdiff_
                                                      ptrdiff_t count, double *out);
 #endif
 
-/* H(softmax(x)) = Σ q_i (lse - x_i) = log S + Σ e_i (M - x_i) / S,  e_i = exp(x_i - M):
- * non-negative terms only. A row of at most DC_LANES_MAX_N values takes the steps of its
- * lane in dc_entropy_logits_rows, so it gives the bits the Python API gives it in a batch
- * (without vectors the lane kernel is this function, hence the guard). */
-DC_TARGET DC_ENTRY double DC_FN(dc_entropy_logits)(const DC_T *x, ptrdiff_t n)
+/* H(softmax(x)) = Σ q_i (lse - x_i) = log S + Σ e_i (M - x_i) / S,  e_i = exp(x_i - M),
+ * in two reads of the row: its log-sum-exp, then the terms in double (for a peaked float
+ * row they are tiny e_i·(M - x_i) whose float32 exp would be subnormal). What
+ * dc_entropy_logits falls back to for such rows. */
+DC_TARGET DC_INLINE double DC_FN(dc_entropy_logits_double)(const DC_T *x, ptrdiff_t n)
 {
-#ifdef DC_HAVE_VEC
-    if (n > 0 && n <= DC_LANES_MAX_N) {
-        const dc_rows r = {(const char *)x, n * (ptrdiff_t)sizeof(DC_T),
-                           (ptrdiff_t)sizeof(DC_T), n, NULL, 0, 0, 1.0};
-        double h;
-        DC_FN(dc_entropy_logits_rows)(&r, 0, 1, &h);
-        return h;
-    }
-#endif
     const dc_lse_state st = DC_FN(dc_lse_scan)(x, n);
     if (!dc_lse_ok(&st)) return NAN;
-    /* In double: for a peaked row the entropy is made of tiny e_i·(M - x_i) terms, whose
-     * float32 exp would be subnormal. */
     const double m = st.max;
     double u = 0.0;
     for (ptrdiff_t start = 0; start < n; start += DC_BLOCK) {
@@ -170,4 +159,105 @@ DC_TARGET DC_ENTRY double DC_FN(dc_entropy_logits)(const DC_T *x, ptrdiff_t n)
         for (int j = 0; j < DC_LANES; j++) u += u_[j];
     }
     return dc_lse_log_sum(&st) + u / dc_lse_sum(&st);
+}
+
+#ifdef DC_HAVE_VEC
+/* A block's part of S and of U = Σ e_i (M - x_i) at the running max m, in vector lanes of
+ * the input's precision (4 accumulators each, added pairwise, then in double into the
+ * row's sums). The values equal to m are counted in at_max, as dc_block_expsum does (lse_t.h),
+ * so that log S = log1p((at_max - 1) + rest) keeps a tiny entropy; `below`: the block has
+ * none. d = x - m is rounded; its exact rounding error c (two-sum) corrects the exp,
+ * e = exp(d)·(1 + c), so a term's relative error does not grow with |d| (as it would:
+ * exp(d)'s relative error is the absolute error of d). A -inf value adds 0 to both (c is
+ * kept finite by the max with -1, d by the max with -200 where e is 0); a NaN makes S NaN. */
+DC_TARGET DC_INLINE void DC_FN(dc_entropy_block_sums)(const DC_T *x, ptrdiff_t n, DC_T m,
+                                                         int below, dc_lse_state *st,
+                                                         double *u)
+{
+    const DC_V zero = {0}, one = zero + 1, low = zero - (DC_T)200, mone = zero - 1;
+    const DC_V negm = zero - m;
+    DC_V r[4], k[4], w[4];
+    for (int a = 0; a < 4; a++) { r[a] = zero; k[a] = zero; w[a] = zero; }
+    const ptrdiff_t step = 4 * DC_VLEN, whole = n - n % step;
+    ptrdiff_t i = 0;
+#define DC_ENTROPY_TERM(v, e, dl)                                                       \
+    const DC_V d = (v) - m, bb = d - (v);                                               \
+    const DC_V c = DC_VMAX_KEEP(((v) - (d - bb)) + (negm - bb), mone);                  \
+    const DC_V e0 = DC_VEXP_NONPOS(d), e = e0 + e0 * c;                                 \
+    const DC_V dl = DC_VMAX_KEEP(d, low)
+    if (below) {
+        for (; i < whole; i += step)
+            for (int a = 0; a < 4; a++) {
+                const DC_V v = *(const DC_V *)(x + i + a * DC_VLEN);
+                DC_ENTROPY_TERM(v, e, dl);
+                r[a] += e;
+                w[a] -= e * dl;
+            }
+    }
+    for (int a = 0; i < n; i += DC_VLEN, a = (a + 1) % 4) {
+        const DC_V v = n - i >= DC_VLEN ? *(const DC_V *)(x + i)
+                                        : DC_ISA_NAME(dc_vload_tail, DC_SFX)(x + i, n - i);
+        DC_ENTROPY_TERM(v, e, dl);
+        const DC_VI top = v == m;
+        r[a] += DC_VSEL(top, zero, e);
+        k[a] += DC_VSEL(top, one, zero);
+        w[a] -= DC_VSEL(top, zero, e * dl);
+    }
+#undef DC_ENTROPY_TERM
+    const DC_V rsum = (r[0] + r[1]) + (r[2] + r[3]), ksum = (k[0] + k[1]) + (k[2] + k[3]);
+    const DC_V wsum = (w[0] + w[1]) + (w[2] + w[3]);
+    dc_sum_add(&st->rest, &st->rest_c, DC_FN(dc_vsum_pairwise)(rsum));
+    st->at_max += DC_FN(dc_vsum_pairwise)(ksum);
+    *u += DC_FN(dc_vsum_pairwise)(wsum);
+}
+#endif
+
+/* H(softmax(x)) = Σ q_i (lse - x_i) = log S + U / S,  U = Σ e_i (M - x_i),  e_i = exp(x_i - M):
+ * non-negative terms only, in one read of the row (the log-sum-exp's blocks, lse_t.h). U
+ * moves with the running max as S does: when M grows to M',
+ *     U' = Σ e_i e^(M - M') (M' - x_i) = e^(M - M') (U + (M' - M) S).
+ * A float row's terms are summed in float lanes (dc_entropy_block_sums); where its entropy
+ * is below n·2^-100 the row is peaked enough that terms whose float exp is subnormal may
+ * matter, and it is computed again in double (dc_entropy_logits_double; a second read of
+ * that row only). A row of at most DC_LANES_MAX_N values takes the steps of its lane in
+ * dc_entropy_logits_rows, so it gives the bits the Python API gives it in a batch
+ * (without vectors the lane kernel is this function, hence the guard). */
+DC_TARGET DC_ENTRY double DC_FN(dc_entropy_logits)(const DC_T *x, ptrdiff_t n)
+{
+#ifdef DC_HAVE_VEC
+    if (n > 0 && n <= DC_LANES_MAX_N) {
+        const dc_rows r = {(const char *)x, n * (ptrdiff_t)sizeof(DC_T),
+                           (ptrdiff_t)sizeof(DC_T), n, NULL, 0, 0, 1.0};
+        double h;
+        DC_FN(dc_entropy_logits_rows)(&r, 0, 1, &h);
+        return h;
+    }
+    dc_lse_state st;
+    dc_lse_init(&st);
+    double u = 0.0;
+    for (ptrdiff_t start = 0; start < n; start += DC_BLOCK) {
+        const ptrdiff_t len = DC_MIN_LEN(DC_BLOCK, n - start);
+        const DC_T *xb = x + start;
+        const DC_T b = DC_FN(dc_block_max_skip_nan)(xb, len);
+        if (!(b > -INFINITY)) { /* every exp is 0, unless there is a NaN */
+            if (DC_FN(dc_has_nan)(xb, len)) return NAN;
+            continue;
+        }
+        const int below = b < st.max;
+        if (b > st.max) {
+            const double old = st.max, s = dc_lse_sum(&st);
+            dc_lse_raise_max(&st, (double)b);
+            if (s != 0.0) u = (u + ((double)b - old) * s) * exp(old - (double)b);
+        }
+        DC_FN(dc_entropy_block_sums)(xb, len, (DC_T)st.max, below, &st, &u);
+        if (st.rest != st.rest) return NAN;
+    }
+    if (!dc_lse_ok(&st)) return NAN;
+    const double h = dc_lse_log_sum(&st) + u / dc_lse_sum(&st);
+    if (sizeof(DC_T) < sizeof(double) && h < (double)n * 7.888609052210118e-31) /* 2^-100 */
+        return DC_FN(dc_entropy_logits_double)(x, n);
+    return h;
+#else
+    return DC_FN(dc_entropy_logits_double)(x, n);
+#endif
 }
