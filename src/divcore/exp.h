@@ -15,8 +15,8 @@
  * random doubles in [-746, 710]. exp(-inf) = 0, exp(+inf) = +inf, exp(NaN) = NaN (the
  * clamps keep NaN: every comparison with it is false).
  *
- * log stays the C library's (the kernels call it once per row, or per target entry only
- * where a target's own entropy is asked for).
+ * log stays the C library's where the kernels call it once per row; a target's own entropy
+ * (a log per entry) takes the vector log of simd_log_t.h on whole vectors.
  */
 #ifndef DIVCORE_EXP_H
 #define DIVCORE_EXP_H
