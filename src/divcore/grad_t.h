@@ -49,8 +49,8 @@ DC_TARGET DC_INLINE ptrdiff_t DC_FN(dc_ce_label_grad_vec)(const DC_T *x, ptrdiff
     for (ptrdiff_t i = 0; i < whole; i += step) {
         DC_VD x0, x1;
         DC_VLOAD2(x + i, &x0, &x1);
-        DC_VSTORE2(g + i, scale * (DC_VDEXP(x0 - m) * inv_s),
-                   scale * (DC_VDEXP(x1 - m) * inv_s));
+        DC_VSTORE2(g + i, scale * (DC_FN(dc_vdexp_rounded)(x0 - m) * inv_s),
+                   scale * (DC_FN(dc_vdexp_rounded)(x1 - m) * inv_s));
     }
     return whole;
 }

@@ -14,6 +14,34 @@ DC_TARGET DC_ENTRY double DC_FN(dc_logsumexp)(const DC_T *x, ptrdiff_t n)
 }
 
 #ifdef DC_HAVE_VEC
+/* exp(d) in double lanes for d ≤ 0, for an output rounded to DC_T: for double rows the full
+ * DC_VDEXP; for float rows the same reduction with the series to r^10 (remainder
+ * < |r|^11/11! ≤ 2.2e-13 relative for |r| ≤ ln2/2: 10^-5 of a float32 ulp, so the value is
+ * still rounded once, as by the full exp but for one value in about 10^5 that lies that
+ * close to a rounding boundary), three multiply-adds less per double vector. */
+DC_TARGET DC_VINLINE DC_VD DC_FN(dc_vdexp_rounded)(DC_VD d)
+{
+    if (sizeof(DC_T) == sizeof(double)) return DC_VDEXP(d);
+    const DC_VD zero = {0};
+    const DC_VD xc = DC_ISA_NAME(dc_vmax_keep, f64)(zero + DC_EXP_F64_LO, d);
+    const DC_VD n = (xc * DC_EXP_F64_LOG2E + DC_EXP_F64_SHIFTER) - DC_EXP_F64_SHIFTER;
+    DC_VD r = xc - n * DC_EXP_F64_LN2_HI;
+    r = r - n * DC_EXP_F64_LN2_LO;
+    DC_VD p = zero + 1.0 / 3628800.0; /* 1/10! */
+    p = p * r + 1.0 / 362880.0;
+    p = p * r + 1.0 / 40320.0;
+    p = p * r + 1.0 / 5040.0;
+    p = p * r + 1.0 / 720.0;
+    p = p * r + 1.0 / 120.0;
+    p = p * r + 1.0 / 24.0;
+    p = p * r + 1.0 / 6.0;
+    p = p * r + 0.5;
+    p = p * r * r + r + 1.0;
+    return DC_ISA_NAME(dc_vscale, f64)(p, n);
+}
+#endif
+
+#ifdef DC_HAVE_VEC
 /* dc_log_softmax_row's outputs over the row's whole vector pairs, the same formulas in
  * double lanes: c is log S, or 1/S with `exponentiate`. Returns how many it wrote. */
 DC_TARGET DC_INLINE ptrdiff_t DC_FN(dc_log_softmax_vec)(const DC_T *x, ptrdiff_t n,
@@ -25,7 +53,8 @@ DC_TARGET DC_INLINE ptrdiff_t DC_FN(dc_log_softmax_vec)(const DC_T *x, ptrdiff_t
     if (exponentiate) {
         for (ptrdiff_t i = 0; i < whole; i += step) {
             DC_VLOAD2(x + i, &lo, &hi);
-            DC_VSTORE2(out + i, DC_VDEXP(lo - m) * c, DC_VDEXP(hi - m) * c);
+            DC_VSTORE2(out + i, DC_FN(dc_vdexp_rounded)(lo - m) * c,
+                       DC_FN(dc_vdexp_rounded)(hi - m) * c);
         }
     } else {
         for (ptrdiff_t i = 0; i < whole; i += step) {
