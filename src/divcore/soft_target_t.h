@@ -170,9 +170,22 @@ DC_TARGET DC_ENTRY void DC_FN(dc_soft_target_row)(const DC_T *x, const DC_T *t, 
          * entropy, so the mass (and with it the gradient) is the same number for CE and
          * KL. */
         done = len - len % DC_VLEN;
-        if (done > 0)
+        /* the common blocks (no weights, below the max) with constant flags, so that each
+         * gets a loop of its own */
+        if (done > 0 && wb == NULL && soft && below) {
+            const DC_T m = (DC_T)st.max;
+            if (is_log && want_h)
+                shift += DC_FN(dc_block_soft_vec)(xb, tb, NULL, 1, 1, done, 1, 1, m, &st, &ts);
+            else if (is_log)
+                shift += DC_FN(dc_block_soft_vec)(xb, tb, NULL, 1, 0, done, 1, 1, m, &st, &ts);
+            else if (want_h)
+                shift += DC_FN(dc_block_soft_vec)(xb, tb, NULL, 0, 1, done, 1, 1, m, &st, &ts);
+            else
+                shift += DC_FN(dc_block_soft_vec)(xb, tb, NULL, 0, 0, done, 1, 1, m, &st, &ts);
+        } else if (done > 0) {
             shift += DC_FN(dc_block_soft_vec)(xb, tb, wb, is_log, want_h, done, soft, below,
                                               (DC_T)st.max, &st, &ts);
+        }
 #endif
         DC_FN(dc_block_target)(tb + done, wb != NULL ? wb + done : NULL, len - done, is_log,
                                want_h, 1, a + done, &ts);
