@@ -275,9 +275,17 @@ DC_TARGET DC_INLINE dc_target_sums DC_FN(dc_target_sums_row)(const DC_T *t, ptrd
 {
     DC_T a[DC_BLOCK];
     dc_target_sums ts = {0.0, 0.0, 0.0, 0};
-    for (ptrdiff_t start = 0; start < n; start += DC_BLOCK)
-        DC_FN(dc_block_target)(t + start, NULL, DC_MIN_LEN(DC_BLOCK, n - start), is_log,
-                               want_h, 1, a, &ts);
+    for (ptrdiff_t start = 0; start < n; start += DC_BLOCK) {
+        const ptrdiff_t len = DC_MIN_LEN(DC_BLOCK, n - start);
+        ptrdiff_t done = 0;
+#ifdef DC_HAVE_VEC
+        done = len - len % DC_VLEN; /* the target half of the fused loop */
+        if (done > 0)
+            DC_FN(dc_block_soft_vec)(t + start, t + start, NULL, is_log, want_h, done, 0, 0,
+                                     (DC_T)0, NULL, &ts);
+#endif
+        DC_FN(dc_block_target)(t + start + done, NULL, len - done, is_log, want_h, 1, a, &ts);
+    }
     return ts;
 }
 
