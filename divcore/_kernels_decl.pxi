@@ -166,3 +166,11 @@ cdef extern from "divcore/dispatch.h" nogil:
     void dcd_dc_js_rows_f64(const dc_rows *rx, const dc_rows *rt, int kind, double beta,
                             Py_ssize_t first, Py_ssize_t count, double *js, double *psum,
                             Py_ssize_t *nbad)
+    double dcd_dc_bce_values_f32(const float *x, Py_ssize_t sx, const float *y,
+                                 Py_ssize_t sy, const float *w, Py_ssize_t sw,
+                                 const float *pw, Py_ssize_t spw, Py_ssize_t n, double *out,
+                                 Py_ssize_t so)
+    double dcd_dc_bce_values_f64(const double *x, Py_ssize_t sx, const double *y,
+                                 Py_ssize_t sy, const double *w, Py_ssize_t sw,
+                                 const double *pw, Py_ssize_t spw, Py_ssize_t n,
+                                 double *out, Py_ssize_t so)

@@ -132,6 +132,10 @@ INTERNAL = [
     K("void", "dc_js_rows",
       "const dc_rows *rx, const dc_rows *rt, int kind, double beta, ptrdiff_t first, "
       "ptrdiff_t count, double *js, double *psum, ptrdiff_t *nbad"),
+    # binary cross-entropy of 1-d operands (bce_t.h; strides in bytes)
+    K("double", "dc_bce_values",
+      "const T *x, ptrdiff_t sx, const T *y, ptrdiff_t sy, const T *w, ptrdiff_t sw, "
+      "const T *pw, ptrdiff_t spw, ptrdiff_t n, double *out, ptrdiff_t so"),
 ]
 
 # Public kernels whose dcd_* alias divcore._core also calls (declared in _kernels_decl.pxi).

@@ -166,6 +166,16 @@ DC_DISPATCH_VOID(dc_js_rows_f64, (const dc_rows *rx, const dc_rows *rt, int kind
                                   double beta, ptrdiff_t first, ptrdiff_t count, double *js,
                                   double *psum, ptrdiff_t *nbad),
                  (rx, rt, kind, beta, first, count, js, psum, nbad))
+DC_DISPATCH(double, dc_bce_values_f32, (const float *x, ptrdiff_t sx, const float *y,
+                                        ptrdiff_t sy, const float *w, ptrdiff_t sw,
+                                        const float *pw, ptrdiff_t spw, ptrdiff_t n,
+                                        double *out, ptrdiff_t so),
+            (x, sx, y, sy, w, sw, pw, spw, n, out, so))
+DC_DISPATCH(double, dc_bce_values_f64, (const double *x, ptrdiff_t sx, const double *y,
+                                        ptrdiff_t sy, const double *w, ptrdiff_t sw,
+                                        const double *pw, ptrdiff_t spw, ptrdiff_t n,
+                                        double *out, ptrdiff_t so),
+            (x, sx, y, sy, w, sw, pw, spw, n, out, so))
 
 /* the public kernels (kernels.h), and their dcd_* aliases */
 DC_DISPATCH(double, dc_logsumexp_f32, (const float *x, ptrdiff_t n),
