@@ -75,20 +75,29 @@ DC_TARGET DC_VINLINE void DC_FN(dc_lanes_js_pq)(DC_VD xd, DC_VD td, int kind, DC
     *q = DC_FN(dc_lanes_js_exp)(*lq);
 }
 
+/* The lanes the ratio forms below take: p and q each 0 or in [2^-500, 2^16] (so that the
+ * ratios neither overflow nor lose their precision in the subnormals); not NaN, not
+ * negative. */
+DC_TARGET DC_VINLINE DC_VDI DC_FN(dc_lanes_js_usual)(DC_VD p, DC_VD q)
+{
+    const DC_VD dzero = {0};
+    const double tiny = 3.054936363499605e-151 /* 2^-500 */, huge = 65536.0;
+    return ((p == dzero) | ((p >= tiny) & (p <= huge))) &
+           ((q == dzero) | ((q >= tiny) & (q <= huge)));
+}
+
 /* The terms β·p·log(p/m) + (1-β)·q·log(q/m), m = β·p + (1-β)·q (0 where p = q = 0), with
  * the two logs from the ratios, no log of p and no exp of their difference:
  *     log(m/p) = log1p((1-β)·(q - p)/p),   log(m/q) = log1p(β·(p - q)/q)
  * (q - p is exact where p and q are close, so near-equal rows keep their relative
  * precision as in the log-space form), or where m/p < ½, log(β + (1-β)·q/p) (and the
- * same for m/q): p = 0 gives log(m/q) = log(1-β), q = 0 log(m/p) = log β. Lanes where p or q is neither 0 nor in
- * [2^-500, 2^16] (so that the ratios neither overflow nor lose their precision in the
- * subnormals), or NaN, or negative, are cleared in *usual: they take the log-space form
+ * same for m/q): p = 0 gives log(m/q) = log(1-β), q = 0 log(m/p) = log β. Lanes that
+ * are not dc_lanes_js_usual are cleared in *usual: they take the log-space form
  * (dc_lanes_js_log_terms). */
 DC_TARGET DC_VINLINE DC_VD DC_FN(dc_lanes_js_ratio_terms)(DC_VD p, DC_VD q, double beta,
                                                           DC_VDI *usual)
 {
     const DC_VD dzero = {0}, done = dzero + 1.0;
-    const double tiny = 3.054936363499605e-151 /* 2^-500 */, huge = 65536.0;
     const DC_VDI p0 = p == dzero, q0 = q == dzero;
     const DC_VD pd = DC_VDSEL(p0, done, p), qd = DC_VDSEL(q0, done, q);
     /* 1/p and 1/q from one division (p·q ≥ 2^-1000 in the usual lanes) */
@@ -108,8 +117,36 @@ DC_TARGET DC_VINLINE DC_VD DC_FN(dc_lanes_js_ratio_terms)(DC_VD p, DC_VD q, doub
     DC_FN(dc_lanes_vlog_pair)(a, ca, b, cb, &lm_p, &lm_q);
     const DC_VD tp = DC_VDSEL(p0, dzero, -p * lm_p);
     const DC_VD tq = DC_VDSEL(q0, dzero, -q * lm_q);
-    *usual = (p0 | ((pd >= tiny) & (pd <= huge))) & (q0 | ((qd >= tiny) & (qd <= huge)));
+    *usual = DC_FN(dc_lanes_js_usual)(p, q);
     return DC_VDSEL(p0 & q0, dzero, beta * tp + (1.0 - beta) * tq);
+}
+
+/* The terms for β = ½ with the target's logs at hand (logits, log-probabilities): with
+ * s = p + q, t = (p - q)/s, m = s/2,
+ *     ½·p·log(p/m) + ½·q·log(q/m) = (s/4)·g(t),
+ *     g(t) = (1+t)·log1p(t) + (1-t)·log1p(-t) = log1p(-t²) + t·log(p/q) ≥ 0,
+ * log(p/q) = log p - log q given: one log, of 1 - t² (+ the rounding of 1 - t², or
+ * 4pq/s² directly where t² > ½). Near p = q both parts are second order in t (no
+ * cancellation of first-order terms as in the general form); where p/q is far from 1,
+ * g ≈ 2 log 2 is the difference of two logs of size |log(p/q)|, which costs
+ * |log(p/q)|·ε of absolute precision. p = 0 or q = 0: g = 2 log 2. *usual as
+ * dc_lanes_js_ratio_terms. */
+DC_TARGET DC_VINLINE DC_VD DC_FN(dc_lanes_js_half_terms)(DC_VD p, DC_VD q, DC_VD lp, DC_VD lq,
+                                                         DC_VDI *usual)
+{
+    const DC_VD dzero = {0}, done = dzero + 1.0;
+    const DC_VDI p0 = p == dzero, q0 = q == dzero;
+    const DC_VD s = p + q;
+    const DC_VD is = 1.0 / DC_VDSEL(p0 & q0, done, s);
+    const DC_VD t = (p - q) * is, t2 = t * t;
+    const DC_VDI big = t2 > 0.5;
+    const DC_VD w1 = 1.0 - t2;
+    const DC_VD w = DC_VDSEL(big, (4.0 * p * q) * (is * is), w1);
+    const DC_VD c = DC_VDSEL(big, dzero, ((1.0 - w1) - t2));
+    DC_VD g = DC_FN(dc_lanes_vlog_one)(w, c) + t * (lp - lq);
+    g = DC_VDSEL(p0 | q0, dzero + 1.3862943611198906 /* 2 log 2 */, g);
+    *usual = DC_FN(dc_lanes_js_usual)(p, q);
+    return DC_VDSEL(p0 & q0, dzero, 0.25 * s * g);
 }
 
 /* dc_js_row's terms of m double vectors xd[k], td[k] (the model's values and the target's,
@@ -125,31 +162,29 @@ DC_TARGET DC_VINLINE void DC_FN(dc_lanes_js_many)(const DC_VD *xd, const DC_VD *
                                                   double l1b, DC_VD *ps, DC_VD *bad,
                                                   DC_VD *out)
 {
-    DC_VD p[2 * DC_LANES_MAX_N], q[2 * DC_LANES_MAX_N];
+    DC_VD p[2 * DC_LANES_MAX_N], q[2 * DC_LANES_MAX_N], lp[2 * DC_LANES_MAX_N],
+        lq[2 * DC_LANES_MAX_N];
     DC_VDI odd = {0};
+    /* β = ½ with the target's logs at hand: one log per value (dc_lanes_js_half_terms) */
+    const int half = kind != DC_TARGET_PROBS && beta == 0.5;
     for (ptrdiff_t k = 0; k < m; k++) {
         const int h = (int)(k % nh);
-        DC_VD lp, lq;
-        DC_FN(dc_lanes_js_pq)(xd[k], td[k], kind, mx[h], lsx[h], mt[h], lst[h], &p[k], &lp,
-                              &q[k], &lq, &ps[h], &bad[h]);
+        DC_FN(dc_lanes_js_pq)(xd[k], td[k], kind, mx[h], lsx[h], mt[h], lst[h], &p[k], &lp[k],
+                              &q[k], &lq[k], &ps[h], &bad[h]);
     }
     for (ptrdiff_t k = 0; k < m; k++) {
         DC_VDI usual;
-        out[k] = DC_FN(dc_lanes_js_ratio_terms)(p[k], q[k], beta, &usual);
+        out[k] = half ? DC_FN(dc_lanes_js_half_terms)(p[k], q[k], lp[k], lq[k], &usual)
+                      : DC_FN(dc_lanes_js_ratio_terms)(p[k], q[k], beta, &usual);
         odd |= ~usual;
     }
     if (!DC_FN(dc_lanes_any)(odd)) return;
     for (ptrdiff_t k = 0; k < m; k++) {
-        const int h = (int)(k % nh);
-        DC_VD pk, lp, qk, lq, ps_unused = {0}, bad_unused = {0};
-        DC_VDI usual;
-        DC_FN(dc_lanes_js_pq)(xd[k], td[k], kind, mx[h], lsx[h], mt[h], lst[h], &pk, &lp, &qk,
-                              &lq, &ps_unused, &bad_unused);
-        (void)DC_FN(dc_lanes_js_ratio_terms)(pk, qk, beta, &usual);
+        const DC_VDI usual = DC_FN(dc_lanes_js_usual)(p[k], q[k]);
         if (!DC_FN(dc_lanes_any)(~usual)) continue;
-        if (kind == DC_TARGET_PROBS) lp = DC_FN(dc_lanes_vlog)(pk);
+        const DC_VD lpk = kind == DC_TARGET_PROBS ? DC_FN(dc_lanes_vlog)(p[k]) : lp[k];
         out[k] = DC_VDSEL(usual, out[k],
-                          DC_FN(dc_lanes_js_log_terms)(lp, pk, lq, qk, beta, lb, l1b));
+                          DC_FN(dc_lanes_js_log_terms)(lpk, p[k], lq[k], q[k], beta, lb, l1b));
     }
 }
 

@@ -85,6 +85,44 @@ DC_TARGET DC_VINLINE DC_VD DC_FN(dc_lanes_vlog1p)(DC_VD u)
     return DC_FN(dc_lanes_vlog_corr)(w, corr);
 }
 
+/* The reduction of a ≥ 0 (finite) for the logs below: a = 2^k·f, f1 = f - 1, k as a
+ * double, 2^-k (0 for k ≥ 1023, where the correction is negligible) and (2 + f1)·f, the
+ * denominator of s and of the correction. */
+DC_TARGET DC_VINLINE void DC_FN(dc_lanes_vlog_reduce)(DC_VD a, DC_VD *f1, DC_VD *kd, DC_VD *sc,
+                                                      DC_VD *den)
+{
+    typedef DC_ISA_NAME(dc_vi, f64) vdi;
+    const DC_VD zero = {0};
+    const vdi hx = (vdi)a;
+    const vdi k = (hx - (int64_t)0x3fe6a09e667f3bcdLL) >> 52; /* f = a / 2^k ∈ [√½, √2) */
+    const DC_VD f = (DC_VD)(hx - (k << 52));
+    *kd = ((DC_VD)(k + (int64_t)0x4338000000000000LL) - 6755399441055744.0);
+    *sc = DC_VDSEL(k >= 1023, zero, (DC_VD)(((int64_t)1023 - k) << 52));
+    *f1 = f - 1.0;
+    *den = (*f1 + 2.0) * f;
+}
+
+/* log(a + c) from dc_lanes_vlog_reduce's parts of a and inv_den ≈ 1/den. */
+DC_TARGET DC_VINLINE DC_VD DC_FN(dc_lanes_vlog_finish)(DC_VD a, DC_VD c, DC_VD f1, DC_VD kd,
+                                                       DC_VD sc, DC_VD inv_den)
+{
+    const DC_VD zero = {0};
+    const double ln2_hi = 6.93147180369123816490e-01, ln2_lo = 1.90821492927058770002e-10;
+    const DC_VD f = f1 + 1.0;
+    const DC_VD s = f1 * f * inv_den, z = s * s, h = 0.5 * f1 * f1;
+    const DC_VD corr = c * sc * (f1 + 2.0) * inv_den;
+    DC_VD R = zero + 1.479819860511658591e-01;
+    R = R * z + 1.531383769920937332e-01;
+    R = R * z + 1.818357216161805012e-01;
+    R = R * z + 2.222219843214978396e-01;
+    R = R * z + 2.857142874366239149e-01;
+    R = R * z + 3.999999999940941908e-01;
+    R = R * z + 6.666666666666735130e-01;
+    R = R * z;
+    const DC_VD r = kd * ln2_hi + (f1 - (h - (s * (h + R) + (kd * ln2_lo + corr))));
+    return DC_VDSEL(a == zero, zero - INFINITY, r);
+}
+
 /* log(a + ca) and log(b + cb) in double lanes, with one division for both (JS,
  * lanes_js_t.h, takes two per value): a, b > 0 finite or 0 (log 0 = -inf), ca and cb
  * corrections below an ulp of a and b (what a rounded 1 + u misses of it, for log1p).
@@ -98,39 +136,20 @@ DC_TARGET DC_VINLINE DC_VD DC_FN(dc_lanes_vlog1p)(DC_VD u)
 DC_TARGET DC_VINLINE void DC_FN(dc_lanes_vlog_pair)(DC_VD a, DC_VD ca, DC_VD b, DC_VD cb,
                                                      DC_VD *la, DC_VD *lb)
 {
-    typedef DC_ISA_NAME(dc_vi, f64) vdi;
-    const DC_VD zero = {0};
-    const DC_VD w[2] = {a, b}, c[2] = {ca, cb};
-    DC_VD f1[2], kd[2], d[2], sc[2];
-    for (int j = 0; j < 2; j++) {
-        const vdi hx = (vdi)w[j];
-        const vdi k = (hx - (int64_t)0x3fe6a09e667f3bcdLL) >> 52; /* f = w / 2^k ∈ [√½, √2) */
-        const DC_VD f = (DC_VD)(hx - (k << 52));
-        kd[j] = ((DC_VD)(k + (int64_t)0x4338000000000000LL) - 6755399441055744.0);
-        /* 2^-k from its bits (0 for k ≥ 1023, where the correction is negligible) */
-        sc[j] = (DC_VD)(((int64_t)1023 - k) << 52);
-        sc[j] = DC_VDSEL(k >= 1023, zero, sc[j]);
-        f1[j] = f - 1.0;
-        d[j] = (f1[j] + 2.0) * f;
-    }
-    const DC_VD inv = 1.0 / (d[0] * d[1]);
-    const DC_VD inv_d[2] = {d[1] * inv, d[0] * inv};
-    const double ln2_hi = 6.93147180369123816490e-01, ln2_lo = 1.90821492927058770002e-10;
-    for (int j = 0; j < 2; j++) {
-        const DC_VD f = f1[j] + 1.0;
-        const DC_VD s = f1[j] * f * inv_d[j], z = s * s, h = 0.5 * f1[j] * f1[j];
-        const DC_VD corr = c[j] * sc[j] * (f1[j] + 2.0) * inv_d[j];
-        DC_VD R = zero + 1.479819860511658591e-01;
-        R = R * z + 1.531383769920937332e-01;
-        R = R * z + 1.818357216161805012e-01;
-        R = R * z + 2.222219843214978396e-01;
-        R = R * z + 2.857142874366239149e-01;
-        R = R * z + 3.999999999940941908e-01;
-        R = R * z + 6.666666666666735130e-01;
-        R = R * z;
-        const DC_VD r = kd[j] * ln2_hi + (f1[j] - (h - (s * (h + R) + (kd[j] * ln2_lo + corr))));
-        *(j == 0 ? la : lb) = DC_VDSEL(w[j] == zero, zero - INFINITY, r);
-    }
+    DC_VD f1a, kda, sca, da, f1b, kdb, scb, db;
+    DC_FN(dc_lanes_vlog_reduce)(a, &f1a, &kda, &sca, &da);
+    DC_FN(dc_lanes_vlog_reduce)(b, &f1b, &kdb, &scb, &db);
+    const DC_VD inv = 1.0 / (da * db);
+    *la = DC_FN(dc_lanes_vlog_finish)(a, ca, f1a, kda, sca, db * inv);
+    *lb = DC_FN(dc_lanes_vlog_finish)(b, cb, f1b, kdb, scb, da * inv);
+}
+
+/* log(a + ca) alone, as dc_lanes_vlog_pair computes each (one division). */
+DC_TARGET DC_VINLINE DC_VD DC_FN(dc_lanes_vlog_one)(DC_VD a, DC_VD ca)
+{
+    DC_VD f1, kd, sc, den;
+    DC_FN(dc_lanes_vlog_reduce)(a, &f1, &kd, &sc, &den);
+    return DC_FN(dc_lanes_vlog_finish)(a, ca, f1, kd, sc, 1.0 / den);
 }
 
 /* expm1(d) in double lanes with relative precision near 0: for |d| < ln2 / 2 the series
