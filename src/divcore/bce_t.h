@@ -48,20 +48,20 @@ DC_TARGET DC_ENTRY double DC_FN(dc_bce_values)(const DC_T *x, ptrdiff_t sx, cons
                                                double *out, ptrdiff_t so)
 {
 #ifdef DC_HAVE_VEC
-    enum { W = 2 * DC_VDLEN };
+#define DC_BCE_W (2 * DC_VDLEN)
     const DC_VD zero = {0}, one = zero + 1.0;
-    DC_T bx[W], by[W], bw[W], bp[W];
+    DC_T bx[DC_BCE_W], by[DC_BCE_W], bw[DC_BCE_W], bp[DC_BCE_W];
     DC_VD acc0 = zero, acc1 = zero;
-    for (ptrdiff_t i = 0; i < n; i += W) {
-        const ptrdiff_t m = n - i < W ? n - i : W;
+    for (ptrdiff_t i = 0; i < n; i += DC_BCE_W) {
+        const ptrdiff_t m = n - i < DC_BCE_W ? n - i : DC_BCE_W;
         /* the padding (x = 0, y = 1, pw = 0, w = 0) makes a loss of exactly +0 */
         DC_VD x0, x1, y0, y1, p0 = one, p1 = one;
         DC_VLOAD2(DC_FN(dc_bce_block)(x, sx, i, m, (DC_T)0, bx), &x0, &x1);
         DC_VLOAD2(DC_FN(dc_bce_block)(y, sy, i, m, (DC_T)1, by), &y0, &y1);
         if (pw != NULL) {
             DC_VLOAD2(DC_FN(dc_bce_block)(pw, spw, i, m, (DC_T)0, bp), &p0, &p1);
-        } else if (m < W) {
-            for (ptrdiff_t j = 0; j < W; j++) bp[j] = (DC_T)(j < m);
+        } else if (m < DC_BCE_W) {
+            for (ptrdiff_t j = 0; j < DC_BCE_W; j++) bp[j] = (DC_T)(j < m);
             DC_VLOAD2(bp, &p0, &p1);
         }
         DC_VD l0 = DC_FN(dc_bce_lanes)(x0, y0, p0), l1 = DC_FN(dc_bce_lanes)(x1, y1, p1);
@@ -74,7 +74,7 @@ DC_TARGET DC_ENTRY double DC_FN(dc_bce_values)(const DC_T *x, ptrdiff_t sx, cons
         acc0 += l0;
         acc1 += l1;
         if (out != NULL) {
-            if (m == W && so == (ptrdiff_t)sizeof(double)) {
+            if (m == DC_BCE_W && so == (ptrdiff_t)sizeof(double)) {
                 *(DC_VD *)(out + i) = l0;
                 *(DC_VD *)(out + i + DC_VDLEN) = l1;
             } else {
@@ -88,6 +88,7 @@ DC_TARGET DC_ENTRY double DC_FN(dc_bce_values)(const DC_T *x, ptrdiff_t sx, cons
     double total = 0.0;
     for (ptrdiff_t j = 0; j < DC_VDLEN; j++) total += acc[j];
     return total;
+#undef DC_BCE_W
 #else
     double total = 0.0;
     for (ptrdiff_t i = 0; i < n; i++) {
