@@ -833,7 +833,7 @@ def entropy(x, *, axis=-1, input_type="logits", temperature=1.0, where=None,
 
 
 def binary_cross_entropy(logits, target, *, weight=None, pos_weight=None,
-                         reduction="mean", base=None):
+                         reduction="mean", base=None, sample_weight=None):
     cdef Call c
     cdef RowBuffers b
     cdef np.ndarray x, y
@@ -846,8 +846,9 @@ def binary_cross_entropy(logits, target, *, weight=None, pos_weight=None,
     c.log_base = 1.0
     # One contiguous array of each, small enough that the rules' path passes it to
     # dc_bce_values in one buffered chunk, as here: the same bits.
-    if _front_on and weight is None and pos_weight is None and type(logits) is np.ndarray \
-            and type(target) is np.ndarray and read_base(base, &c.log_base):
+    if _front_on and weight is None and pos_weight is None and sample_weight is None \
+            and type(logits) is np.ndarray and type(target) is np.ndarray \
+            and read_base(base, &c.log_base):
         x, y = <np.ndarray>logits, <np.ndarray>target
         c.typenum = np.PyArray_TYPE(x)
         red = read_reduction(reduction)
@@ -879,4 +880,5 @@ def binary_cross_entropy(logits, target, *, weight=None, pos_weight=None,
                 return scalar_of(&c, total)
             return scalar_of(&c, total / n)
     return _slow.binary_cross_entropy(logits, target, weight=weight, pos_weight=pos_weight,
-                                      reduction=reduction, base=base)
+                                      reduction=reduction, base=base,
+                                      sample_weight=sample_weight)

@@ -548,6 +548,19 @@ def plan_bce(logits, target, weight, pos_weight, reduction, base):
     return BcePlan(x, y, w, pw, dtype, reduction, unit)
 
 
+def bce_sample_weight(sample_weight, shape):
+    """BCE's sample weights: float64, broadcast to the logits' shape (a view), each >= 0 and
+    finite (ValueError naming the first bad element's index)."""
+    s = _bce_operand(sample_weight, shape, "sample_weight").astype(np.float64, copy=False)
+    bad = ~(s >= 0) | ~np.isfinite(s)
+    if bad.any():
+        where = np.unravel_index(int(np.flatnonzero(bad)[0]), bad.shape) if s.ndim else ()
+        raise ValueError(f"sample_weight: the weight at index {tuple(int(i) for i in where)} "
+                         f"is {s[where]!r}; sample weights must be finite and >= 0 (0 leaves "
+                         "an element out)")
+    return np.broadcast_to(s, shape)
+
+
 
 # ------------------------------------------------- SPEC §7: sample weights, z-loss, soft-cap
 

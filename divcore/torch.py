@@ -463,7 +463,8 @@ def entropy(input: torch.Tensor, *, dim: Optional[int] = None,
 
 def binary_cross_entropy_with_logits(input: torch.Tensor, target: Any, weight: Any = None,
                                      reduction: Reduction = "mean", pos_weight: Any = None,
-                                     *, base: Optional[float] = None) -> torch.Tensor:
+                                     *, base: Optional[float] = None,
+                                     sample_weight: Any = None) -> torch.Tensor:
     """Binary cross-entropy on logits, elementwise, as
     `torch.nn.functional.binary_cross_entropy_with_logits`.
 
@@ -481,8 +482,9 @@ def binary_cross_entropy_with_logits(input: torch.Tensor, target: Any, weight: A
         'mean' over all elements.
     pos_weight : torch.Tensor, optional
         pw, broadcast along the last dim; gets a gradient if it requires one.
-    base : float, optional
-        As for `divcore.binary_cross_entropy`.
+    base, sample_weight
+        As for `divcore.binary_cross_entropy` (sample weights scale the losses and make
+        'mean' Σ s·l / Σ s).
 
     Returns
     -------
@@ -506,21 +508,34 @@ def binary_cross_entropy_with_logits(input: torch.Tensor, target: Any, weight: A
     tensor([-0.2500,  0.2500], dtype=torch.float64)
     """
     x = _input(input)
-    return _ops.call("binary_cross_entropy",
-                     [x, _operand(target, "target"), _operand(weight, "weight"),
-                      _operand(pos_weight, "pos_weight")], [reduction, _base(base)])
+
+    def loss(reduction: str) -> torch.Tensor:
+        return _ops.call("binary_cross_entropy",
+                         [x, _operand(target, "target"), _operand(weight, "weight"),
+                          _operand(pos_weight, "pos_weight")], [reduction, _base(base)])
+
+    if sample_weight is None:
+        return loss(reduction)
+    _rules.check_reduction(reduction)
+    values = loss("none")
+    s = _operand(sample_weight, "sample_weight")
+    if not torch.compiler.is_compiling():
+        _rules.bce_sample_weight(s.detach().cpu().numpy(), tuple(x.shape))
+    s = torch.broadcast_to(s.to(values.dtype), values.shape)
+    return _tx.weighted(values, torch.ones_like(values), s, reduction)
 
 
 def binary_cross_entropy(input: torch.Tensor, target: Any, *, weight: Any = None,
                          pos_weight: Any = None, reduction: Reduction = "mean",
-                         base: Optional[float] = None) -> torch.Tensor:
+                         base: Optional[float] = None,
+                         sample_weight: Any = None) -> torch.Tensor:
     """`binary_cross_entropy_with_logits` under divcore's name and keywords (on logits,
     like `divcore.binary_cross_entropy`; torch's `binary_cross_entropy` takes
     probabilities).
 
     Parameters
     ----------
-    input, target, weight, pos_weight, reduction, base
+    input, target, weight, pos_weight, reduction, base, sample_weight
         As for `binary_cross_entropy_with_logits`.
 
     Returns
@@ -542,7 +557,7 @@ def binary_cross_entropy(input: torch.Tensor, target: Any, *, weight: Any = None
     tensor([-0.2500,  0.2500], dtype=torch.float64)
     """
     return binary_cross_entropy_with_logits(input, target, weight, reduction, pos_weight,
-                                            base=base)
+                                            base=base, sample_weight=sample_weight)
 
 
 # --------------------------------------------------------------------- modules
