@@ -288,6 +288,16 @@ def check_choice(value, choices, name):
     return value
 
 
+def check_integer(value, name):
+    """A Python or numpy integer (not a bool) as an int; TypeError naming `name` else."""
+    if isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be an integer, got {value!r}")
+    try:
+        return operator.index(value)
+    except TypeError:
+        raise TypeError(f"{name} must be an integer, got {value!r}") from None
+
+
 def check_ignore_index(ignore_index):
     if ignore_index is None:
         return None
@@ -646,12 +656,7 @@ def plan_row_stats(logits, labels, axis, k, temperature, where):
     t = check_temperature(temperature)
     lg = _Logits(logits, axis, where)
     n_classes = lg.n_classes
-    if isinstance(k, (bool, np.bool_)):
-        raise TypeError(f"k must be an integer, got {k!r}")
-    try:
-        k = operator.index(k)
-    except TypeError:
-        raise TypeError(f"k must be an integer, got {k!r}") from None
+    k = check_integer(k, "k")
     if not 0 <= k <= n_classes:
         raise ValueError(f"k must be in [0, {n_classes}] (the number of classes), got {k}; "
                          f"pass k=min(k, {n_classes}) to keep every class")
