@@ -570,6 +570,12 @@ class _Loss(torch.nn.Module):
         self.reduction = reduction
         self.keywords = keywords
 
+    def _with(self, sample_weight: Any) -> dict:
+        """The module's keywords, plus this call's sample weights when given."""
+        if sample_weight is None:
+            return self.keywords
+        return dict(self.keywords, sample_weight=sample_weight)
+
     def extra_repr(self) -> str:
         parts = [f"reduction={self.reduction!r}"]
         parts += [f"{k}={v!r}" for k, v in self.keywords.items() if v is not None]
@@ -615,9 +621,11 @@ class CrossEntropyLoss(_Loss):
                          label_smoothing=label_smoothing, **keywords)
         self.register_buffer("weight", weight)
 
-    def forward(self, input: torch.Tensor, target: Any) -> torch.Tensor:
+    def forward(self, input: torch.Tensor, target: Any,
+                sample_weight: Any = None) -> torch.Tensor:
+        """The loss; `sample_weight` (per row, optional) as for `cross_entropy`."""
         return cross_entropy(input, target, self.weight, reduction=self.reduction,
-                             **self.keywords)
+                             **self._with(sample_weight))
 
 
 class BCEWithLogitsLoss(_Loss):
@@ -657,9 +665,11 @@ class BCEWithLogitsLoss(_Loss):
         self.register_buffer("weight", weight)
         self.register_buffer("pos_weight", pos_weight)
 
-    def forward(self, input: torch.Tensor, target: Any) -> torch.Tensor:
+    def forward(self, input: torch.Tensor, target: Any,
+                sample_weight: Any = None) -> torch.Tensor:
+        """The loss; `sample_weight` (optional) as for `binary_cross_entropy_with_logits`."""
         return binary_cross_entropy_with_logits(input, target, self.weight, self.reduction,
-                                                self.pos_weight, **self.keywords)
+                                                self.pos_weight, **self._with(sample_weight))
 
 
 class KLDivergenceLoss(_Loss):
@@ -695,8 +705,11 @@ class KLDivergenceLoss(_Loss):
     def __init__(self, reduction: Reduction = "mean", **keywords: Any):
         super().__init__(reduction, **keywords)
 
-    def forward(self, input: torch.Tensor, target: Any) -> torch.Tensor:
-        return kl_divergence(input, target, reduction=self.reduction, **self.keywords)
+    def forward(self, input: torch.Tensor, target: Any,
+                sample_weight: Any = None) -> torch.Tensor:
+        """The loss; `sample_weight` (per row, optional) as for `kl_divergence`."""
+        return kl_divergence(input, target, reduction=self.reduction,
+                             **self._with(sample_weight))
 
 
 class JSDivergenceLoss(_Loss):
@@ -730,8 +743,11 @@ class JSDivergenceLoss(_Loss):
     def __init__(self, reduction: Reduction = "mean", **keywords: Any):
         super().__init__(reduction, **keywords)
 
-    def forward(self, input: torch.Tensor, target: Any) -> torch.Tensor:
-        return js_divergence(input, target, reduction=self.reduction, **self.keywords)
+    def forward(self, input: torch.Tensor, target: Any,
+                sample_weight: Any = None) -> torch.Tensor:
+        """The loss; `sample_weight` (per row, optional) as for `js_divergence`."""
+        return js_divergence(input, target, reduction=self.reduction,
+                             **self._with(sample_weight))
 
 
 class EntropyLoss(_Loss):
@@ -764,8 +780,9 @@ class EntropyLoss(_Loss):
     def __init__(self, reduction: Reduction = "mean", **keywords: Any):
         super().__init__(reduction, **keywords)
 
-    def forward(self, input: torch.Tensor) -> torch.Tensor:
-        return entropy(input, reduction=self.reduction, **self.keywords)
+    def forward(self, input: torch.Tensor, sample_weight: Any = None) -> torch.Tensor:
+        """The entropy; `sample_weight` (per row, optional) as for `entropy`."""
+        return entropy(input, reduction=self.reduction, **self._with(sample_weight))
 
 
 def row_stats(input: torch.Tensor, target: Any = None, *, dim: Optional[int] = None,

@@ -193,3 +193,11 @@ def test_bce_sample_weight_equals_numpy_and_has_gradients():
     np.testing.assert_allclose(got.item(), expect, rtol=1e-12)
     f = lambda z: dct.binary_cross_entropy_with_logits(z, y, sample_weight=s)  # noqa: E731
     assert torch.autograd.gradgradcheck(f, (x.clone().requires_grad_(),))
+
+
+def test_modules_take_per_batch_sample_weights():
+    x, y, s, p = make(8)
+    assert torch.equal(dct.CrossEntropyLoss(label_smoothing=0.1)(x, y, sample_weight=s),
+                       dct.cross_entropy(x, y, label_smoothing=0.1, sample_weight=s))
+    assert torch.equal(dct.KLDivergenceLoss()(x, p, s), dct.kl_divergence(x, p, sample_weight=s))
+    assert torch.equal(dct.CrossEntropyLoss()(x, y), dct.cross_entropy(x, y))
