@@ -518,6 +518,10 @@ def main(argv=None):
     import bench_row_stats  # benchmarks/bench_row_stats.py: row_stats vs one CE pass, torch
     bench_row_stats.run(args.quick, args.repeat)
 
+    print("\n### Distillation: a top-k teacher and row_stats against one CE pass and torch\n")
+    import bench_distill  # benchmarks/bench_distill.py
+    bench_distill.run(args.quick, args.repeat)
+
     mib = memory_shape[0] * memory_shape[1] * 4 / 2**20
     print(f"\n### Peak memory of one call, {mib:.0f} MiB float32 logits {memory_shape}\n")
     rows, counter = memory_rows([name for name in IMPLEMENTATIONS

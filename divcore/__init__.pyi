@@ -193,6 +193,7 @@ def binary_cross_entropy(
     pos_weight: ArrayLike | None = None,
     reduction: Literal["none"],
     base: float | None = None,
+    sample_weight: ArrayLike | None = None,
 ) -> _Array | _Float: ...
 
 @overload
@@ -201,6 +202,7 @@ def binary_cross_entropy(
     pos_weight: ArrayLike | None = None,
     reduction: Literal["sum", "mean"] = "mean",
     base: float | None = None,
+    sample_weight: ArrayLike | None = None,
 ) -> _Float: ...
 
 @overload
@@ -209,6 +211,7 @@ def binary_cross_entropy(
     pos_weight: ArrayLike | None = None,
     reduction: _Reduction = "mean",
     base: float | None = None,
+    sample_weight: ArrayLike | None = None,
 ) -> _Array | _Float: ...
 
 @overload

@@ -318,22 +318,38 @@ cdef object _js_rows_typed(np.ndarray x, np.ndarray target, str target_type,
     return values
 
 
+cdef inline double bce_values(const real *x, Py_ssize_t sx, const real *y, Py_ssize_t sy,
+                              const real *w, Py_ssize_t sw, const real *pw, Py_ssize_t spw,
+                              Py_ssize_t n, double *out, Py_ssize_t so) noexcept nogil:
+    """dc_bce_values (src/divcore/bce_t.h) for the type: strides in bytes."""
+    if real is float:
+        return dcd_dc_bce_values_f32(x, sx, y, sy, w, sw, pw, spw, n, out, so)
+    else:
+        return dcd_dc_bce_values_f64(x, sx, y, sy, w, sw, pw, spw, n, out, so)
+
+
 def bce_flat(const real[:] x, const real[:] y, const real[:] weight,
              const real[:] pos_weight, double[:] out):
     """Binary cross-entropy on logits over 1-d (possibly broadcast, stride-0) operands:
-    w·[pw·y·softplus(-x) + (1-y)·softplus(x)] into `out` (if given); returns the sum."""
-    cdef Py_ssize_t n = x.shape[0], i
-    cdef bint has_w = weight is not None, has_pw = pos_weight is not None
-    cdef bint has_out = out is not None
-    cdef double total = 0.0, l
+    w·[pw·y·softplus(-x) + (1-y)·softplus(x)] into `out` (if given); returns the sum
+    (the kernel dc_bce_values, as the compiled front calls it: the same bits)."""
+    cdef Py_ssize_t n = x.shape[0]
+    cdef const real *w = NULL
+    cdef const real *pw = NULL
+    cdef double *o = NULL
+    cdef Py_ssize_t sw = 0, spw = 0, so = 0
+    cdef double total
+    if n == 0:
+        return 0.0
+    if weight is not None:
+        w, sw = &weight[0], weight.strides[0]
+    if pos_weight is not None:
+        pw, spw = &pos_weight[0], pos_weight.strides[0]
+    if out is not None:
+        o, so = &out[0], out.strides[0]
     with nogil:
-        for i in range(n):
-            l = dc_bce_logit(x[i], y[i], pos_weight[i] if has_pw else 1.0)
-            if has_w:
-                l = weight[i] * l
-            if has_out:
-                out[i] = l
-            total += l
+        total = bce_values(&x[0], x.strides[0], &y[0], y.strides[0], w, sw, pw, spw, n, o,
+                           so)
     return total
 
 

@@ -833,20 +833,22 @@ def entropy(x, *, axis=-1, input_type="logits", temperature=1.0, where=None,
 
 
 def binary_cross_entropy(logits, target, *, weight=None, pos_weight=None,
-                         reduction="mean", base=None):
+                         reduction="mean", base=None, sample_weight=None):
     cdef Call c
     cdef RowBuffers b
     cdef np.ndarray x, y
-    cdef Py_ssize_t i, n
-    cdef double total = 0.0, l
+    cdef Py_ssize_t n
+    cdef double total = 0.0
+    cdef double *o
     cdef const char *xp
     cdef const char *yp
     cdef int red
     c.log_base = 1.0
-    # One contiguous array of each, small enough that the rules' path sums it in one
-    # buffered chunk (sequentially, as here): the same bits.
-    if _front_on and weight is None and pos_weight is None and type(logits) is np.ndarray \
-            and type(target) is np.ndarray and read_base(base, &c.log_base):
+    # One contiguous array of each, small enough that the rules' path passes it to
+    # dc_bce_values in one buffered chunk, as here: the same bits.
+    if _front_on and weight is None and pos_weight is None and sample_weight is None \
+            and type(logits) is np.ndarray and type(target) is np.ndarray \
+            and read_base(base, &c.log_base):
         x, y = <np.ndarray>logits, <np.ndarray>target
         c.typenum = np.PyArray_TYPE(x)
         red = read_reduction(reduction)
@@ -860,14 +862,13 @@ def binary_cross_entropy(logits, target, *, weight=None, pos_weight=None,
             if red == RED_NONE:
                 out = np.PyArray_EMPTY(np.PyArray_NDIM(x), np.PyArray_DIMS(x),
                                        np.NPY_DOUBLE, 0)
-            for i in range(n):
-                if c.typenum == np.NPY_FLOAT:
-                    l = dc_bce_logit((<const float *>xp)[i], (<const float *>yp)[i], 1.0)
-                else:
-                    l = dc_bce_logit((<const double *>xp)[i], (<const double *>yp)[i], 1.0)
-                if red == RED_NONE:
-                    (<double *>np.PyArray_DATA(out))[i] = l
-                total += l
+            o = <double *>np.PyArray_DATA(out) if red == RED_NONE else NULL
+            if c.typenum == np.NPY_FLOAT:
+                total = dcd_dc_bce_values_f32(<const float *>xp, 4, <const float *>yp, 4,
+                                              NULL, 0, NULL, 0, n, o, 8)
+            else:
+                total = dcd_dc_bce_values_f64(<const double *>xp, 8, <const double *>yp, 8,
+                                              NULL, 0, NULL, 0, n, o, 8)
             if c.log_base != 1.0:
                 total /= c.log_base
                 if red == RED_NONE:
@@ -879,4 +880,5 @@ def binary_cross_entropy(logits, target, *, weight=None, pos_weight=None,
                 return scalar_of(&c, total)
             return scalar_of(&c, total / n)
     return _slow.binary_cross_entropy(logits, target, weight=weight, pos_weight=pos_weight,
-                                      reduction=reduction, base=base)
+                                      reduction=reduction, base=base,
+                                      sample_weight=sample_weight)

@@ -207,3 +207,11 @@ cdef extern from "divcore/dispatch.h" nogil:
     void dcd_dc_topk_grad_f64(const double *x, Py_ssize_t n, const int64_t *idx,
                               const double *v, Py_ssize_t k, int is_log, int tail,
                               const dc_topk_result *res, double scale, double *g)
+    double dcd_dc_bce_values_f32(const float *x, Py_ssize_t sx, const float *y,
+                                 Py_ssize_t sy, const float *w, Py_ssize_t sw,
+                                 const float *pw, Py_ssize_t spw, Py_ssize_t n, double *out,
+                                 Py_ssize_t so)
+    double dcd_dc_bce_values_f64(const double *x, Py_ssize_t sx, const double *y,
+                                 Py_ssize_t sy, const double *w, Py_ssize_t sw,
+                                 const double *pw, Py_ssize_t spw, Py_ssize_t n,
+                                 double *out, Py_ssize_t so)

@@ -288,6 +288,16 @@ def check_choice(value, choices, name):
     return value
 
 
+def check_integer(value, name):
+    """A Python or numpy integer (not a bool) as an int; TypeError naming `name` else."""
+    if isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be an integer, got {value!r}")
+    try:
+        return operator.index(value)
+    except TypeError:
+        raise TypeError(f"{name} must be an integer, got {value!r}") from None
+
+
 def check_ignore_index(ignore_index):
     if ignore_index is None:
         return None
@@ -548,6 +558,19 @@ def plan_bce(logits, target, weight, pos_weight, reduction, base):
     return BcePlan(x, y, w, pw, dtype, reduction, unit)
 
 
+def bce_sample_weight(sample_weight, shape):
+    """BCE's sample weights: float64, broadcast to the logits' shape (a view), each >= 0 and
+    finite (ValueError naming the first bad element's index)."""
+    s = _bce_operand(sample_weight, shape, "sample_weight").astype(np.float64, copy=False)
+    bad = ~(s >= 0) | ~np.isfinite(s)
+    if bad.any():
+        where = np.unravel_index(int(np.flatnonzero(bad)[0]), bad.shape) if s.ndim else ()
+        raise ValueError(f"sample_weight: the weight at index {tuple(int(i) for i in where)} "
+                         f"is {s[where]!r}; sample weights must be finite and >= 0 (0 leaves "
+                         "an element out)")
+    return np.broadcast_to(s, shape)
+
+
 
 # ------------------------------------------------- SPEC §7: sample weights, z-loss, soft-cap
 
@@ -633,12 +656,7 @@ def plan_row_stats(logits, labels, axis, k, temperature, where):
     t = check_temperature(temperature)
     lg = _Logits(logits, axis, where)
     n_classes = lg.n_classes
-    if isinstance(k, (bool, np.bool_)):
-        raise TypeError(f"k must be an integer, got {k!r}")
-    try:
-        k = operator.index(k)
-    except TypeError:
-        raise TypeError(f"k must be an integer, got {k!r}") from None
+    k = check_integer(k, "k")
     if not 0 <= k <= n_classes:
         raise ValueError(f"k must be in [0, {n_classes}] (the number of classes), got {k}; "
                          f"pass k=min(k, {n_classes}) to keep every class")

@@ -6,7 +6,6 @@ The formulas are in src/divcore/topk.h (compiled) and divcore/_reftopk.py (refer
 """
 import math
 
-import operator
 
 import numpy as np
 
@@ -103,12 +102,7 @@ class TopK:
             log-probability (ties: the lower index first).
         """
         from . import row_stats  # one read of the logits: the row kernel's top-k
-        if isinstance(k, (bool, np.bool_)):
-            raise TypeError(f"k must be an integer, got {k!r}")
-        try:
-            k = operator.index(k)
-        except TypeError:
-            raise TypeError(f"k must be an integer, got {k!r}") from None
+        k = _rules.check_integer(k, "k")
         if k < 1:
             raise ValueError(f"k must be at least 1 (the classes kept per row), got {k}")
         stats = row_stats(logits, axis=axis, k=k, temperature=temperature, where=where)

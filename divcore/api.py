@@ -11,6 +11,7 @@ On the compiled backend the names in the `divcore` namespace are the compiled fr
 into the batch driver and handing anything else to these methods, untouched.
 """
 import math
+from dataclasses import replace
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -812,7 +813,7 @@ class Functions:
         return self._finish_loss(plan, self.kernels.js_rows(plan), None)
 
     def binary_cross_entropy(self, logits, target, *, weight=None, pos_weight=None,
-                             reduction="mean", base=None):
+                             reduction="mean", base=None, sample_weight=None):
         """Binary cross-entropy on logits, elementwise (torch's binary_cross_entropy_with_logits).
 
         Parameters
@@ -829,6 +830,10 @@ class Functions:
         reduction : {'none', 'sum', 'mean'}, default 'mean'
             'none': the elementwise losses; 'sum'; 'mean': over all elements, nan when empty.
         $base
+        sample_weight : array_like, optional
+            s >= 0, broadcast to the logits' shape (e.g. one per row: s[:, None]): each loss
+            is multiplied by s, and 'mean' becomes Σ s·l / Σ s (`weight` leaves the mean's
+            denominator alone, as torch's does). An element of weight 0 counts exactly 0.
 
         Returns
         -------
@@ -860,7 +865,18 @@ class Functions:
         1.756611
         """
         plan = _rules.plan_bce(logits, target, weight, pos_weight, reduction, base)
-        return self._bce(plan)
+        if sample_weight is None:
+            return self._bce(plan)
+        s = _rules.bce_sample_weight(sample_weight, plan.logits.shape)
+        values = np.asarray(self._bce(replace(plan, reduction="none")), dtype=np.float64)
+        values = np.where(s != 0, values * s, 0.0)
+        if plan.reduction == "none":
+            return _rules.scalar_or_array(values.astype(plan.dtype))
+        total = float(np.sum(values))
+        if plan.reduction == "sum":
+            return plan.dtype.type(total)
+        denom = float(np.sum(s))
+        return plan.dtype.type(total / denom if denom != 0.0 else math.nan)
 
     def row_stats(self, logits, labels=None, *, axis=-1, k=0, temperature=1.0, where=None):
         """Per-row log-sum-exp, log-probability of the label, entropy, argmax and top-k of

@@ -491,7 +491,7 @@ def entropy(x: Any, *, axis: int = -1, input_type: str = "logits", temperature: 
 
 def binary_cross_entropy(logits: Any, target: Any, *, weight: Any = None,
                          pos_weight: Any = None, reduction: Reduction = "mean",
-                         base: Optional[float] = None) -> da.Array:
+                         base: Optional[float] = None, sample_weight: Any = None) -> da.Array:
     """`divcore.binary_cross_entropy` of dask arrays, elementwise, in any chunks (the
     target, `weight` and `pos_weight` are broadcast and rechunked like the logits);
     'mean' is over all elements.
@@ -530,7 +530,7 @@ def binary_cross_entropy(logits: Any, target: Any, *, weight: Any = None,
     if y.shape != x.shape:
         raise ValueError(f"target: shape {y.shape} does not match the logits' shape "
                          f"{x.shape}")
-    operands = {"weight": weight, "pos_weight": pos_weight}
+    operands = {"weight": weight, "pos_weight": pos_weight, "sample_weight": sample_weight}
     for name, value in operands.items():
         if value is not None:
             a = _known_chunks(da.asarray(value), name, x)
@@ -547,12 +547,13 @@ def binary_cross_entropy(logits: Any, target: Any, *, weight: Any = None,
                 for k, v in operands.items()}  # zero elements: checks the keywords now
     probe = divcore.binary_cross_entropy(
         np.empty((0,), x.dtype), np.empty((0,), y.dtype), weight=stand_in["weight"],
-        pos_weight=stand_in["pos_weight"], reduction=reduction, **kw)
+        pos_weight=stand_in["pos_weight"], reduction=reduction,
+        sample_weight=stand_in["sample_weight"], **kw)
     dtype = np.asarray(probe).dtype
 
-    def chunk_values(xb, yb, wb, pwb):
+    def chunk_values(xb, yb, wb, pwb, sb):
         out = divcore.binary_cross_entropy(xb, yb, weight=wb, pos_weight=pwb,
-                                           reduction="none", **kw)
+                                           reduction="none", sample_weight=sb, **kw)
         return np.asarray(out)
 
     index = _LETTERS[:x.ndim]
@@ -560,7 +561,8 @@ def binary_cross_entropy(logits: Any, target: Any, *, weight: Any = None,
     for v in operands.values():
         args += [None, None] if v is None else [v, index]
     values = da.blockwise(chunk_values, index, *args, dtype=dtype)
-    return _reduce(values, None, reduction, dtype)
+    s = operands["sample_weight"]
+    return _reduce(values, None if s is None else s.astype(np.float64), reduction, dtype)
 
 
 def row_stats(logits: Any, labels: Any = None, *, axis: int = -1, k: int = 0,

@@ -463,7 +463,8 @@ def entropy(input: torch.Tensor, *, dim: Optional[int] = None,
 
 def binary_cross_entropy_with_logits(input: torch.Tensor, target: Any, weight: Any = None,
                                      reduction: Reduction = "mean", pos_weight: Any = None,
-                                     *, base: Optional[float] = None) -> torch.Tensor:
+                                     *, base: Optional[float] = None,
+                                     sample_weight: Any = None) -> torch.Tensor:
     """Binary cross-entropy on logits, elementwise, as
     `torch.nn.functional.binary_cross_entropy_with_logits`.
 
@@ -481,8 +482,9 @@ def binary_cross_entropy_with_logits(input: torch.Tensor, target: Any, weight: A
         'mean' over all elements.
     pos_weight : torch.Tensor, optional
         pw, broadcast along the last dim; gets a gradient if it requires one.
-    base : float, optional
-        As for `divcore.binary_cross_entropy`.
+    base, sample_weight
+        As for `divcore.binary_cross_entropy` (sample weights scale the losses and make
+        'mean' Σ s·l / Σ s).
 
     Returns
     -------
@@ -506,21 +508,34 @@ def binary_cross_entropy_with_logits(input: torch.Tensor, target: Any, weight: A
     tensor([-0.2500,  0.2500], dtype=torch.float64)
     """
     x = _input(input)
-    return _ops.call("binary_cross_entropy",
-                     [x, _operand(target, "target"), _operand(weight, "weight"),
-                      _operand(pos_weight, "pos_weight")], [reduction, _base(base)])
+
+    def loss(reduction: str) -> torch.Tensor:
+        return _ops.call("binary_cross_entropy",
+                         [x, _operand(target, "target"), _operand(weight, "weight"),
+                          _operand(pos_weight, "pos_weight")], [reduction, _base(base)])
+
+    if sample_weight is None:
+        return loss(reduction)
+    _rules.check_reduction(reduction)
+    values = loss("none")
+    s = _operand(sample_weight, "sample_weight")
+    if not torch.compiler.is_compiling():
+        _rules.bce_sample_weight(s.detach().cpu().numpy(), tuple(x.shape))
+    s = torch.broadcast_to(s.to(values.dtype), values.shape)
+    return _tx.weighted(values, torch.ones_like(values), s, reduction)
 
 
 def binary_cross_entropy(input: torch.Tensor, target: Any, *, weight: Any = None,
                          pos_weight: Any = None, reduction: Reduction = "mean",
-                         base: Optional[float] = None) -> torch.Tensor:
+                         base: Optional[float] = None,
+                         sample_weight: Any = None) -> torch.Tensor:
     """`binary_cross_entropy_with_logits` under divcore's name and keywords (on logits,
     like `divcore.binary_cross_entropy`; torch's `binary_cross_entropy` takes
     probabilities).
 
     Parameters
     ----------
-    input, target, weight, pos_weight, reduction, base
+    input, target, weight, pos_weight, reduction, base, sample_weight
         As for `binary_cross_entropy_with_logits`.
 
     Returns
@@ -542,7 +557,7 @@ def binary_cross_entropy(input: torch.Tensor, target: Any, *, weight: Any = None
     tensor([-0.2500,  0.2500], dtype=torch.float64)
     """
     return binary_cross_entropy_with_logits(input, target, weight, reduction, pos_weight,
-                                            base=base)
+                                            base=base, sample_weight=sample_weight)
 
 
 # --------------------------------------------------------------------- modules
@@ -554,6 +569,12 @@ class _Loss(torch.nn.Module):
         super().__init__()
         self.reduction = reduction
         self.keywords = keywords
+
+    def _with(self, sample_weight: Any) -> dict:
+        """The module's keywords, plus this call's sample weights when given."""
+        if sample_weight is None:
+            return self.keywords
+        return dict(self.keywords, sample_weight=sample_weight)
 
     def extra_repr(self) -> str:
         parts = [f"reduction={self.reduction!r}"]
@@ -600,9 +621,11 @@ class CrossEntropyLoss(_Loss):
                          label_smoothing=label_smoothing, **keywords)
         self.register_buffer("weight", weight)
 
-    def forward(self, input: torch.Tensor, target: Any) -> torch.Tensor:
+    def forward(self, input: torch.Tensor, target: Any,
+                sample_weight: Any = None) -> torch.Tensor:
+        """The loss; `sample_weight` (per row, optional) as for `cross_entropy`."""
         return cross_entropy(input, target, self.weight, reduction=self.reduction,
-                             **self.keywords)
+                             **self._with(sample_weight))
 
 
 class BCEWithLogitsLoss(_Loss):
@@ -642,9 +665,11 @@ class BCEWithLogitsLoss(_Loss):
         self.register_buffer("weight", weight)
         self.register_buffer("pos_weight", pos_weight)
 
-    def forward(self, input: torch.Tensor, target: Any) -> torch.Tensor:
+    def forward(self, input: torch.Tensor, target: Any,
+                sample_weight: Any = None) -> torch.Tensor:
+        """The loss; `sample_weight` (optional) as for `binary_cross_entropy_with_logits`."""
         return binary_cross_entropy_with_logits(input, target, self.weight, self.reduction,
-                                                self.pos_weight, **self.keywords)
+                                                self.pos_weight, **self._with(sample_weight))
 
 
 class KLDivergenceLoss(_Loss):
@@ -680,8 +705,11 @@ class KLDivergenceLoss(_Loss):
     def __init__(self, reduction: Reduction = "mean", **keywords: Any):
         super().__init__(reduction, **keywords)
 
-    def forward(self, input: torch.Tensor, target: Any) -> torch.Tensor:
-        return kl_divergence(input, target, reduction=self.reduction, **self.keywords)
+    def forward(self, input: torch.Tensor, target: Any,
+                sample_weight: Any = None) -> torch.Tensor:
+        """The loss; `sample_weight` (per row, optional) as for `kl_divergence`."""
+        return kl_divergence(input, target, reduction=self.reduction,
+                             **self._with(sample_weight))
 
 
 class JSDivergenceLoss(_Loss):
@@ -715,8 +743,11 @@ class JSDivergenceLoss(_Loss):
     def __init__(self, reduction: Reduction = "mean", **keywords: Any):
         super().__init__(reduction, **keywords)
 
-    def forward(self, input: torch.Tensor, target: Any) -> torch.Tensor:
-        return js_divergence(input, target, reduction=self.reduction, **self.keywords)
+    def forward(self, input: torch.Tensor, target: Any,
+                sample_weight: Any = None) -> torch.Tensor:
+        """The loss; `sample_weight` (per row, optional) as for `js_divergence`."""
+        return js_divergence(input, target, reduction=self.reduction,
+                             **self._with(sample_weight))
 
 
 class EntropyLoss(_Loss):
@@ -749,8 +780,9 @@ class EntropyLoss(_Loss):
     def __init__(self, reduction: Reduction = "mean", **keywords: Any):
         super().__init__(reduction, **keywords)
 
-    def forward(self, input: torch.Tensor) -> torch.Tensor:
-        return entropy(input, reduction=self.reduction, **self.keywords)
+    def forward(self, input: torch.Tensor, sample_weight: Any = None) -> torch.Tensor:
+        """The entropy; `sample_weight` (per row, optional) as for `entropy`."""
+        return entropy(input, reduction=self.reduction, **self._with(sample_weight))
 
 
 def row_stats(input: torch.Tensor, target: Any = None, *, dim: Optional[int] = None,

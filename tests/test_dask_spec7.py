@@ -60,3 +60,12 @@ def test_topk_target_chunk_by_chunk(data, tail):
             expect = getattr(divcore, fn)(x, tk, tail=tail, sample_weight=s,
                                           reduction=reduction)
             np.testing.assert_allclose(got, expect, rtol=1e-12, atol=1e-15)
+
+
+def test_bce_sample_weight_chunked():
+    rng = np.random.default_rng(2)
+    x, y, s = rng.normal(size=(8, 3)), rng.uniform(size=(8, 3)), rng.uniform(size=(8, 1))
+    got = dcd.binary_cross_entropy(da.from_array(x, chunks=3), da.from_array(y, chunks=3),
+                                   sample_weight=s).compute()
+    np.testing.assert_allclose(got, divcore.binary_cross_entropy(x, y, sample_weight=s),
+                               rtol=1e-12)

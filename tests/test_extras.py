@@ -227,3 +227,24 @@ def test_plain_calls_are_unchanged_by_default_extras(data):
         f = getattr(divcore, fn)
         assert f(x, tgt) == f(x, tgt, tail="bucket", sample_weight=None, softcap=None)
     assert divcore.cross_entropy(x, y) == divcore.cross_entropy(x, y, z_loss=0.0)
+
+
+@pytest.mark.parametrize("dc", BACKENDS)
+@pytest.mark.parametrize("reduction", ["none", "sum", "mean"])
+def test_bce_sample_weight(dc, reduction):
+    rng = np.random.default_rng(4)
+    x = rng.normal(scale=3, size=(5, 3))
+    y = rng.uniform(size=(5, 3))
+    s = rng.uniform(0, 2, size=(5, 1))
+    s[2] = 0
+    x[2, 1] = np.nan  # left out by its weight 0
+    w = np.array([1.0, 0.5, 2.0])
+    with np.errstate(invalid="ignore"):  # the NaN of the left-out element
+        l = w * (y * np.logaddexp(0, -x) + (1 - y) * np.logaddexp(0, x))
+    sb = np.broadcast_to(s, x.shape)
+    vals = np.where(sb != 0, sb * l, 0.0)
+    expect = {"none": vals, "sum": vals.sum(), "mean": vals.sum() / sb.sum()}[reduction]
+    got = dc.binary_cross_entropy(x, y, weight=w, sample_weight=s, reduction=reduction)
+    np.testing.assert_allclose(got, expect, rtol=1e-12)
+    with pytest.raises(ValueError, match="sample_weight"):
+        dc.binary_cross_entropy(x, y, sample_weight=-s)

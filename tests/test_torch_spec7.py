@@ -181,3 +181,23 @@ def test_topk_torch_equals_the_numpy_kernels(tail, kind):
                                                  temperature=1.5)
     np.testing.assert_allclose(loss.item(), value, rtol=1e-10)
     np.testing.assert_allclose(leaf.grad.numpy(), grad, rtol=1e-8, atol=1e-12)
+
+
+def test_bce_sample_weight_equals_numpy_and_has_gradients():
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(4, 3, generator=g, dtype=F64)
+    y = torch.rand(4, 3, generator=g, dtype=F64)
+    s = torch.rand(4, 1, generator=g, dtype=F64)
+    got = dct.binary_cross_entropy_with_logits(x, y, sample_weight=s)
+    expect = divcore.binary_cross_entropy(x.numpy(), y.numpy(), sample_weight=s.numpy())
+    np.testing.assert_allclose(got.item(), expect, rtol=1e-12)
+    f = lambda z: dct.binary_cross_entropy_with_logits(z, y, sample_weight=s)  # noqa: E731
+    assert torch.autograd.gradgradcheck(f, (x.clone().requires_grad_(),))
+
+
+def test_modules_take_per_batch_sample_weights():
+    x, y, s, p = make(8)
+    assert torch.equal(dct.CrossEntropyLoss(label_smoothing=0.1)(x, y, sample_weight=s),
+                       dct.cross_entropy(x, y, label_smoothing=0.1, sample_weight=s))
+    assert torch.equal(dct.KLDivergenceLoss()(x, p, s), dct.kl_divergence(x, p, sample_weight=s))
+    assert torch.equal(dct.CrossEntropyLoss()(x, y), dct.cross_entropy(x, y))

@@ -156,6 +156,10 @@ INTERNAL = [
     K("void", "dc_topk_grad",
       "const T *x, ptrdiff_t n, const int64_t *idx, const T *v, ptrdiff_t k, int is_log, "
       "int tail, const dc_topk_result *res, double scale, T *g"),
+    # binary cross-entropy of 1-d operands (bce_t.h; strides in bytes)
+    K("double", "dc_bce_values",
+      "const T *x, ptrdiff_t sx, const T *y, ptrdiff_t sy, const T *w, ptrdiff_t sw, "
+      "const T *pw, ptrdiff_t spw, ptrdiff_t n, double *out, ptrdiff_t so"),
 ]
 
 # Public kernels whose dcd_* alias divcore._core also calls (declared in _kernels_decl.pxi).

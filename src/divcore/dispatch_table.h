@@ -182,6 +182,16 @@ DC_DISPATCH_VOID(dc_topk_grad_f64, (const double *x, ptrdiff_t n, const int64_t 
                                     const double *v, ptrdiff_t k, int is_log, int tail,
                                     const dc_topk_result *res, double scale, double *g),
                  (x, n, idx, v, k, is_log, tail, res, scale, g))
+DC_DISPATCH(double, dc_bce_values_f32, (const float *x, ptrdiff_t sx, const float *y,
+                                        ptrdiff_t sy, const float *w, ptrdiff_t sw,
+                                        const float *pw, ptrdiff_t spw, ptrdiff_t n,
+                                        double *out, ptrdiff_t so),
+            (x, sx, y, sy, w, sw, pw, spw, n, out, so))
+DC_DISPATCH(double, dc_bce_values_f64, (const double *x, ptrdiff_t sx, const double *y,
+                                        ptrdiff_t sy, const double *w, ptrdiff_t sw,
+                                        const double *pw, ptrdiff_t spw, ptrdiff_t n,
+                                        double *out, ptrdiff_t so),
+            (x, sx, y, sy, w, sw, pw, spw, n, out, so))
 
 /* the public kernels (kernels.h), and their dcd_* aliases */
 DC_DISPATCH(double, dc_logsumexp_f32, (const float *x, ptrdiff_t n),

@@ -85,6 +85,73 @@ DC_TARGET DC_VINLINE DC_VD DC_FN(dc_lanes_vlog1p)(DC_VD u)
     return DC_FN(dc_lanes_vlog_corr)(w, corr);
 }
 
+/* The reduction of a ≥ 0 (finite) for the logs below: a = 2^k·f, f1 = f - 1, k as a
+ * double, 2^-k (0 for k ≥ 1023, where the correction is negligible) and (2 + f1)·f, the
+ * denominator of s and of the correction. */
+DC_TARGET DC_VINLINE void DC_FN(dc_lanes_vlog_reduce)(DC_VD a, DC_VD *f1, DC_VD *kd, DC_VD *sc,
+                                                      DC_VD *den)
+{
+    typedef DC_ISA_NAME(dc_vi, f64) vdi;
+    const DC_VD zero = {0};
+    const vdi hx = (vdi)a;
+    const vdi k = (hx - (int64_t)0x3fe6a09e667f3bcdLL) >> 52; /* f = a / 2^k ∈ [√½, √2) */
+    const DC_VD f = (DC_VD)(hx - (k << 52));
+    *kd = ((DC_VD)(k + (int64_t)0x4338000000000000LL) - 6755399441055744.0);
+    *sc = DC_VDSEL(k >= 1023, zero, (DC_VD)(((int64_t)1023 - k) << 52));
+    *f1 = f - 1.0;
+    *den = (*f1 + 2.0) * f;
+}
+
+/* log(a + c) from dc_lanes_vlog_reduce's parts of a and inv_den ≈ 1/den. */
+DC_TARGET DC_VINLINE DC_VD DC_FN(dc_lanes_vlog_finish)(DC_VD a, DC_VD c, DC_VD f1, DC_VD kd,
+                                                       DC_VD sc, DC_VD inv_den)
+{
+    const DC_VD zero = {0};
+    const double ln2_hi = 6.93147180369123816490e-01, ln2_lo = 1.90821492927058770002e-10;
+    const DC_VD f = f1 + 1.0;
+    const DC_VD s = f1 * f * inv_den, z = s * s, h = 0.5 * f1 * f1;
+    const DC_VD corr = c * sc * (f1 + 2.0) * inv_den;
+    DC_VD R = zero + 1.479819860511658591e-01;
+    R = R * z + 1.531383769920937332e-01;
+    R = R * z + 1.818357216161805012e-01;
+    R = R * z + 2.222219843214978396e-01;
+    R = R * z + 2.857142874366239149e-01;
+    R = R * z + 3.999999999940941908e-01;
+    R = R * z + 6.666666666666735130e-01;
+    R = R * z;
+    const DC_VD r = kd * ln2_hi + (f1 - (h - (s * (h + R) + (kd * ln2_lo + corr))));
+    return DC_VDSEL(a == zero, zero - INFINITY, r);
+}
+
+/* log(a + ca) and log(b + cb) in double lanes, with one division for both (JS,
+ * lanes_js_t.h, takes two per value): a, b > 0 finite or 0 (log 0 = -inf), ca and cb
+ * corrections below an ulp of a and b (what a rounded 1 + u misses of it, for log1p).
+ * dc_lanes_vlog1p's reduction,
+ *     a = 2^k·f,  log(a + ca) = k·ln 2 + log f + ca/a,
+ *     log f = f1 - h + s·(h + R),   s = f1 / (2 + f1),
+ * with s and ca/a = ca·2^-k / f both taken from 1/((2 + f1)·f) and b's from the same
+ * reciprocal of the product (a few roundings more in s, whose term is below 5% of log f,
+ * and in the correction); R is fdlibm's minimax polynomial for |s| ≤ 0.1716
+ * (|error| < 2^-58.45). */
+DC_TARGET DC_VINLINE void DC_FN(dc_lanes_vlog_pair)(DC_VD a, DC_VD ca, DC_VD b, DC_VD cb,
+                                                     DC_VD *la, DC_VD *lb)
+{
+    DC_VD f1a, kda, sca, da, f1b, kdb, scb, db;
+    DC_FN(dc_lanes_vlog_reduce)(a, &f1a, &kda, &sca, &da);
+    DC_FN(dc_lanes_vlog_reduce)(b, &f1b, &kdb, &scb, &db);
+    const DC_VD inv = 1.0 / (da * db);
+    *la = DC_FN(dc_lanes_vlog_finish)(a, ca, f1a, kda, sca, db * inv);
+    *lb = DC_FN(dc_lanes_vlog_finish)(b, cb, f1b, kdb, scb, da * inv);
+}
+
+/* log(a + ca) alone, as dc_lanes_vlog_pair computes each (one division). */
+DC_TARGET DC_VINLINE DC_VD DC_FN(dc_lanes_vlog_one)(DC_VD a, DC_VD ca)
+{
+    DC_VD f1, kd, sc, den;
+    DC_FN(dc_lanes_vlog_reduce)(a, &f1, &kd, &sc, &den);
+    return DC_FN(dc_lanes_vlog_finish)(a, ca, f1, kd, sc, 1.0 / den);
+}
+
 /* expm1(d) in double lanes with relative precision near 0: for |d| < ln2 / 2 the series
  * d + d²·(1/2! + d·(1/3! + ...)) to d^15/15! (its remainder is below 2^-56 of the result),
  * elsewhere exp(d) - 1 (|exp(d) - 1| ≥ 0.29 there: an ulp or two). expm1(-inf) = -1. */

@@ -19,12 +19,13 @@
 #endif
 
 /* One file per family; the order matters only in that later families call earlier ones
- * (JS and the gradients use dc_lse_scan and dc_target_log). */
+ * (JS and the gradients use dc_lse_scan and dc_target_log; BCE uses none). */
 #include "softmax_t.h"
 #include "soft_target_t.h"
 #include "logits_target_t.h"
 #include "js_t.h"
 #include "grad_t.h"
+#include "bce_t.h"
 
 #ifdef DC_HAVE_VEC
 #undef DC_VD
