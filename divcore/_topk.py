@@ -236,7 +236,8 @@ def check_rows(plan, psum, nbad):
     if nbad[row] > 0:
         what = ("a NaN or positive log-probability" if plan.topk_kind == "log_probs"
                 else "a NaN entry or one outside [0, 1]")
-        hint = ("" if plan.topk_kind == "log_probs" else
+        hint = (" (log-probabilities are <= 0; probabilities? pass TopK(..., kind='probs'))"
+                if plan.topk_kind == "log_probs" else
                 " (log-probabilities? pass TopK(..., kind='log_probs'))")
         raise ValueError(f"target: row {row} of the TopK values has {what}{hint}")
     if over[row]:
