@@ -449,6 +449,39 @@ for _spec in SPECS.values():
     _register(_spec)
 
 
+# ---------------------------------------------------------------- row statistics
+
+def _row_stats_impl(x, target, where, dim, k, temperature):
+    """divcore.row_stats on the tensors' memory; an absent result (no target: log_prob;
+    k = 0: the top-k) is an empty tensor (an op returns tensors only)."""
+    st = _numpy_api().row_stats(as_array(x), None if target is None else as_array(target),
+                                axis=dim, k=k, temperature=temperature,
+                                where=None if where is None else as_array(where))
+    return tuple(x.new_empty(0, dtype=torch.float32) if v is None
+                 else torch.from_numpy(np.array(v)) for v in st)
+
+
+def _row_stats_fake(x, target, where, dim, k, temperature):
+    lead = _lead_shape(x, dim)
+    dt = loss_dtype(x.dtype)
+
+    def empty():  # one each: outputs never alias one another
+        return x.new_empty(0, dtype=torch.float32)
+
+    lp = x.new_empty(lead, dtype=dt) if target is not None else empty()
+    top = (x.new_empty(lead + [k], dtype=torch.int64), x.new_empty(lead + [k], dtype=dt)) \
+        if k else (empty(), empty())
+    return (x.new_empty(lead, dtype=dt), lp, x.new_empty(lead, dtype=dt),
+            x.new_empty(lead, dtype=torch.int64)) + top
+
+
+row_stats_op = torch.library.custom_op(
+    "divcore::row_stats", _row_stats_impl, mutates_args=(), device_types="cpu",
+    schema="(Tensor input, Tensor? target, Tensor? where, int dim, int k, float temperature)"
+           " -> (Tensor, Tensor, Tensor, Tensor, Tensor, Tensor)")
+row_stats_op.register_fake(_row_stats_fake)
+
+
 # -------------------------------------------------------------- the eager path
 
 _BIG = 1 << 16  # elements from which reading the incoming gradient's value pays

@@ -50,7 +50,6 @@ from __future__ import annotations
 
 from typing import Any, Literal, Optional
 
-import numpy as np
 import torch
 
 import divcore  # the numpy API that divcore._torch_ops calls (tests swap divcore.reference in)
@@ -792,8 +791,9 @@ def row_stats(input: torch.Tensor, target: Any = None, *, dim: Optional[int] = N
     read of the logits, as tensors.
 
     Forward only: the result carries no gradient (it is computed as under
-    `torch.no_grad()`, from the tensor's memory, without a copy), and it is not a torch
-    operator (torch.compile runs it as a graph break).
+    `torch.no_grad()`, from the tensor's memory, without a copy). It is a torch operator
+    (`torch.ops.divcore.row_stats`, with a fake kernel for shapes), so
+    torch.compile(fullgraph=True) captures it.
 
     Parameters
     ----------
@@ -834,7 +834,9 @@ def row_stats(input: torch.Tensor, target: Any = None, *, dim: Optional[int] = N
     x = _input(input).detach()
     labels = _operand(target, "target")
     mask = _operand(where, "where")
-    st = divcore.row_stats(x, None if labels is None else labels.detach(), axis=_dim(x, dim),
-                           k=k, temperature=temperature,
-                           where=None if mask is None else mask.detach())
-    return type(st)(*(None if v is None else torch.from_numpy(np.asarray(v)) for v in st))
+    k = _rules.check_integer(k, "k")
+    out = _ops.row_stats_op(x, None if labels is None else labels.detach(),
+                            None if mask is None else mask.detach(), _dim(x, dim), k,
+                            _rules.check_temperature(temperature))
+    absent = (False, labels is None, False, False, k == 0, k == 0)
+    return divcore.RowStats(*(None if no else v for v, no in zip(out, absent)))

@@ -201,3 +201,31 @@ def test_modules_take_per_batch_sample_weights():
                        dct.cross_entropy(x, y, label_smoothing=0.1, sample_weight=s))
     assert torch.equal(dct.KLDivergenceLoss()(x, p, s), dct.kl_divergence(x, p, sample_weight=s))
     assert torch.equal(dct.CrossEntropyLoss()(x, y), dct.cross_entropy(x, y))
+
+
+def test_row_stats_is_an_op_that_compiles_fullgraph():
+    import torch._dynamo as dynamo
+    x = torch.randn(6, 9, dtype=F64)
+    y = torch.randint(0, 9, (6,))
+    eager = dct.row_stats(x, y, k=3)
+    dynamo.reset()
+    compiled = torch.compile(lambda a, b: dct.row_stats(a, b, k=3), fullgraph=True,
+                             backend="eager")(x, y)
+    for a, b in zip(eager, compiled):
+        assert torch.equal(a, b)
+    st = dct.row_stats(x)  # no labels, k = 0: those fields are None
+    assert st.log_prob is None and st.topk_indices is None and st.topk_log_probs is None
+    expect = divcore.row_stats(x.numpy(), y.numpy(), k=3)
+    np.testing.assert_array_equal(eager.topk_indices.numpy(), expect.topk_indices)
+    np.testing.assert_array_equal(eager.log_prob.numpy(), expect.log_prob)
+
+
+@pytest.mark.parametrize("case", ["labels-k", "plain", "nd", "one-row"])
+def test_row_stats_op_passes_opcheck(case):
+    from divcore import _torch_ops as ops
+    args = {"labels-k": (torch.randn(5, 7, dtype=F64), torch.randint(0, 7, (5,)), None, 1, 3,
+                         1.0),
+            "plain": (torch.randn(4, 7), None, None, 1, 0, 2.0),
+            "nd": (torch.randn(2, 7, 3), torch.randint(0, 7, (2, 3)), None, 1, 2, 1.0),
+            "one-row": (torch.randn(7), torch.tensor(2), None, 0, 2, 1.0)}[case]
+    torch.library.opcheck(ops.row_stats_op, args)
