@@ -558,13 +558,20 @@ def plan_bce(logits, target, weight, pos_weight, reduction, base):
     return BcePlan(x, y, w, pw, dtype, reduction, unit)
 
 
+def first_bad_weight(s):
+    """The flat index of the first sample weight that is negative, NaN or infinite (None if
+    there is none): the rule of every function's sample_weight."""
+    bad = ~(s >= 0) | ~np.isfinite(s)
+    return int(np.flatnonzero(bad)[0]) if bad.any() else None
+
+
 def bce_sample_weight(sample_weight, shape):
     """BCE's sample weights: float64, broadcast to the logits' shape (a view), each >= 0 and
     finite (ValueError naming the first bad element's index)."""
     s = _bce_operand(sample_weight, shape, "sample_weight").astype(np.float64, copy=False)
-    bad = ~(s >= 0) | ~np.isfinite(s)
-    if bad.any():
-        where = np.unravel_index(int(np.flatnonzero(bad)[0]), bad.shape) if s.ndim else ()
+    bad = first_bad_weight(s)
+    if bad is not None:
+        where = np.unravel_index(bad, s.shape) if s.ndim else ()
         raise ValueError(f"sample_weight: the weight at index {tuple(int(i) for i in where)} "
                          f"is {s[where]!r}; sample weights must be finite and >= 0 (0 leaves "
                          "an element out)")
@@ -625,8 +632,7 @@ def sample_weight_rows(sample_weight, lead_shape):
     """Per-row weights s_i >= 0 as float64 in row order (the leading shape, C order),
     broadcast from any shape that broadcasts to it; ValueError naming the first bad row."""
     s = as_array(sample_weight, "sample_weight")
-    if s.dtype.kind not in "fiub" and s.dtype.name != "bfloat16":
-        raise TypeError(f"sample_weight: expected real numbers, got dtype {s.dtype}")
+    compute_dtype(s.dtype, "sample_weight")  # real numbers only
     try:
         s = np.broadcast_to(s.astype(np.float64), lead_shape)
     except ValueError:
@@ -634,9 +640,8 @@ def sample_weight_rows(sample_weight, lead_shape):
                          f"shape without the class axis, {tuple(lead_shape)} (one weight per "
                          "row)") from None
     s = s.reshape(-1)
-    bad = ~(s >= 0) | ~np.isfinite(s)
-    if bad.any():
-        row = int(np.flatnonzero(bad)[0])
+    row = first_bad_weight(s)
+    if row is not None:
         raise ValueError(f"sample_weight: row {row} has weight {s[row]!r}; sample weights "
                          "must be finite and >= 0 (0 leaves a row out)")
     return s

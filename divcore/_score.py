@@ -259,23 +259,25 @@ def score(logits, target, *, metrics=METRICS, axis=-1, target_type="auto", reduc
         raise ScoreError(f"axis {axis} is out of range for logits of shape {logits.shape}")
     class_axis = axis % logits.ndim
     lead_shape = logits.shape[:class_axis] + logits.shape[class_axis + 1:]
-    if isinstance(target, divcore.TopK):
-        return _score_topk(logits, target, metrics, axis, lead_shape, reduction, base,
-                           temperature, validate, sum_tol, tail, block_rows, progress)
-    labels = target_type == "labels" or (target_type == "auto" and target.dtype.kind in "iu")
-    # Checked here, not only by the library: blocks cut both arrays, and a block of a
-    # mis-shaped target could still look right
-    expected = lead_shape if labels else logits.shape
-    if target.shape != expected:
-        what = "labels" if labels else "a target of probabilities / logits"
-        hint = ""
-        if not labels and target.shape == lead_shape:
-            hint = " (floats read as labels need --target-type labels)"
-        raise ScoreError(f"target shape {target.shape} does not fit logits of shape "
-                         f"{logits.shape} with class axis {axis}: {what} must have shape "
-                         f"{expected}{hint}")
-    keywords = dict(axis=axis, target_type=target_type, temperature=temperature, base=base,
-                    validate=validate, sum_tol=sum_tol)
+    blocked = _block_axis(logits.ndim, class_axis)
+    keywords = dict(axis=axis, temperature=temperature, base=base, validate=validate,
+                    sum_tol=sum_tol)
+    if isinstance(target, divcore.TopK):  # a `divcore topk` file: cut its arrays' rows
+        _check_topk_shape(target, logits, axis, lead_shape)
+        labels = False
+        keywords["tail"] = tail
+
+        def target_rows(rows):
+            return divcore.TopK(np.asarray(target.indices[rows]),
+                                np.asarray(target.values[rows]), kind=target.kind)
+    else:
+        labels = target_type == "labels" or (target_type == "auto"
+                                             and target.dtype.kind in "iu")
+        _check_target_shape(target, logits, axis, lead_shape, labels)
+        keywords["target_type"] = target_type
+
+        def target_rows(rows):
+            return _take(target, 0 if labels else blocked, rows)
 
     per_row = {m: np.empty(lead_shape, dtype=np.float64) for m in metrics}
     kept = np.ones(lead_shape, dtype=bool)  # rows that count in the mean
@@ -286,50 +288,39 @@ def score(logits, target, *, metrics=METRICS, axis=-1, target_type="auto", reduc
     else:
         n = lead_shape[0]
         step = block_rows_for(logits, block_rows) or max(n, 1)
-        blocked = _block_axis(logits.ndim, class_axis)
         bar = Progress(n) if progress is None else progress
         for start in range(0, n, step):
             rows = slice(start, min(start + step, n))
-            logit_block = _take(logits, blocked, rows)
-            target_block = _take(target, 0 if labels else blocked, rows)
-            _score_block(logit_block, target_block, labels, metrics, keywords,
-                         ignore_index, per_row, kept, rows, stats)
+            _score_block(_take(logits, blocked, rows), target_rows(rows), labels, metrics,
+                         keywords, ignore_index, per_row, kept, rows, stats)
             bar.update(rows.stop)
         bar.close()
 
     return _reduced(per_row, kept, reduction, stats, base)
 
 
-def _score_topk(logits, target, metrics, axis, lead_shape, reduction, base, temperature,
-                validate, sum_tol, tail, block_rows, progress):
-    """score() against a divcore.TopK target (a `divcore topk` file), a block of rows at a
-    time: the TopK's arrays are cut along their first axis with the logits' rows."""
+def _check_target_shape(target, logits, axis, lead_shape, labels):
+    """Checked here, not only by the library: blocks cut both arrays, and a block of a
+    mis-shaped target could still look right."""
+    expected = lead_shape if labels else logits.shape
+    if target.shape != expected:
+        what = "labels" if labels else "a target of probabilities / logits"
+        hint = ""
+        if not labels and target.shape == lead_shape:
+            hint = " (floats read as labels need --target-type labels)"
+        raise ScoreError(f"target shape {target.shape} does not fit logits of shape "
+                         f"{logits.shape} with class axis {axis}: {what} must have shape "
+                         f"{expected}{hint}")
+
+
+def _check_topk_shape(target, logits, axis, lead_shape):
+    """A top-k file's arrays: the logits' rows, plus k."""
     k = target.indices.shape[-1] if np.ndim(target.indices) else 0
     for name, a in (("indices", target.indices), ("values", target.values)):
         if np.shape(a) != lead_shape + (k,):
             raise ScoreError(f"top-k {name} of shape {np.shape(a)} do not fit logits of "
                              f"shape {logits.shape} with class axis {axis}: expected "
                              f"{lead_shape + (k,)}")
-    keywords = dict(axis=axis, temperature=temperature, base=base, validate=validate,
-                    sum_tol=sum_tol, tail=tail)
-    per_row = {m: np.empty(lead_shape, dtype=np.float64) for m in metrics}
-    kept = np.ones(lead_shape, dtype=bool)
-    if not lead_shape:
-        _score_block(logits, target, False, metrics, keywords, None, per_row, kept, ())
-        return _reduced(per_row, kept, reduction, None, base)
-    n = lead_shape[0]
-    step = block_rows_for(logits, block_rows) or max(n, 1)
-    blocked = _block_axis(logits.ndim, axis % logits.ndim)
-    bar = Progress(n) if progress is None else progress
-    for start in range(0, n, step):
-        rows = slice(start, min(start + step, n))
-        block = divcore.TopK(np.asarray(target.indices[rows]), np.asarray(target.values[rows]),
-                             kind=target.kind)
-        _score_block(_take(logits, blocked, rows), block, False, metrics, keywords, None,
-                     per_row, kept, rows)
-        bar.update(rows.stop)
-    bar.close()
-    return _reduced(per_row, kept, reduction, None, base)
 
 
 def _reduced(per_row, kept, reduction, stats, base):

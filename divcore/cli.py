@@ -256,14 +256,20 @@ def _add_score_parser(commands):
     return p
 
 
+def _check_temperature(temperature):
+    """--temperature of `score` and `topk`: a finite number > 0 (a one-line error else)."""
+    from . import _score
+
+    if not (temperature > 0 and math.isfinite(temperature)):
+        raise _score.ScoreError(f"--temperature must be a finite number > 0, got {temperature}")
+
+
 def score_command(args):
     from . import _score
 
     try:
         metrics = _parse_metrics(args.metric)
-        if not (args.temperature > 0 and math.isfinite(args.temperature)):
-            raise _score.ScoreError(f"--temperature must be a finite number > 0, got "
-                                    f"{args.temperature}")
+        _check_temperature(args.temperature)
         if args.sum_tol is not None and not args.sum_tol >= 0:
             raise _score.ScoreError(f"--sum-tol must be a number >= 0, got {args.sum_tol}")
         logits = _score.load_array(args.logits, args.key, "logits")
@@ -377,9 +383,7 @@ def topk_command(args):
     from . import _score
 
     try:
-        if not (args.temperature > 0 and math.isfinite(args.temperature)):
-            raise _score.ScoreError(f"--temperature must be a finite number > 0, got "
-                                    f"{args.temperature}")
+        _check_temperature(args.temperature)
         logits = _score.load_array(args.logits, args.key, "logits")
         indices, log_probs = _score.topk(logits, args.k, axis=args.axis,
                                          temperature=args.temperature,
