@@ -81,9 +81,11 @@ def show_config() -> dict[str, Any]: ...
 def logsumexp(x: ArrayLike, axis: _Axes = -1, *, keepdims: bool = False,
               where: ArrayLike | None = None) -> _Array | _Float: ...
 def log_softmax(x: ArrayLike, axis: _Axes = -1, *, temperature: float = 1.0,
-                where: ArrayLike | None = None, softcap: float | None = None) -> _Array: ...
+                where: ArrayLike | None = None, softcap: float | None = None,
+                out: NDArray[Any] | None = None) -> _Array: ...
 def softmax(x: ArrayLike, axis: _Axes = -1, *, temperature: float = 1.0,
-            where: ArrayLike | None = None, softcap: float | None = None) -> _Array: ...
+            where: ArrayLike | None = None, softcap: float | None = None,
+            out: NDArray[Any] | None = None) -> _Array: ...
 
 @overload
 def cross_entropy(
@@ -260,7 +262,7 @@ def cross_entropy_and_grad(
     reduction: _Reduction = "mean",
     base: float | None = None, validate: bool = True, sum_tol: float | None = None,
     tail: _Tail = "bucket", sample_weight: ArrayLike | None = None, z_loss: float = 0.0,
-    softcap: float | None = None,
+    softcap: float | None = None, out: NDArray[Any] | None = None,
 ) -> tuple[_Array | _Float, _Array]: ...
 
 def kl_divergence_and_grad(
@@ -270,7 +272,7 @@ def kl_divergence_and_grad(
     reduction: _Reduction = "mean",
     base: float | None = None, validate: bool = True, sum_tol: float | None = None,
     tail: _Tail = "bucket", sample_weight: ArrayLike | None = None,
-    softcap: float | None = None,
+    softcap: float | None = None, out: NDArray[Any] | None = None,
 ) -> tuple[_Array | _Float, _Array]: ...
 
 def row_stats(logits: ArrayLike, labels: ArrayLike | None = None, *,

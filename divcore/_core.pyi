@@ -38,9 +38,9 @@ def bce_flat(x: _Real, y: _Real, weight: _Real | None, pos_weight: _Real | None,
 def logsumexp(x: Any, axis: Any = -1, *, keepdims: Any = False,
               where: Any = None) -> Any: ...
 def log_softmax(x: Any, axis: Any = -1, *, temperature: Any = 1.0,
-                where: Any = None, softcap: Any = None) -> Any: ...
+                where: Any = None, softcap: Any = None, out: Any = None) -> Any: ...
 def softmax(x: Any, axis: Any = -1, *, temperature: Any = 1.0,
-            where: Any = None, softcap: Any = None) -> Any: ...
+            where: Any = None, softcap: Any = None, out: Any = None) -> Any: ...
 def cross_entropy(logits: Any, target: Any, *, axis: Any = -1, target_type: Any = 'auto',
                   weight: Any = None, ignore_index: Any = -100, label_smoothing: Any = 0.0,
                   temperature: Any = 1.0, where: Any = None, reduction: Any = 'mean',
@@ -66,13 +66,15 @@ def cross_entropy_and_grad(logits: Any, target: Any, *, axis: Any = -1,
                            temperature: Any = 1.0, where: Any = None,
                            reduction: Any = 'mean', base: Any = None, validate: Any = True,
                            sum_tol: Any = None,
-    tail: Any = 'bucket', sample_weight: Any = None, z_loss: Any = 0.0, softcap: Any = None) -> Any: ...
+    tail: Any = 'bucket', sample_weight: Any = None, z_loss: Any = 0.0, softcap: Any = None,
+    out: Any = None) -> Any: ...
 def kl_divergence_and_grad(logits: Any, target: Any, *, axis: Any = -1,
                            target_type: Any = 'auto', reverse: Any = False,
                            temperature: Any = 1.0, where: Any = None,
                            reduction: Any = 'mean', base: Any = None, validate: Any = True,
                            sum_tol: Any = None,
-    tail: Any = 'bucket', sample_weight: Any = None, softcap: Any = None) -> Any: ...
+    tail: Any = 'bucket', sample_weight: Any = None, softcap: Any = None,
+    out: Any = None) -> Any: ...
 def js_divergence(logits: Any, target: Any, *, axis: Any = -1, target_type: Any = 'auto',
                   beta: Any = 0.5, temperature: Any = 1.0, where: Any = None,
                   reduction: Any = 'mean', base: Any = None, validate: Any = True,

@@ -19,6 +19,12 @@ where : array_like of bool, optional
     'x_temperature': """\
 temperature : float, default 1.0
     T > 0: `x` is divided by T before the softmax.""",
+    'out': """\
+out : ndarray, optional
+    Where to write the result: an array of the result's shape, float16, bfloat16
+    (ml_dtypes), float32 or float64, e.g. the input's own half dtype. The float32 (float64)
+    result is rounded once into it, to nearest even, and `out` is returned. Without it the
+    result is a new array of the compute dtype.""",
     'raises_x': """\
 ValueError
     0-d input, a temperature that is not a finite number > 0, or a bad mask.

@@ -694,10 +694,10 @@ def cross_entropy_and_grad(logits, target, *, axis=-1, target_type="auto", weigh
                            ignore_index=-100, label_smoothing=0.0, temperature=1.0,
                            where=None, reduction="mean", base=None, validate=True,
                            sum_tol=None, tail="bucket", sample_weight=None, z_loss=0.0,
-                           softcap=None):
+                           softcap=None, out=None):
     cdef Call c
     cdef object result, keep = None
-    if _front_on and plain_call(tail, sample_weight, z_loss, softcap):
+    if _front_on and out is None and plain_call(tail, sample_weight, z_loss, softcap):
         keep = read_loss(&c, logits, target, axis, target_type, weight, ignore_index,
                          label_smoothing, temperature, where, reduction, base, validate,
                          sum_tol, True)
@@ -709,16 +709,17 @@ def cross_entropy_and_grad(logits, target, *, axis=-1, target_type="auto", weigh
         logits, target, axis=axis, target_type=target_type, weight=weight,
         ignore_index=ignore_index, label_smoothing=label_smoothing, temperature=temperature,
         where=where, reduction=reduction, base=base, validate=validate, sum_tol=sum_tol,
-        tail=tail, sample_weight=sample_weight, z_loss=z_loss, softcap=softcap)
+        tail=tail, sample_weight=sample_weight, z_loss=z_loss, softcap=softcap, out=out)
 
 
 def kl_divergence_and_grad(logits, target, *, axis=-1, target_type="auto", reverse=False,
                            temperature=1.0, where=None, reduction="mean", base=None,
                            validate=True, sum_tol=None, tail="bucket", sample_weight=None,
-                           softcap=None):
+                           softcap=None, out=None):
     cdef Call c
     cdef object result, keep = None
-    if _front_on and type(reverse) is bool and plain_call(tail, sample_weight, 0.0, softcap):
+    if (_front_on and out is None and type(reverse) is bool
+            and plain_call(tail, sample_weight, 0.0, softcap)):
         keep = read_loss(&c, logits, target, axis, target_type, None, None, 0.0,
                          temperature, where, reduction, base, validate, sum_tol, False)
     if keep is not None and c.axis == c.nd - 1:
@@ -729,7 +730,7 @@ def kl_divergence_and_grad(logits, target, *, axis=-1, target_type="auto", rever
         logits, target, axis=axis, target_type=target_type, reverse=reverse,
         temperature=temperature, where=where, reduction=reduction, base=base,
         validate=validate, sum_tol=sum_tol, tail=tail, sample_weight=sample_weight,
-        softcap=softcap)
+        softcap=softcap, out=out)
 
 
 def logsumexp(x, axis=-1, *, keepdims=False, where=None):
@@ -777,22 +778,24 @@ cdef object softmax_family(object x, object axis, object temperature, object whe
     return out
 
 
-def log_softmax(x, axis=-1, *, temperature=1.0, where=None, softcap=None):
-    cdef object out
-    if _front_on and softcap is None:
-        out = softmax_family(x, axis, temperature, where, False)
-        if out is not None:
-            return out
-    return _slow.log_softmax(x, axis, temperature=temperature, where=where, softcap=softcap)
+def log_softmax(x, axis=-1, *, temperature=1.0, where=None, softcap=None, out=None):
+    cdef object result
+    if _front_on and softcap is None and out is None:
+        result = softmax_family(x, axis, temperature, where, False)
+        if result is not None:
+            return result
+    return _slow.log_softmax(x, axis, temperature=temperature, where=where, softcap=softcap,
+                       out=out)
 
 
-def softmax(x, axis=-1, *, temperature=1.0, where=None, softcap=None):
-    cdef object out
-    if _front_on and softcap is None:
-        out = softmax_family(x, axis, temperature, where, True)
-        if out is not None:
-            return out
-    return _slow.softmax(x, axis, temperature=temperature, where=where, softcap=softcap)
+def softmax(x, axis=-1, *, temperature=1.0, where=None, softcap=None, out=None):
+    cdef object result
+    if _front_on and softcap is None and out is None:
+        result = softmax_family(x, axis, temperature, where, True)
+        if result is not None:
+            return result
+    return _slow.softmax(x, axis, temperature=temperature, where=where, softcap=softcap,
+                       out=out)
 
 
 def entropy(x, *, axis=-1, input_type="logits", temperature=1.0, where=None,

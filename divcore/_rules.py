@@ -136,6 +136,25 @@ def is_half(dtype):
     return dtype.itemsize == 2 and (dtype.char == "e" or dtype.name == "bfloat16")
 
 
+def check_out(out, shape, name="out"):
+    """`out=` of a writer or a gradient: a writable numpy array of the result's shape and a
+    floating dtype (float16, bfloat16, float32 or float64). The float32 (float64) result is
+    rounded once into it, to nearest even, as numpy's and ml_dtypes' casts round."""
+    shape = tuple(shape)
+    if not isinstance(out, np.ndarray):
+        raise TypeError(f"{name} must be a numpy array, got {type(out).__name__}: pass "
+                        f"{name}=np.empty({shape}, dtype=np.float32) or leave it None")
+    if out.dtype.kind != "f" and out.dtype.name != "bfloat16":
+        raise TypeError(f"{name} has dtype {out.dtype}; it must be float16, bfloat16, float32 "
+                        f"or float64 (the result is rounded once into it)")
+    if out.shape != shape:
+        raise ValueError(f"{name} has shape {out.shape}, the result has shape {shape}: pass "
+                         f"{name}=np.empty({shape}, dtype={out.dtype.name!r})")
+    if not out.flags.writeable:
+        raise ValueError(f"{name} is read-only: pass a writable array")
+    return out
+
+
 def sum_tolerance(sum_tol, *dtypes):
     """How far a probability row's sum may be from 1: `sum_tol` when given, else
     max(√eps of the least precise floating dtype, SUM_TOL_FLOOR)."""

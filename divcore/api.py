@@ -97,6 +97,48 @@ def bound_functions(backend_name):
     return _BOUND[backend_name]
 
 
+# When a writer fills `out=`, it computes this many bytes of rows at a time: one piece's
+# float result is the only temporary, never a float copy of the whole output.
+_OUT_PIECE_BYTES = 1 << 22
+
+
+def _rounded_into(out, result):
+    """result rounded once into `out` (numpy's and ml_dtypes' casts: to nearest even)."""
+    np.copyto(out, result, casting="unsafe")
+    return out
+
+
+def _grad_into(result, out):
+    """(loss, grad) with the gradient rounded into `out` when one is given."""
+    if out is None:
+        return result
+    return result[0], _rounded_into(out, result[1])
+
+
+def _write_into(out, compute, x, axis, where):
+    """compute(x, where), a writer's result, rounded into `out`: piece by piece along the
+    first axis when that axis is not a class axis and `out` does not overlap the input,
+    else whole (numpy's rule for overlapping operands: the result first, then the copy)."""
+    a = _rules.as_array(x, "x")
+    _rules.check_out(out, a.shape)
+    if a.ndim < 2 or axis is None:
+        return _rounded_into(out, compute(a, where))
+    axes = axis if isinstance(axis, tuple) else (axis,)
+    try:
+        axes = [_rules.normalize_axis(ax, a.ndim) for ax in axes]
+        w = None if where is None else np.broadcast_to(np.asarray(where), a.shape)
+    except (TypeError, ValueError, IndexError):
+        return _rounded_into(out, compute(a, where))  # the call's own error, as usual
+    if 0 in axes or np.may_share_memory(out, a) or (w is not None
+                                                     and np.may_share_memory(out, w)):
+        return _rounded_into(out, compute(a, where))
+    step = max(1, _OUT_PIECE_BYTES // max(1, 4 * (a.size // a.shape[0])))
+    for lo in range(0, a.shape[0], step):
+        piece = slice(lo, lo + step)
+        _rounded_into(out[piece], compute(a[piece], None if w is None else w[piece]))
+    return out
+
+
 class Functions:
     """The public functions computing with one backend's row kernels."""
 
@@ -323,7 +365,8 @@ class Functions:
         plan = _rules.plan_class_rows("logsumexp", x, axis, where, keepdims=keepdims)
         return self._logsumexp(plan)
 
-    def log_softmax(self, x, axis=-1, *, temperature=1.0, where=None, softcap=None):
+    def log_softmax(self, x, axis=-1, *, temperature=1.0, where=None, softcap=None,
+                    out=None):
         """log softmax(x / T) along `axis`: x_i/T - logsumexp(x/T).
 
         Parameters
@@ -334,11 +377,12 @@ class Functions:
         $x_where
         softcap : float, optional
             c > 0: `x` becomes c·tanh(x / c) first; -inf stays -inf.
+        $out
 
         Returns
         -------
         ndarray
-            Same shape as `x`, compute dtype. Masked entries are -inf; a row with no finite value,
+            Same shape as `x`, compute dtype (or `out`). Masked entries are -inf; a row with no finite value,
             a NaN or a +inf is nan.
 
         Raises
@@ -357,12 +401,16 @@ class Functions:
         >>> print(np.round(divcore.log_softmax([2.0, 7.0, 7.0], where=[False, True, True]), 6))
         [     -inf -0.693147 -0.693147]
         """
+        if out is not None:
+            return _write_into(out, lambda a, w: self.log_softmax(
+                a, axis, temperature=temperature, where=w, softcap=softcap), x, axis, where)
         if softcap is not None:
             x = _rules.soft_capped(x, _rules.check_softcap(softcap), "x")
         plan = _rules.plan_class_rows("log_softmax", x, axis, where, temperature)
         return self._softmax_family(plan, False)
 
-    def softmax(self, x, axis=-1, *, temperature=1.0, where=None, softcap=None):
+    def softmax(self, x, axis=-1, *, temperature=1.0, where=None, softcap=None,
+                out=None):
         """softmax(x / T) along `axis`: exp(x_i/T - logsumexp(x/T)).
 
         Parameters
@@ -373,11 +421,12 @@ class Functions:
         $x_where
         softcap : float, optional
             c > 0: `x` becomes c·tanh(x / c) first; -inf stays -inf.
+        $out
 
         Returns
         -------
         ndarray
-            Same shape as `x`, compute dtype. Masked entries are 0; a row with no finite value, a
+            Same shape as `x`, compute dtype (or `out`). Masked entries are 0; a row with no finite value, a
             NaN or a +inf is nan.
 
         Raises
@@ -393,6 +442,9 @@ class Functions:
         >>> print(np.round(divcore.softmax([1.0, 2.0, 3.0], where=[True, False, True]), 6))
         [0.119203 0.       0.880797]
         """
+        if out is not None:
+            return _write_into(out, lambda a, w: self.softmax(
+                a, axis, temperature=temperature, where=w, softcap=softcap), x, axis, where)
         if softcap is not None:
             x = _rules.soft_capped(x, _rules.check_softcap(softcap), "x")
         plan = _rules.plan_class_rows("softmax", x, axis, where, temperature)
@@ -665,13 +717,16 @@ class Functions:
                                weight=None, ignore_index=-100, label_smoothing=0.0,
                                temperature=1.0, where=None, reduction="mean", base=None,
                                validate=True, sum_tol=None, tail="bucket",
-                               sample_weight=None, z_loss=0.0, softcap=None):
+                               sample_weight=None, z_loss=0.0, softcap=None, out=None):
         """(cross_entropy(...), its gradient with respect to `logits`), from one fused pass.
 
         Parameters
         ----------
         logits, target, **keywords
             As for `cross_entropy`.
+        out : ndarray, optional
+            Where to write the gradient: an array of the logits' shape, float16, bfloat16,
+            float32 or float64 (e.g. the logits' own half dtype), rounded once into it.
 
         Returns
         -------
@@ -679,7 +734,7 @@ class Functions:
             As `cross_entropy` returns it.
         grad : ndarray
             The gradient of the reduced loss with respect to `logits` (for 'none', each row's
-            own gradient), of the logits' shape and compute dtype.
+            own gradient), of the logits' shape and compute dtype (or `out`).
 
         Raises
         ------
@@ -704,22 +759,28 @@ class Functions:
         kw = dict(axis=axis, target_type=target_type, weight=weight, ignore_index=ignore_index,
                   label_smoothing=label_smoothing, temperature=temperature, where=where,
                   reduction=reduction, base=base, validate=validate, sum_tol=sum_tol)
+        if out is not None:
+            _rules.check_out(out, np.shape(logits))
         if _rules.wants_extras(target, tail, sample_weight, z_loss, softcap):
-            return self._extended("cross_entropy_and_grad", logits, target, kw, tail,
-                                  sample_weight, z_loss, softcap)
-        plan = _rules.plan_loss("cross_entropy_and_grad", logits, target, **kw)
-        return self._loss_and_grad(plan, "ce")
+            result = self._extended("cross_entropy_and_grad", logits, target, kw, tail,
+                                    sample_weight, z_loss, softcap)
+        else:
+            plan = _rules.plan_loss("cross_entropy_and_grad", logits, target, **kw)
+            result = self._loss_and_grad(plan, "ce")
+        return _grad_into(result, out)
 
     def kl_divergence_and_grad(self, logits, target, *, axis=-1, target_type="auto",
                                reverse=False, temperature=1.0, where=None, reduction="mean",
                                base=None, validate=True, sum_tol=None, tail="bucket",
-                               sample_weight=None, softcap=None):
+                               sample_weight=None, softcap=None, out=None):
         """(kl_divergence(...), its gradient with respect to `logits`), from one fused pass.
 
         Parameters
         ----------
         logits, target, **keywords
             As for `kl_divergence`.
+        out : ndarray, optional
+            As for `cross_entropy_and_grad`.
 
         Returns
         -------
@@ -727,7 +788,7 @@ class Functions:
             As `kl_divergence` returns it.
         grad : ndarray
             The gradient of the reduced loss with respect to `logits`, of the logits' shape and
-            compute dtype.
+            compute dtype (or `out`).
 
         Raises
         ------
@@ -750,11 +811,15 @@ class Functions:
         kw = dict(axis=axis, target_type=target_type, temperature=temperature, where=where,
                   reduction=reduction, base=base, validate=validate, sum_tol=sum_tol,
                   reverse=reverse)
+        if out is not None:
+            _rules.check_out(out, np.shape(logits))
         if _rules.wants_extras(target, tail, sample_weight, 0.0, softcap):
-            return self._extended("kl_divergence_and_grad", logits, target, kw, tail,
-                                  sample_weight, 0.0, softcap)
-        plan = _rules.plan_loss("kl_divergence_and_grad", logits, target, **kw)
-        return self._loss_and_grad(plan, "kl")
+            result = self._extended("kl_divergence_and_grad", logits, target, kw, tail,
+                                    sample_weight, 0.0, softcap)
+        else:
+            plan = _rules.plan_loss("kl_divergence_and_grad", logits, target, **kw)
+            result = self._loss_and_grad(plan, "kl")
+        return _grad_into(result, out)
 
     def js_divergence(self, logits, target, *, axis=-1, target_type="auto", beta=0.5,
                       temperature=1.0, where=None, reduction="mean", base=None,

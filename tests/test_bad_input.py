@@ -392,6 +392,8 @@ BAD_KEYWORDS = {
                       (INF, ValueError), ("a", TypeError), (np.ones(N) + 0j, TypeError)],
     "z_loss": [(-1.0, ValueError), (NAN, ValueError), (INF, ValueError), ("a", TypeError),
                (True, TypeError), (None, TypeError)],
+    "out": [(np.empty((N, C + 1)), ValueError), (np.empty((N, C), dtype=np.int32), TypeError),
+            ([[0.0] * C] * N, TypeError)],
     "softcap": [(0.0, ValueError), (-1.0, ValueError), (NAN, ValueError), (INF, ValueError),
                 ("2", TypeError), (True, TypeError)],
 }

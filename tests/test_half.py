@@ -140,3 +140,80 @@ def test_torch_bfloat16_without_a_copy():
     got = divcore.cross_entropy(x, y.numpy())
     want = divcore.cross_entropy(x.float().numpy(), y.numpy())
     assert got.dtype == np.float32 and got == want
+
+
+# The largest finite bfloat16 (which is +inf in float16) and the smallest subnormal of each.
+BF16_MAX = 3.3895313892515355e38
+
+
+@pytest.mark.parametrize("dtype", HALVES)
+def test_extremes_and_masks(rng, dtype):
+    """The largest half values, the smallest subnormals, and -inf from a `where=` mask, in
+    long rows (several blocks) and short ones (lanes): the bits of the widened values."""
+    for c in (13, 1500):
+        x = (rng.standard_normal((6, c)) * 3).astype(dtype)
+        x[0, 1] = np.finfo(np.float16).max if dtype == np.float16 else BF16_MAX
+        x[1, 2] = -(np.finfo(np.float16).max if dtype == np.float16 else BF16_MAX)
+        x[2, :] = np.asarray(6.0e-8 if dtype == np.float16 else 9.2e-41).astype(dtype)
+        x[3, 0] = np.asarray(6.0e-8 if dtype == np.float16 else 9.2e-41).astype(dtype)
+        where = rng.random((6, c)) < 0.7
+        where[4] = False  # a fully masked row: no distribution
+        y = rng.integers(0, c, 6)
+        t = (rng.standard_normal((6, c))).astype(dtype)
+        for fname, args, kw in [
+                ("logsumexp", (x,), {"where": where}),
+                ("log_softmax", (x,), {"where": where}),
+                ("cross_entropy", (x, y), {"reduction": "none"}),
+                ("entropy", (x,), {"where": where}),
+                ("kl_divergence", (x, t), {"target_type": "logits", "where": where,
+                                           "reduction": "none"}),
+                ("cross_entropy_and_grad", (x, y), {})]:
+            fn = getattr(divcore, fname)
+            with np.errstate(all="ignore"):
+                got = fn(*args, **kw)
+                want = fn(*[widened(a) if a.dtype == dtype else a for a in args], **kw)
+            assert same(got, want), (fname, c)
+
+
+LEVEL_SCRIPT = """
+import json, sys
+import numpy as np
+import divcore, divcore._core
+sys.path.insert(0, {here!r})
+from test_half import HALVES, halves_of, same, widened
+rng = np.random.default_rng(3)
+ok = []
+for dtype in HALVES:
+    for c in (10, 700, 5000):
+        x = halves_of(rng, (9, c), dtype)
+        t = halves_of(rng, (9, c), dtype, edges=False)
+        y = rng.integers(0, c, 9)
+        for name, args, kw in [("cross_entropy", (x, y), {{"reduction": "none"}}),
+                               ("log_softmax", (x,), {{}}), ("entropy", (x,), {{}}),
+                               ("kl_divergence", (x, t), {{"target_type": "logits",
+                                                          "reduction": "none"}}),
+                               ("cross_entropy_and_grad", (x, y), {{}})]:
+            fn = getattr(divcore, name)
+            with np.errstate(all="ignore"):
+                ok.append(bool(same(fn(*args, **kw),
+                                    fn(*[widened(a) if a.dtype == dtype else a
+                                         for a in args], **kw))))
+json.dump({{"simd": divcore._core.simd_path(), "ok": ok}}, sys.stdout)
+"""
+
+
+@pytest.mark.parametrize("level", ["baseline", "avx2", "avx512"])
+def test_half_bits_at_every_simd_level(level):
+    import json
+    import os
+    import subprocess
+    import sys
+    here = os.path.dirname(os.path.abspath(__file__))
+    env = dict(os.environ, DIVCORE_SIMD=level)
+    env.pop("DIVCORE_BACKEND", None)
+    done = subprocess.run([sys.executable, "-c", LEVEL_SCRIPT.format(here=here)], env=env,
+                          capture_output=True, text=True, check=True)
+    got = json.loads(done.stdout)
+    if level != "baseline" and got["simd"] != level:
+        pytest.skip(f"this CPU has no {level} (got {got['simd']})")
+    assert got["ok"] and all(got["ok"]), got
