@@ -60,6 +60,7 @@ class Plan:
     topk_values: Optional[np.ndarray] = None   # (N, k) compute dtype: its values
     topk_kind: str = ""                      # "probs" or "log_probs"
     tail: str = "bucket"                     # how a TopK target's missing mass counts
+    first_row: int = 0                       # a piece of a plan: its rows' offset (messages)
 
     @property
     def n_rows(self):

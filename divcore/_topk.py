@@ -5,7 +5,7 @@ the rules of a loss against one (plan_topk, the TopK part of divcore._rules' Pla
 The formulas are in src/divcore/topk.h (compiled) and divcore/_reftopk.py (reference).
 """
 import math
-
+from dataclasses import replace
 
 import numpy as np
 
@@ -119,9 +119,9 @@ def plan_topk(op, logits, topk, *, tail="bucket", axis=-1, target_type="auto", w
               ignore_index=None, label_smoothing=0.0, temperature=1.0, where=None,
               reduction="none", base=None, validate=True, sum_tol=None, reverse=False,
               beta=0.5):
-    """The Plan of a loss against a TopK target: the logits as (N, C) rows (as plan_loss
-    makes them; blocks of rows and half-precision storage become one (N, C) copy in the
-    compute dtype), topk_indices (N, k) int64, checked in [0, C) (and distinct with
+    """The Plan of a loss against a TopK target: the logits as plan_loss makes them ((N, C)
+    rows, (B, R, C) blocks of rows, half-precision storage: the kernels get them a piece at
+    a time, see in_pieces), topk_indices (N, k) int64, checked in [0, C) (and distinct with
     `validate`), topk_values (N, k) in the compute dtype."""
     _rules.check_reduction(reduction)
     _rules.check_sum_tol(sum_tol)
@@ -132,10 +132,6 @@ def plan_topk(op, logits, topk, *, tail="bucket", axis=-1, target_type="auto", w
     _refuse(op, topk, tail, target_type, weight, ignore_index, label_smoothing, reverse)
     lg = _rules._Logits(logits, axis, where)
     rows, mask = lg.rows, lg.where
-    if rows.ndim == 3 or _rules.is_half(rows.dtype):
-        rows = np.ascontiguousarray(rows).reshape(-1, lg.n_classes).astype(lg.dtype)
-        if mask is not None:
-            mask = np.ascontiguousarray(mask).reshape(-1, lg.n_classes)
     idx, values, vdtype = _target_arrays(topk, lg)
     tol = _rules.sum_tolerance(sum_tol, lg.dtype, vdtype if vdtype.kind == "f" else lg.dtype)
     if validate:
@@ -145,6 +141,50 @@ def plan_topk(op, logits, topk, *, tail="bucket", axis=-1, target_type="auto", w
                        target_kind="topk", validate=bool(validate), tol=tol,
                        reverse=bool(reverse), beta=b, reduction=reduction, log_base=unit,
                        topk_indices=idx, topk_values=values, topk_kind=topk.kind, tail=tail)
+
+
+# Rows converted per piece (in_pieces): a few MiB of the compute dtype at a time.
+PIECE_BYTES = 1 << 22
+
+
+def _pieces(plan):
+    """(first row, rows, mask) pieces of the plan's logits as (n, C) arrays of the compute
+    dtype: blocks of rows one block (or part of one) at a time, half storage widened a
+    piece at a time."""
+    rows, mask, c = plan.rows, plan.where, plan.n_classes
+    step = max(1, PIECE_BYTES // max(1, c * plan.dtype.itemsize))
+    blocks = rows if rows.ndim == 3 else rows[None]
+    masks = None if mask is None else (mask if mask.ndim == 3 else mask[None])
+    first = 0
+    for b in range(blocks.shape[0]):
+        for lo in range(0, blocks.shape[1], step):
+            piece = blocks[b, lo:lo + step]
+            yield (first, np.ascontiguousarray(piece, dtype=plan.dtype),
+                   None if masks is None else masks[b, lo:lo + step])
+            first += piece.shape[0]
+
+
+def in_pieces(plan, run, grad=None):
+    """run(plan, grad) for (N, C) rows of the compute dtype (the kernels' form); for blocks of
+    rows or half storage, run on pieces of rows converted one at a time (no (N, C) copy of
+    the logits), with their slices of the TopK arrays and of grad. The per-row results
+    (float64 arrays, or dicts of them) are joined in row order."""
+    if plan.rows.ndim == 2 and plan.rows.dtype == plan.dtype:
+        return run(plan, grad)
+    parts = []
+    for first, rows, mask in _pieces(plan):
+        n = rows.shape[0]
+        sub = replace(plan, rows=rows, where=mask, first_row=plan.first_row + first,
+                      topk_indices=plan.topk_indices[first:first + n],
+                      topk_values=plan.topk_values[first:first + n])
+        parts.append(run(sub, None if grad is None else grad[first:first + n]))
+        del rows, mask, sub  # before the next piece is made: one piece alive at a time
+    if not parts:
+        return run(replace(plan, rows=np.empty((0, plan.n_classes), plan.dtype), where=None),
+                   grad)
+    if isinstance(parts[0], dict):
+        return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+    return np.concatenate(parts)
 
 
 def _refuse(op, topk, tail, target_type, weight, ignore_index, label_smoothing, reverse):
@@ -232,17 +272,18 @@ def check_rows(plan, psum, nbad):
     bad = (nbad > 0) | over | empty
     if not bad.any():
         return
-    row = int(np.argmax(bad))
-    if nbad[row] > 0:
+    at = int(np.argmax(bad))
+    row = at + plan.first_row
+    if nbad[at] > 0:
         what = ("a NaN or positive log-probability" if plan.topk_kind == "log_probs"
                 else "a NaN entry or one outside [0, 1]")
         hint = (" (log-probabilities are <= 0; probabilities? pass TopK(..., kind='probs'))"
                 if plan.topk_kind == "log_probs" else
                 " (log-probabilities? pass TopK(..., kind='log_probs'))")
         raise ValueError(f"target: row {row} of the TopK values has {what}{hint}")
-    if over[row]:
+    if over[at]:
         raise ValueError(f"target: row {row} of the TopK target has total mass "
-                         f"{float(psum[row])!r} > 1 (beyond sum_tol {plan.tol:.3g}); its k "
+                         f"{float(psum[at])!r} > 1 (beyond sum_tol {plan.tol:.3g}); its k "
                          "probabilities must sum to at most 1 (probabilities rounded in "
                          "storage? pass a larger sum_tol; validate=False skips this check)")
     raise ValueError(f"target: row {row} of the TopK target has no mass (all its "

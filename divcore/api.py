@@ -16,7 +16,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from . import _docstrings, _rules
+from . import _docstrings, _rules, _topk
 
 PUBLIC = ("logsumexp", "log_softmax", "softmax", "cross_entropy", "kl_divergence",
           "entropy", "decompose", "cross_entropy_and_grad", "kl_divergence_and_grad",
@@ -268,14 +268,15 @@ class Functions:
         if grad_wanted:
             grad = np.empty((plan.n_rows, plan.n_classes), dtype=plan.dtype)
             if topk:
-                values = self.kernels.topk_grad_rows(plan, want[0], grad)
+                values = _topk.in_pieces(
+                    plan, lambda p, g: self.kernels.topk_grad_rows(p, want[0], g), grad)
             elif plan.labels is not None:
                 values, row_weight = self.kernels.ce_labels_grad_rows(plan, grad)
             else:
                 values = self.kernels.soft_grad_rows(plan, want[0], grad)
             rows = {want[0]: values}
         elif topk:
-            rows = self.kernels.topk_rows(plan, want)
+            rows = _topk.in_pieces(plan, lambda p, g: self.kernels.topk_rows(p, want))
         elif op == "js_divergence":
             rows = {"js": self.kernels.js_rows(plan)}
         else:
@@ -318,7 +319,6 @@ class Functions:
 
     def _topk_plan(self, op, x, target, tail, kw):
         """The plan of a loss against a TopK target (divcore._topk)."""
-        from . import _topk
         return _topk.plan_topk(op, x, target, tail=tail, **kw)
 
     # ------------------------------------------------------------- public functions

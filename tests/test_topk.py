@@ -561,6 +561,53 @@ def test_half_storage_and_blocks_of_rows():
     np.testing.assert_allclose(got, ref, rtol=1e-12)
 
 
+def test_half_and_blocks_in_pieces_equal_float32_rows(monkeypatch):
+    """Half storage and (N, C, d) blocks are converted a piece of rows at a time (several
+    pieces here): the bits of the float32 (N, C) computation, gradients included, and a bad
+    row's message names its row in the whole batch."""
+    from divcore import _topk
+    monkeypatch.setattr(_topk, "PIECE_BYTES", 40 * 4 * 7)  # 7 rows of 40 classes a piece
+    rng = np.random.default_rng(23)
+    x16 = rng.standard_normal((30, 40)).astype(np.float16)
+    topk = divcore.TopK.from_logits(rng.standard_normal((30, 40)), 5)
+    x32 = x16.astype(np.float32)
+    for tail in TAILS:
+        for fname in ("cross_entropy", "kl_divergence"):
+            got = getattr(divcore, fname)(x16, topk, tail=tail, reduction="none")
+            want = getattr(divcore, fname)(x32, topk, tail=tail, reduction="none")
+            assert np.array_equal(got, want, equal_nan=True)
+            got = getattr(divcore, fname + "_and_grad")(x16, topk, tail=tail)
+            want = getattr(divcore, fname + "_and_grad")(x32, topk, tail=tail)
+            assert got[0] == want[0] and np.array_equal(got[1], want[1])
+    x = rng.standard_normal((3, 40, 11))
+    tk = divcore.TopK.from_logits(rng.standard_normal((3, 40, 11)), 6, axis=1)
+    xl = np.ascontiguousarray(np.moveaxis(x, 1, -1))
+    tkl = divcore.TopK(tk.indices, tk.values)
+    where = rng.random((3, 40, 11)) < 0.95
+    for mod in (divcore, reference):
+        got = mod.kl_divergence(x, tk, axis=1, where=where, reduction="none")
+        want = mod.kl_divergence(xl, tkl, where=np.moveaxis(where, 1, -1), reduction="none")
+        assert np.array_equal(got, want, equal_nan=True)
+    bad = divcore.TopK(topk.indices, np.where(np.arange(30)[:, None] == 25, 0.5,
+                                              topk.values), kind="log_probs")
+    with pytest.raises(ValueError, match=r"\brow 25\b"):
+        divcore.kl_divergence(x16, bad)
+
+
+def test_half_topk_holds_no_float_copy_of_the_logits():
+    import tracemalloc
+    x = np.zeros((1024, 8192), dtype=np.float16)  # 16 MiB; a float32 copy would be 32 MiB
+    topk = divcore.TopK(np.tile(np.arange(8), (1024, 1)), np.full((1024, 8), -3.0))
+    divcore.kl_divergence(x[:2], divcore.TopK(topk.indices[:2], topk.values[:2]))
+    tracemalloc.start()
+    try:
+        divcore.kl_divergence(x, topk)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 << 20, peak
+
+
 @pytest.mark.parametrize("mod", BACKENDS)
 def test_k_zero_bucket_is_zero(mod):
     x = np.random.default_rng(20).standard_normal((2, 5))
