@@ -187,6 +187,59 @@ def in_pieces(plan, run, grad=None):
     return np.concatenate(parts)
 
 
+def _log_mass(logs):
+    """Per row, log Σ exp(logs) of an (N, k) float64 array (-inf for an empty sum)."""
+    if logs.shape[1] == 0:
+        return np.full(logs.shape[0], -np.inf)
+    m = logs.max(axis=1)
+    finite = np.isfinite(m)
+    shifted = np.where(finite[:, None], logs - np.where(finite, m, 0.0)[:, None], logs)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(finite, m + np.log(np.exp(shifted).sum(axis=1)), m)
+
+
+def _log1mexp(a):
+    """log(1 - e^a) for a <= 0, elementwise, without cancellation; -inf for a >= 0."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        near = np.log(-np.expm1(np.minimum(a, 0.0)))
+        far = np.log1p(-np.exp(np.minimum(a, 0.0)))
+    return np.where(a >= 0.0, -np.inf, np.where(a > -math.log(2.0), near, far))
+
+
+def reverse_kl_grad(plan, kl, grad):
+    """Each row's gradient of KL(q ‖ p) against a TopK target (bucket or renormalize),
+    scaled 1/(T·log_base), into grad, which holds log q = log_softmax(logits / T) on entry.
+
+    With the cells of the tail (K, and for the bucket "the rest" r) and f_c = log(q_c/p_c)
+    on them, KL = Σ_c q_c f_c, and the softmax's Jacobian gives, for a class j in cell c,
+
+        T ∂KL/∂z_j = q_j (f_c - KL)      (bucket: q_r = Σ_{j ∉ K} q_j, summed, no 1 - Q)
+        renormalize: q̂_j (f_j - KL) on K with q̂ = q/Q, p̂ = p/P; 0 elsewhere.
+
+    A class with q_j = 0 (masked, underflowed) gets 0."""
+    idx = plan.topk_indices
+    scale = 1.0 / (plan.temperature * plan.log_base)
+    lq_k = np.take_along_axis(grad, idx, axis=1).astype(np.float64)
+    vals = plan.topk_values.astype(np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        lp_k = vals if plan.topk_kind == "log_probs" else np.log(vals)
+        log_p = _log_mass(lp_k)
+        np.exp(grad, out=grad)                       # q
+        np.put_along_axis(grad, idx, 0.0, axis=1)    # q outside K
+        if plan.tail == "bucket":
+            q_r = grad.sum(axis=1, dtype=np.float64)
+            f_r = np.where(q_r > 0.0, np.log(q_r) - _log1mexp(log_p) - kl, 0.0)
+            grad *= (f_r * scale)[:, None].astype(grad.dtype)
+            shift_q = shift_p = 0.0
+        else:
+            grad[...] = 0.0
+            shift_q, shift_p = _log_mass(lq_k)[:, None], log_p[:, None]
+        lq_k, lp_k = lq_k - shift_q, lp_k - shift_p
+        q_k = np.exp(lq_k)
+        g_k = np.where(q_k > 0.0, q_k * (lq_k - lp_k - kl[:, None]), 0.0) * scale
+    np.put_along_axis(grad, idx, g_k.astype(grad.dtype), axis=1)
+
+
 def _refuse(op, topk, tail, target_type, weight, ignore_index, label_smoothing, reverse):
     """The keywords that have no meaning against a TopK target."""
     if topk.kind not in KINDS:
@@ -211,10 +264,6 @@ def _refuse(op, topk, tail, target_type, weight, ignore_index, label_smoothing, 
         raise ValueError("js_divergence with tail='drop' compares the renormalised teacher "
                          "with the student's mass on the teacher's k classes, which is not a "
                          "distribution; use tail='bucket' or tail='renormalize'")
-    if reverse and op == "kl_divergence_and_grad":
-        raise ValueError("kl_divergence_and_grad: reverse=True with a divcore.TopK target "
-                         "has no gradient kernel; use reverse=False, or kl_divergence("
-                         "reverse=True) for the value")
 
 
 def _target_arrays(topk, lg):

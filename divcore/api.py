@@ -267,7 +267,9 @@ class Functions:
         want, row_weight, grad = _WANT[op], None, None
         if grad_wanted:
             grad = np.empty((plan.n_rows, plan.n_classes), dtype=plan.dtype)
-            if topk:
+            if topk and plan.reverse:
+                values = self._topk_reverse_grad(plan, x, kw, grad)
+            elif topk:
                 values = _topk.in_pieces(
                     plan, lambda p, g: self.kernels.topk_grad_rows(p, want[0], g), grad)
             elif plan.labels is not None:
@@ -316,6 +318,16 @@ class Functions:
             q, True)
         g = 2.0 * z * lse * r / (plan.temperature * plan.log_base)
         grad[counted] += (g[counted, None] * q[counted]).astype(plan.dtype, copy=False)
+
+    def _topk_reverse_grad(self, plan, x, kw, grad):
+        """KL(q ‖ p) per row against a TopK target, and its gradient into grad: the row
+        values from the TopK kernels, the gradient from log_softmax (divcore._topk)."""
+        kl = _topk.in_pieces(plan, lambda p, g: self.kernels.topk_rows(p, ("kl",)))["kl"]
+        self.kernels.log_softmax_rows(
+            _rules.plan_class_rows("log_softmax", x, kw["axis"], kw["where"],
+                                   kw["temperature"]), grad, False)
+        _topk.reverse_kl_grad(plan, kl, grad)
+        return kl
 
     def _topk_plan(self, op, x, target, tail, kw):
         """The plan of a loss against a TopK target (divcore._topk)."""

@@ -366,10 +366,70 @@ def test_gradient_when_the_student_rest_is_tiny(mod):
     assert g[0].sum() == pytest.approx(0.0, abs=1e-12)
 
 
-def test_reverse_and_js_have_no_gradient():
-    x, topk, _ = random_case(np.random.default_rng(14))
-    with pytest.raises(ValueError, match="reverse=True"):
-        divcore.kl_divergence_and_grad(x, topk, reverse=True)
+@pytest.mark.parametrize("mod", BACKENDS)
+@pytest.mark.parametrize("tail", ["bucket", "renormalize"])
+@pytest.mark.parametrize("kind", ["log_probs", "probs"])
+def test_reverse_kl_gradient_by_finite_differences(mod, tail, kind):
+    rng = np.random.default_rng(14)
+    x, topk, _ = random_case(rng, n=3, c=9, k=3, kind=kind)
+    kw = dict(tail=tail, temperature=1.7, base=2, reduction="mean", reverse=True)
+    value, g = mod.kl_divergence_and_grad(x, topk, **kw)
+    assert value == pytest.approx(mod.kl_divergence(x, topk, **kw), rel=1e-13)
+    num = _numeric_grad(lambda z: mod.kl_divergence(z, topk, **kw), x)
+    np.testing.assert_allclose(g, num, atol=1e-7)
+    if tail == "renormalize":  # only the teacher's classes move KL(q̂ ‖ p̂)
+        outside = np.ones_like(x, dtype=bool)
+        np.put_along_axis(outside, topk.indices, False, axis=1)
+        assert np.all(g[outside] == 0.0)
+
+
+def test_reverse_kl_gradient_weights_masks_float32_and_layouts():
+    rng = np.random.default_rng(15)
+    x, topk, _ = random_case(rng, n=5, c=30, k=4)
+    s = rng.uniform(0, 1, 5)
+    where = rng.random((5, 30)) < 0.9
+    np.put_along_axis(where, topk.indices, True, axis=1)
+    kw = dict(reverse=True, sample_weight=s, where=where)
+    _, g = divcore.kl_divergence_and_grad(x, topk, **kw)
+    num = _numeric_grad(lambda z: divcore.kl_divergence(z, topk, **kw), x)
+    np.testing.assert_allclose(g, num, atol=1e-7)
+    assert np.all(g[~where] == 0.0)
+    _, gr = reference.kl_divergence_and_grad(x, topk, **kw)
+    np.testing.assert_allclose(g, gr, rtol=1e-9, atol=1e-15)
+    _, g32 = divcore.kl_divergence_and_grad(x.astype(np.float32), topk, **kw)
+    assert g32.dtype == np.float32
+    np.testing.assert_allclose(g32, g, atol=2e-6)
+    # the class axis 1 of (N, C, d) and half storage give the class-last gradient
+    x3 = rng.standard_normal((2, 30, 3))
+    tk3 = divcore.TopK.from_logits(rng.standard_normal((2, 30, 3)), 5, axis=1)
+    _, g3 = divcore.kl_divergence_and_grad(x3, tk3, axis=1, reverse=True)
+    _, gl = divcore.kl_divergence_and_grad(np.moveaxis(x3, 1, -1).copy(),
+                                           divcore.TopK(tk3.indices, tk3.values), reverse=True)
+    assert np.array_equal(np.moveaxis(g3, 1, -1), gl)
+    x16 = x.astype(np.float16)
+    _, gh = divcore.kl_divergence_and_grad(x16, topk, reverse=True)
+    _, gw = divcore.kl_divergence_and_grad(x16.astype(np.float32), topk, reverse=True)
+    assert np.array_equal(gh, gw)
+
+
+def test_reverse_kl_gradient_when_the_student_rest_is_tiny():
+    """q_r ~ e^-700 summed over the classes outside K (no 1 - Q): the rest's factor
+    log(q_r/p_r) - KL is finite, and the gradient matches mpmath's."""
+    mpmath = pytest.importorskip("mpmath")
+    mpmath.mp.dps = 50
+    x = np.array([[700.0, 699.0, 0.0, 1.0, 2.0]])
+    topk = divcore.TopK([[0, 1]], [[0.5, 0.3]], kind="probs")
+    _, g = divcore.kl_divergence_and_grad(x, topk, reverse=True, reduction="sum")
+    z = [mpmath.mpf(float(v)) for v in x[0]]
+    s = mpmath.fsum(mpmath.exp(v) for v in z)
+    q = [mpmath.exp(v) / s for v in z]
+    p = {0: mpmath.mpf("0.5"), 1: mpmath.mpf("0.3")}
+    qr = q[2] + q[3] + q[4]
+    f = {0: mpmath.log(q[0] / p[0]), 1: mpmath.log(q[1] / p[1])}
+    fr = mpmath.log(qr / mpmath.mpf("0.2"))
+    kl = q[0] * f[0] + q[1] * f[1] + qr * fr
+    want = [float(q[j] * ((f[j] if j in f else fr) - kl)) for j in range(5)]
+    np.testing.assert_allclose(g[0], want, rtol=1e-9, atol=1e-300)
 
 
 # ---------------------------------------------------------------------- bad input
