@@ -33,7 +33,7 @@ def python_blocks(text):
     return re.findall(r"^```python\n(.*?)^```", text, re.S | re.M)
 
 
-@pytest.mark.parametrize("page", ["guide.md", "index.md", "distillation.md"])
+@pytest.mark.parametrize("page", ["guide.md", "index.md", "distillation.md", "layouts.md"])
 def test_examples_run(page, capsys):
     blocks = python_blocks(read(page))
     assert blocks, f"{page} has no python examples"
