@@ -28,6 +28,7 @@
 #include "batch.h"
 #include "topk.h"
 #include "row_stats.h"
+#include "half_rows.h"
 
 enum { DC_SIMD_BASELINE = 0, DC_SIMD_AVX2 = 1, DC_SIMD_AVX512 = 2 };
 

@@ -215,6 +215,7 @@
 #include <string.h>
 #if (defined(__GNUC__) || defined(__clang__)) && defined(__x86_64__) && \
     !defined(DIVCORE_NO_VECTORS) && !defined(DIVCORE_NO_INTRINSICS)
+#include <cpuid.h>
 #include <immintrin.h>
 #endif
 

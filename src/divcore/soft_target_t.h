@@ -190,6 +190,8 @@ DC_TARGET DC_ENTRY void DC_FN(dc_soft_target_update)(dc_soft_state *s, const DC_
             shift += DC_FN(dc_block_soft_vec)(xb, tb, wb, is_log, want_h, done, soft, below,
                                               (DC_T)st.max, &st, &ts);
         }
+#else
+        (void)below; /* only the vector loop has a form for the blocks below the max */
 #endif
         DC_FN(dc_block_target)(tb + done, wb != NULL ? wb + done : NULL, len - done, is_log,
                                want_h, 1, a + done, &ts);
