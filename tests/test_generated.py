@@ -57,6 +57,12 @@ def test_every_public_kernel_is_declared_everywhere():
             assert re.search(rf"DC_DISPATCH(_VOID)?\((\w+, )?{k.name}_{sfx}, ", table_h)
             assert re.search(rf"DC_PUBLIC(_VOID)?\((\w+, )?{k.name}_{sfx}, ", table_h)
             assert re.search(rf"\b{k.name}_{sfx}\(", pxd), (k.name, sfx)
+    for k in kernel_table.HALF:  # half-precision storage: their own template, half_t.h
+        assert re.search(rf"DC_HFN\({k.name}\)", templates), k.name
+        for sfx in kernel_table.HALF_TYPES:
+            assert re.search(rf"DC_DISPATCH(_VOID)?\((\w+, )?{k.name}_{sfx}, ", table_h)
+            assert re.search(rf"DC_PUBLIC(_VOID)?\((\w+, )?{k.name}_{sfx}, ", table_h)
+            assert re.search(rf"\b{k.name}_{sfx}\(", pxd), (k.name, sfx)
 
 
 def test_core_declarations_cover_what_core_uses():

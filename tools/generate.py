@@ -68,6 +68,12 @@ def dispatch_table_h():
         for sfx, t in TYPES:
             out.append(dispatch_line("DC_DISPATCH", k, sfx, t))
             out.append(dispatch_line("DC_PUBLIC", k, sfx, t))
+    out.append("")
+    out.append("/* the public kernels for half-precision storage (half_t.h, kernels.h) */")
+    for k in table.HALF:
+        for sfx in table.HALF_TYPES:
+            out.append(dispatch_line("DC_DISPATCH", k, sfx, "float"))
+            out.append(dispatch_line("DC_PUBLIC", k, sfx, "float"))
     return "\n".join(out) + "\n"
 
 
@@ -117,7 +123,7 @@ KERNELS_PXD_HEAD = f"""\
 # portable build everywhere. Sizes and labels are Py_ssize_t (ptrdiff_t in C), strides
 # are in bytes (numpy's). Every result is a double, for float rows too.
 
-from libc.stdint cimport int64_t
+from libc.stdint cimport int64_t, uint16_t
 
 cdef extern from "divcore/kernels.h" nogil:
     # The version of the headers compiled in ("0.1.0"; 10000*major + 100*minor + patch).
@@ -147,6 +153,13 @@ cdef extern from "divcore/kernels.h" nogil:
 """
 
 
+KERNELS_PXD_HALF = """\
+Half-precision storage: rows of uint16_t holding float16 (names ending _f16) or bfloat16
+(_bf16) bits, e.g. a numpy float16 array viewed as uint16. Each returns the bits of the
+_f32 kernel on the exactly widened row, at the same instruction set, and allocates
+nothing; the writers write float."""
+
+
 def kernels_pxd():
     out = [KERNELS_PXD_HEAD.rstrip("\n")]
     for k in table.PUBLIC:
@@ -154,6 +167,13 @@ def kernels_pxd():
         out.append(comment(k.doc))
         for sfx, t in TYPES:
             out.append(cy_decl(k.ret, f"{k.name}_{sfx}", k.params, t))
+    out.append("")
+    out.append(comment(KERNELS_PXD_HALF))
+    for k in table.HALF:
+        out.append("")
+        out.append(comment(k.doc))
+        for sfx in table.HALF_TYPES:
+            out.append(cy_decl(k.ret, f"{k.name}_{sfx}", k.params, "float"))
     return "\n".join(out) + "\n"
 
 

@@ -89,6 +89,29 @@ PUBLIC = [
       "with their indices, best first (ties: lower index first), into topk_*[0 .. k)."),
 ]
 
+# The public row kernels for half-precision storage: rows of uint16_t holding IEEE float16
+# (dc_NAME_f16) or bfloat16 (dc_NAME_bf16) bits. Each gives the bits of dc_NAME_f32 on the
+# exactly widened row at the same instruction set, allocating nothing (src/divcore/half_t.h);
+# the writers write float. Dispatched and documented as the others (kernels.h, docs/c_api.md).
+HALF_TYPES = ["f16", "bf16"]
+HALF = [
+    K("double", "dc_logsumexp", "const uint16_t *x, ptrdiff_t n",
+      "dc_logsumexp_f32 of the widened row (uint16_t bits of float16 / bfloat16)."),
+    K("double", "dc_ce_label", "const uint16_t *x, ptrdiff_t n, ptrdiff_t label",
+      "dc_ce_label_f32 of the widened row."),
+    K("double", "dc_ce_probs", "const uint16_t *logits, const uint16_t *p, ptrdiff_t n",
+      "dc_ce_probs_f32 of the widened rows (logits and p both half)."),
+    K("double", "dc_kl_logits",
+      "const uint16_t *target_logits, const uint16_t *logits, ptrdiff_t n",
+      "dc_kl_logits_f32 of the widened rows (both half)."),
+    K("double", "dc_entropy_logits", "const uint16_t *x, ptrdiff_t n",
+      "dc_entropy_logits_f32 of the widened row."),
+    K("int", "dc_log_softmax", "const uint16_t *x, ptrdiff_t n, float *out",
+      "dc_log_softmax_f32 of the widened row, into float out[n] (not overlapping x)."),
+    K("int", "dc_softmax", "const uint16_t *x, ptrdiff_t n, float *out",
+      "dc_softmax_f32 of the widened row, into float out[n] (not overlapping x)."),
+]
+
 # Kernels divcore._core calls through their dispatched dcd_* wrappers only (not public:
 # they may change in any release). In the order of divcore 0.1's dispatch.h.
 INTERNAL = [

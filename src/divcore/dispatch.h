@@ -1,9 +1,9 @@
 /* divcore/dispatch.h: the kernels built for several instruction sets, chosen at run time.
  *
  * The default build must run on any x86-64 (SSE2), so it is never compiled with
- * -march=native. Instead the same templates (lse_t.h, lanes_t.h, losses_t.h, batch_t.h)
- * are compiled three times: the portable build (NAME_f32_base, lse.h) and, with a target
- * attribute, NAME_f32_avx2 and NAME_f32_avx512. dcd_NAME_f32 switches on dc_simd_level,
+ * -march=native. Instead the same templates (lse_t.h, lanes_t.h, losses_t.h, batch_t.h,
+ * half_t.h, ...: isa_t.h) are compiled three times: the portable build (NAME_f32_base,
+ * lse.h) and, with a target attribute, NAME_f32_avx2 and NAME_f32_avx512. dcd_NAME_f32 switches on dc_simd_level,
  * and the public names of kernels.h (dc_ce_label_f32, ...) are dcd_* (dispatch_table.h,
  * generated). The level is chosen once per translation unit (each extension module has
  * its own copy of this static variable): by dc_simd_select(), or else by the first
@@ -28,6 +28,7 @@
 #include "batch.h"
 #include "topk.h"
 #include "row_stats.h"
+#include "half_rows.h"
 
 enum { DC_SIMD_BASELINE = 0, DC_SIMD_AVX2 = 1, DC_SIMD_AVX512 = 2 };
 

@@ -444,3 +444,68 @@ DC_PUBLIC_VOID(dc_row_stats_f64, (const double *x, ptrdiff_t n, ptrdiff_t label,
                                   ptrdiff_t k, int64_t *topk_index, double *topk_log_prob,
                                   dc_row_stats *out),
                (x, n, label, k, topk_index, topk_log_prob, out))
+
+/* the public kernels for half-precision storage (half_t.h, kernels.h) */
+DC_DISPATCH(double, dc_logsumexp_f16, (const uint16_t *x, ptrdiff_t n),
+            (x, n))
+DC_PUBLIC(double, dc_logsumexp_f16, (const uint16_t *x, ptrdiff_t n),
+          (x, n))
+DC_DISPATCH(double, dc_logsumexp_bf16, (const uint16_t *x, ptrdiff_t n),
+            (x, n))
+DC_PUBLIC(double, dc_logsumexp_bf16, (const uint16_t *x, ptrdiff_t n),
+          (x, n))
+DC_DISPATCH(double, dc_ce_label_f16, (const uint16_t *x, ptrdiff_t n, ptrdiff_t label),
+            (x, n, label))
+DC_PUBLIC(double, dc_ce_label_f16, (const uint16_t *x, ptrdiff_t n, ptrdiff_t label),
+          (x, n, label))
+DC_DISPATCH(double, dc_ce_label_bf16, (const uint16_t *x, ptrdiff_t n, ptrdiff_t label),
+            (x, n, label))
+DC_PUBLIC(double, dc_ce_label_bf16, (const uint16_t *x, ptrdiff_t n, ptrdiff_t label),
+          (x, n, label))
+DC_DISPATCH(double, dc_ce_probs_f16, (const uint16_t *logits, const uint16_t *p,
+                                      ptrdiff_t n),
+            (logits, p, n))
+DC_PUBLIC(double, dc_ce_probs_f16, (const uint16_t *logits, const uint16_t *p, ptrdiff_t n),
+          (logits, p, n))
+DC_DISPATCH(double, dc_ce_probs_bf16, (const uint16_t *logits, const uint16_t *p,
+                                       ptrdiff_t n),
+            (logits, p, n))
+DC_PUBLIC(double, dc_ce_probs_bf16, (const uint16_t *logits, const uint16_t *p,
+                                     ptrdiff_t n),
+          (logits, p, n))
+DC_DISPATCH(double, dc_kl_logits_f16, (const uint16_t *target_logits,
+                                       const uint16_t *logits, ptrdiff_t n),
+            (target_logits, logits, n))
+DC_PUBLIC(double, dc_kl_logits_f16, (const uint16_t *target_logits, const uint16_t *logits,
+                                     ptrdiff_t n),
+          (target_logits, logits, n))
+DC_DISPATCH(double, dc_kl_logits_bf16, (const uint16_t *target_logits,
+                                        const uint16_t *logits, ptrdiff_t n),
+            (target_logits, logits, n))
+DC_PUBLIC(double, dc_kl_logits_bf16, (const uint16_t *target_logits, const uint16_t *logits,
+                                      ptrdiff_t n),
+          (target_logits, logits, n))
+DC_DISPATCH(double, dc_entropy_logits_f16, (const uint16_t *x, ptrdiff_t n),
+            (x, n))
+DC_PUBLIC(double, dc_entropy_logits_f16, (const uint16_t *x, ptrdiff_t n),
+          (x, n))
+DC_DISPATCH(double, dc_entropy_logits_bf16, (const uint16_t *x, ptrdiff_t n),
+            (x, n))
+DC_PUBLIC(double, dc_entropy_logits_bf16, (const uint16_t *x, ptrdiff_t n),
+          (x, n))
+DC_DISPATCH(int, dc_log_softmax_f16, (const uint16_t *x, ptrdiff_t n, float *out),
+            (x, n, out))
+DC_PUBLIC(int, dc_log_softmax_f16, (const uint16_t *x, ptrdiff_t n, float *out),
+          (x, n, out))
+DC_DISPATCH(int, dc_log_softmax_bf16, (const uint16_t *x, ptrdiff_t n, float *out),
+            (x, n, out))
+DC_PUBLIC(int, dc_log_softmax_bf16, (const uint16_t *x, ptrdiff_t n, float *out),
+          (x, n, out))
+DC_DISPATCH(int, dc_softmax_f16, (const uint16_t *x, ptrdiff_t n, float *out),
+            (x, n, out))
+DC_PUBLIC(int, dc_softmax_f16, (const uint16_t *x, ptrdiff_t n, float *out),
+          (x, n, out))
+DC_DISPATCH(int, dc_softmax_bf16, (const uint16_t *x, ptrdiff_t n, float *out),
+            (x, n, out))
+DC_PUBLIC(int, dc_softmax_bf16, (const uint16_t *x, ptrdiff_t n, float *out),
+          (x, n, out))

@@ -44,3 +44,11 @@
 #define DC_TEMPLATE "row_stats_t.h"
 #include "for_each_type.h"
 #undef DC_TEMPLATE
+
+/* Half-precision storage (after every float kernel it calls); float16 rows widened with
+ * F16C where the CPU has it (half.h) */
+#define DC_HALF_USE_F16C 1
+#define DC_TEMPLATE "half_t.h"
+#include "for_each_half.h"
+#undef DC_TEMPLATE
+#undef DC_HALF_USE_F16C

@@ -32,7 +32,8 @@
  *
  * ------------------------------------------------------------------------ conventions
  * - T is float for the names ending _f32 and double for those ending _f64. A row is n
- *   contiguous values of T; n is a ptrdiff_t >= 0 (Py_ssize_t in the .pxd).
+ *   contiguous values of T; n is a ptrdiff_t >= 0 (Py_ssize_t in the .pxd). The names
+ *   ending _f16 and _bf16 read rows of half-precision bits (see "half-precision storage").
  * - Every value is returned as a double, for float rows too: float rows are summed in
  *   float lanes within a block of 512 values and in double across blocks (the error does
  *   not grow with n). Rows of at most 64 values are summed in one float lane each (the
@@ -135,6 +136,34 @@
  *     (log q = -inf). A row without a distribution: NaN log_prob and entropy, top-k
  *     indices 0 .. k-1 with NaN log-probabilities.
  *
+ * ------------------------------------------------------------ half-precision storage
+ * Rows of n uint16_t values holding IEEE float16 bits (names ending _f16) or bfloat16 bits
+ * (_bf16): a numpy float16 / ml_dtypes.bfloat16 array or a torch half tensor, passed as
+ * its raw bits.
+ *
+ * double dc_logsumexp_f16(const uint16_t *x, ptrdiff_t n)          (and _bf16)
+ * double dc_ce_label_f16(const uint16_t *x, ptrdiff_t n, ptrdiff_t label)
+ * double dc_ce_probs_f16(const uint16_t *logits, const uint16_t *p, ptrdiff_t n)
+ * double dc_kl_logits_f16(const uint16_t *target_logits, const uint16_t *logits,
+ *                         ptrdiff_t n)
+ * double dc_entropy_logits_f16(const uint16_t *x, ptrdiff_t n)
+ * int dc_log_softmax_f16(const uint16_t *x, ptrdiff_t n, float *out)
+ * int dc_softmax_f16(const uint16_t *x, ptrdiff_t n, float *out)
+ *     The _f32 kernel of the same name on the row(s) widened to float, to the bit, at the
+ *     same instruction set (so also divcore's Python API on a float16 / bfloat16 row,
+ *     which computes it as float32; the API then rounds to float32): formulas, edge cases
+ *     and return values as documented above. Widening is exact (half.h: every half value
+ *     is a float; float16 by the F16C instruction at the AVX2 / AVX-512 levels where the
+ *     CPU has it, found at run time, by an exact scalar conversion at the baseline level
+ *     and with DIVCORE_PORTABLE; bfloat16 by a 16-bit shift). They never allocate: a row
+ *     of at most DC_HALF_CHUNK (= DC_BLOCK, 512) values is widened into a stack buffer and
+ *     handed to the _f32 kernel; a longer row is widened DC_HALF_CHUNK values at a time,
+ *     once per read the _f32 kernel makes of it (twice for entropy and KL), each chunk
+ *     run through the _f32 kernel's own block loop, whose running state is the same for
+ *     any split of a row at block boundaries (half_t.h). 2 KiB of stack per row, 4 KiB
+ *     for dc_ce_probs and dc_kl_logits. The writers widen x into out (n floats) and run
+ *     the _f32 writer in place there: out must not overlap x.
+ *
  * ------------------------------------------------------------------------ batch kernels
  * Many rows per call, as divcore's Python API walks them (batch.h): short rows (at most
  * 64 values) one per vector lane, long rows in blocks, strided or masked rows read in
@@ -191,8 +220,8 @@
  * Python API at DIVCORE_SIMD=baseline), at its speed.
  *
  * dcd_dc_NAME_f32 / _f64 (divcore 0.1's names of the dispatched builds) are aliases of
- * dc_NAME_f32 / _f64. Every name is generated from tools/kernel_table.py
- * (dispatch_table.h).
+ * dc_NAME_f32 / _f64 (and dcd_dc_NAME_f16 / _bf16 of the half kernels). Every name is
+ * generated from tools/kernel_table.py (dispatch_table.h).
  */
 #ifndef DIVCORE_KERNELS_H
 #define DIVCORE_KERNELS_H
@@ -215,6 +244,7 @@
 #include <string.h>
 #if (defined(__GNUC__) || defined(__clang__)) && defined(__x86_64__) && \
     !defined(DIVCORE_NO_VECTORS) && !defined(DIVCORE_NO_INTRINSICS)
+#include <cpuid.h>
 #include <immintrin.h>
 #endif
 

@@ -19,7 +19,7 @@
 # portable build everywhere. Sizes and labels are Py_ssize_t (ptrdiff_t in C), strides
 # are in bytes (numpy's). Every result is a double, for float rows too.
 
-from libc.stdint cimport int64_t
+from libc.stdint cimport int64_t, uint16_t
 
 cdef extern from "divcore/kernels.h" nogil:
     # The version of the headers compiled in ("0.1.0"; 10000*major + 100*minor + patch).
@@ -163,3 +163,38 @@ cdef extern from "divcore/kernels.h" nogil:
                           int64_t *topk_index, double *topk_log_prob, dc_row_stats *out)
     void dc_row_stats_f64(const double *x, Py_ssize_t n, Py_ssize_t label, Py_ssize_t k,
                           int64_t *topk_index, double *topk_log_prob, dc_row_stats *out)
+
+    # Half-precision storage: rows of uint16_t holding float16 (names ending _f16) or bfloat16
+    # (_bf16) bits, e.g. a numpy float16 array viewed as uint16. Each returns the bits of the
+    # _f32 kernel on the exactly widened row, at the same instruction set, and allocates
+    # nothing; the writers write float.
+
+    # dc_logsumexp_f32 of the widened row (uint16_t bits of float16 / bfloat16).
+    double dc_logsumexp_f16(const uint16_t *x, Py_ssize_t n)
+    double dc_logsumexp_bf16(const uint16_t *x, Py_ssize_t n)
+
+    # dc_ce_label_f32 of the widened row.
+    double dc_ce_label_f16(const uint16_t *x, Py_ssize_t n, Py_ssize_t label)
+    double dc_ce_label_bf16(const uint16_t *x, Py_ssize_t n, Py_ssize_t label)
+
+    # dc_ce_probs_f32 of the widened rows (logits and p both half).
+    double dc_ce_probs_f16(const uint16_t *logits, const uint16_t *p, Py_ssize_t n)
+    double dc_ce_probs_bf16(const uint16_t *logits, const uint16_t *p, Py_ssize_t n)
+
+    # dc_kl_logits_f32 of the widened rows (both half).
+    double dc_kl_logits_f16(const uint16_t *target_logits, const uint16_t *logits,
+                            Py_ssize_t n)
+    double dc_kl_logits_bf16(const uint16_t *target_logits, const uint16_t *logits,
+                             Py_ssize_t n)
+
+    # dc_entropy_logits_f32 of the widened row.
+    double dc_entropy_logits_f16(const uint16_t *x, Py_ssize_t n)
+    double dc_entropy_logits_bf16(const uint16_t *x, Py_ssize_t n)
+
+    # dc_log_softmax_f32 of the widened row, into float out[n] (not overlapping x).
+    int dc_log_softmax_f16(const uint16_t *x, Py_ssize_t n, float *out)
+    int dc_log_softmax_bf16(const uint16_t *x, Py_ssize_t n, float *out)
+
+    # dc_softmax_f32 of the widened row, into float out[n] (not overlapping x).
+    int dc_softmax_f16(const uint16_t *x, Py_ssize_t n, float *out)
+    int dc_softmax_bf16(const uint16_t *x, Py_ssize_t n, float *out)

@@ -42,33 +42,16 @@ DC_TARGET DC_INLINE ptrdiff_t DC_FN(dc_logits_terms_vec)(
 }
 #endif
 
-/* Target given as logits t: p = softmax(t). Two passes: the log-sum-exp of both rows,
- * then with both maxima final,
- *     log p_i - log q_i = (t_i - M_t) - (x_i - M_x) + (log S_x - log S_t)
- *     ce = Σ a_i (M_x - x_i) + Σa·log S_x,     h = -Σ a_i log p_i,
- *     kl = Σ a_i ((t_i - M_t) - (x_i - M_x)) + Σa·(log S_x - log S_t)
- * so that kl is exactly 0 when t == x, and every term is invariant to adding a constant
- * to either row. A target without a distribution gives NaN. */
-DC_TARGET DC_ENTRY void DC_FN(dc_soft_logits)(const DC_T *x, const DC_T *t, const DC_T *w,
-                                         ptrdiff_t n, dc_soft_result *res)
+/* The second pass of dc_soft_logits (below) over x[0 .. n), t[0 .. n) and the weights w
+ * (NULL: none), a block of DC_BLOCK values at a time, each block's lanes added to
+ * sums[] = {ce, h, kl, Σa} in order. c holds M_x, M_t, 1/S_t and log S_t rounded to DC_T
+ * (dc_logits_consts). A row cut at multiples of DC_BLOCK gives the same sums, a part per
+ * call: the half-precision kernels (half_t.h) widen a long row a chunk at a time and
+ * call this same function. */
+DC_TARGET DC_ENTRY void DC_FN(dc_logits_terms)(const DC_T *x, const DC_T *t, const DC_T *w,
+                                               ptrdiff_t n, const DC_T *c, double *sums)
 {
-    const dc_lse_state sx = DC_FN(dc_lse_scan)(x, n);
-    const dc_lse_state st = DC_FN(dc_lse_scan)(t, n);
-    res->psum = 1.0;
-    res->nbad = 0;
-    res->asum = NAN;
-    res->max = sx.max;
-    res->sum = dc_lse_sum(&sx);
-    res->tmax = st.max;
-    res->tsum = dc_lse_sum(&st);
-    if (!dc_lse_ok(&sx) || !dc_lse_ok(&st)) {
-        res->ce = res->h = res->kl = NAN;
-        return;
-    }
-    const DC_T mx = (DC_T)sx.max, mt = (DC_T)st.max;
-    const DC_T inv_st = (DC_T)(1.0 / dc_lse_sum(&st));
-    const DC_T log_st = (DC_T)dc_lse_log_sum(&st);
-    double sums[4] = {0.0, 0.0, 0.0, 0.0}; /* ce, h, kl, Σa */
+    const DC_T mx = c[0], mt = c[1], inv_st = c[2], log_st = c[3];
     for (ptrdiff_t start = 0; start < n; start += DC_BLOCK) {
         const ptrdiff_t len = DC_MIN_LEN(DC_BLOCK, n - start);
         ptrdiff_t first = start;
@@ -101,14 +84,52 @@ DC_TARGET DC_ENTRY void DC_FN(dc_soft_logits)(const DC_T *x, const DC_T *t, cons
             sums[3] += a_[j];
         }
     }
+}
+
+/* The constants of dc_logits_terms from the rows' scans (both with a distribution). */
+DC_TARGET DC_INLINE void DC_FN(dc_logits_consts)(const dc_lse_state *sx, const dc_lse_state *st,
+                                                 DC_T *c)
+{
+    c[0] = (DC_T)sx->max;
+    c[1] = (DC_T)st->max;
+    c[2] = (DC_T)(1.0 / dc_lse_sum(st));
+    c[3] = (DC_T)dc_lse_log_sum(st);
+}
+
+/* dc_soft_logits' losses from the rows' scans and the sums of dc_logits_terms (a function
+ * of its own, shared with half_t.h, as its multiply-adds may be fused). */
+DC_TARGET DC_ENTRY void DC_FN(dc_soft_logits_finish)(const dc_lse_state *sx,
+                                                     const dc_lse_state *st, int weighted,
+                                                     const double *sums, dc_soft_result *res)
+{
     const double ce = sums[0], hs = sums[1], asum = sums[3];
     double kl = sums[2];
-    const double log_sx = dc_lse_log_sum(&sx);
+    const double log_sx = dc_lse_log_sum(sx);
     res->asum = asum;
     res->ce = ce + asum * log_sx;
     res->h = -hs;
-    kl += asum * (log_sx - dc_lse_log_sum(&st));
-    res->kl = w != NULL ? kl : dc_clamp_nonnegative(kl); /* weighted: CE_w - H_w, any sign */
+    kl += asum * (log_sx - dc_lse_log_sum(st));
+    res->kl = weighted ? kl : dc_clamp_nonnegative(kl); /* weighted: CE_w - H_w, any sign */
+}
+
+/* Target given as logits t: p = softmax(t). Two passes: the log-sum-exp of both rows,
+ * then with both maxima final (dc_logits_terms),
+ *     log p_i - log q_i = (t_i - M_t) - (x_i - M_x) + (log S_x - log S_t)
+ *     ce = Σ a_i (M_x - x_i) + Σa·log S_x,     h = -Σ a_i log p_i,
+ *     kl = Σ a_i ((t_i - M_t) - (x_i - M_x)) + Σa·(log S_x - log S_t)
+ * so that kl is exactly 0 when t == x, and every term is invariant to adding a constant
+ * to either row. A target without a distribution gives NaN. */
+DC_TARGET DC_ENTRY void DC_FN(dc_soft_logits)(const DC_T *x, const DC_T *t, const DC_T *w,
+                                         ptrdiff_t n, dc_soft_result *res)
+{
+    const dc_lse_state sx = DC_FN(dc_lse_scan)(x, n);
+    const dc_lse_state st = DC_FN(dc_lse_scan)(t, n);
+    if (!dc_soft_logits_begin(&sx, &st, res)) return;
+    DC_T c[4];
+    DC_FN(dc_logits_consts)(&sx, &st, c);
+    double sums[4] = {0.0, 0.0, 0.0, 0.0}; /* ce, h, kl, Σa */
+    DC_FN(dc_logits_terms)(x, t, w, n, c, sums);
+    DC_FN(dc_soft_logits_finish)(&sx, &st, w != NULL, sums, res);
 }
 
 /* Short rows in lanes (lanes_soft_t.h, built after this file). */

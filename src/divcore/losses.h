@@ -80,6 +80,22 @@ typedef struct {
     ptrdiff_t nbad;
 } dc_target_sums;
 
+/* The running state of dc_soft_target_row (soft_target_t.h) between parts of a row: the
+ * logits' log-sum-exp, the target's sums, Σ a·(M - x) so far and the mass seen so far. */
+typedef struct {
+    dc_lse_state st;
+    dc_target_sums ts;
+    double shift, a_seen;
+} dc_soft_state;
+
+DC_INLINE void dc_soft_state_init(dc_soft_state *s)
+{
+    dc_lse_init(&s->st);
+    s->ts.psum = s->ts.asum = s->ts.hsum = 0.0;
+    s->ts.nbad = 0;
+    s->shift = s->a_seen = 0.0;
+}
+
 /* -log q_y = lse - x_y = (M - x_y) + log S, from a row's scan st and its
  * log S = log1p((at_max - 1) + rest). Both terms are ≥ 0, so there is no cancellation;
  * when x_y is the max the first is 0 and the loss keeps its relative precision however
@@ -89,6 +105,32 @@ DC_INLINE double dc_ce_label_of_log_sum(const dc_lse_state *st, double log_sum,
 {
     if (!dc_lse_ok(st)) return NAN;
     return (st->max - x_y) + log_sum;
+}
+
+/* H = log S + U / S from a row's scan and U = Σ e_i (M - x_i) (dc_entropy_terms in
+ * softmax_t.h): one expression for the float kernel and the half-precision ones. */
+DC_INLINE double dc_entropy_of_sums(const dc_lse_state *st, double u)
+{
+    return dc_lse_log_sum(st) + u / dc_lse_sum(st);
+}
+
+/* dc_soft_logits' fields that need only the scans of both rows (sx: the logits, st: the
+ * target); returns 0, with NaN losses, when either row has no distribution. */
+DC_INLINE int dc_soft_logits_begin(const dc_lse_state *sx, const dc_lse_state *st,
+                                   dc_soft_result *res)
+{
+    res->psum = 1.0;
+    res->nbad = 0;
+    res->asum = NAN;
+    res->max = sx->max;
+    res->sum = dc_lse_sum(sx);
+    res->tmax = st->max;
+    res->tsum = dc_lse_sum(st);
+    if (!dc_lse_ok(sx) || !dc_lse_ok(st)) {
+        res->ce = res->h = res->kl = NAN;
+        return 0;
+    }
+    return 1;
 }
 
 /* Target kinds of the JS and gradient kernels. */

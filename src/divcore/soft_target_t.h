@@ -133,16 +133,20 @@ DC_TARGET DC_INLINE double DC_FN(dc_block_soft_vec)(const DC_T *x, const DC_T *t
  * A is kept online: when the max grows from M to M', every term counted so far grows by
  * (M' - M), so A += (M' - M)·Σa_seen. Terms are ≥ 0 for w ≥ 0: no cancellation.
  *     h = -Σ a_i log p_i,   kl = ce - h (clamped at 0).
- * The target sums (psum, nbad) cover the whole row even when x holds a NaN. */
-DC_TARGET DC_ENTRY void DC_FN(dc_soft_target_row)(const DC_T *x, const DC_T *t, const DC_T *w,
-                                             ptrdiff_t n, int is_log, int want_h,
-                                             dc_soft_result *res)
+ * The target sums (psum, nbad) cover the whole row even when x holds a NaN.
+ * dc_soft_target_update folds x[0 .. n), t[0 .. n) (and w) into the running state *s, a
+ * block of DC_BLOCK values at a time, the state carried from block to block: a row cut at
+ * multiples of DC_BLOCK gives the same state, a part per call (half_t.h widens a long row
+ * a chunk at a time and calls this same function). */
+DC_TARGET DC_ENTRY void DC_FN(dc_soft_target_update)(dc_soft_state *s, const DC_T *x,
+                                                    const DC_T *t, const DC_T *w,
+                                                    ptrdiff_t n, int is_log, int want_h)
 {
     DC_T a[DC_BLOCK];
-    dc_lse_state st;
-    dc_lse_init(&st);
-    dc_target_sums ts = {0.0, 0.0, 0.0, 0};
-    double shift = 0.0, a_seen = 0.0;
+    /* in locals while the blocks run, as when this was one function with the row's end */
+    dc_lse_state st = s->st;
+    dc_target_sums ts = s->ts;
+    double shift = s->shift, a_seen = s->a_seen;
     for (ptrdiff_t start = 0; start < n; start += DC_BLOCK) {
         const ptrdiff_t len = DC_MIN_LEN(DC_BLOCK, n - start);
         const DC_T *xb = x + start;
@@ -186,6 +190,8 @@ DC_TARGET DC_ENTRY void DC_FN(dc_soft_target_row)(const DC_T *x, const DC_T *t, 
             shift += DC_FN(dc_block_soft_vec)(xb, tb, wb, is_log, want_h, done, soft, below,
                                               (DC_T)st.max, &st, &ts);
         }
+#else
+        (void)below; /* only the vector loop has a form for the blocks below the max */
 #endif
         DC_FN(dc_block_target)(tb + done, wb != NULL ? wb + done : NULL, len - done, is_log,
                                want_h, 1, a + done, &ts);
@@ -195,21 +201,44 @@ DC_TARGET DC_ENTRY void DC_FN(dc_soft_target_row)(const DC_T *x, const DC_T *t, 
                                           wb != NULL ? wb + done : NULL, is_log, len - done,
                                           (DC_T)st.max, &st);
     }
-    res->psum = ts.psum;
-    res->nbad = ts.nbad;
-    res->asum = ts.asum;
-    res->max = st.max;
-    res->sum = dc_lse_sum(&st);
-    if (!dc_lse_ok(&st)) {
+    s->st = st;
+    s->ts = ts;
+    s->shift = shift;
+    s->a_seen = a_seen;
+}
+
+/* dc_soft_target_row's result from its state after the whole row (a function of its own,
+ * shared with half_t.h, as its multiply-add may be fused). */
+DC_TARGET DC_ENTRY void DC_FN(dc_soft_target_finish)(const dc_soft_state *s, int weighted,
+                                                    int want_h, dc_soft_result *res)
+{
+    const dc_lse_state *st = &s->st;
+    res->psum = s->ts.psum;
+    res->nbad = s->ts.nbad;
+    res->asum = s->ts.asum;
+    res->max = st->max;
+    res->sum = dc_lse_sum(st);
+    if (!dc_lse_ok(st)) {
         res->ce = res->h = res->kl = NAN;
         return;
     }
-    res->ce = shift + ts.asum * dc_lse_log_sum(&st);
+    res->ce = s->shift + s->ts.asum * dc_lse_log_sum(st);
     if (want_h) {
-        res->h = -ts.hsum;
+        res->h = -s->ts.hsum;
         /* Only a true KL is ≥ 0: with class weights, CE_w - H_w may be negative. */
-        res->kl = w != NULL ? res->ce - res->h : dc_clamp_nonnegative(res->ce - res->h);
+        res->kl = weighted ? res->ce - res->h : dc_clamp_nonnegative(res->ce - res->h);
     }
+}
+
+/* The whole row: dc_soft_target_update once, then dc_soft_target_finish. */
+DC_TARGET DC_ENTRY void DC_FN(dc_soft_target_row)(const DC_T *x, const DC_T *t, const DC_T *w,
+                                             ptrdiff_t n, int is_log, int want_h,
+                                             dc_soft_result *res)
+{
+    dc_soft_state s;
+    dc_soft_state_init(&s);
+    DC_FN(dc_soft_target_update)(&s, x, t, w, n, is_log, want_h);
+    DC_FN(dc_soft_target_finish)(&s, w != NULL, want_h, res);
 }
 
 DC_TARGET DC_INLINE void DC_FN(dc_soft_probs)(const DC_T *x, const DC_T *p, const DC_T *w,

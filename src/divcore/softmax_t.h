@@ -162,16 +162,14 @@ DC_TARGET DC_ENTRY void DC_FN(dc_entropy_logits_rows)(const dc_rows *r, ptrdiff_
                                                      ptrdiff_t count, double *out);
 #endif
 
-/* H(softmax(x)) = Σ q_i (lse - x_i) = log S + Σ e_i (M - x_i) / S,  e_i = exp(x_i - M),
- * in two reads of the row: its log-sum-exp, then the terms in double (a float row's
- * entropy within ~1 ulp, even for a peaked row whose tiny terms e_i·(M - x_i) have a
- * subnormal float32 exp). What dc_entropy_logits computes for float rows. */
-DC_TARGET DC_INLINE double DC_FN(dc_entropy_logits_double)(const DC_T *x, ptrdiff_t n)
+/* The second read of dc_entropy_logits_double: *u += Σ e_i (m - x_i) over x[0 .. n), a
+ * block of DC_BLOCK values at a time (the block's lanes summed into *u in order). A row
+ * cut at multiples of DC_BLOCK gives the same *u, a part per call: the half-precision
+ * kernels (half_t.h) widen a long row a chunk at a time and call this same function. */
+DC_TARGET DC_ENTRY void DC_FN(dc_entropy_terms)(const DC_T *x, ptrdiff_t n, double m,
+                                                double *u_sum)
 {
-    const dc_lse_state st = DC_FN(dc_lse_scan)(x, n);
-    if (!dc_lse_ok(&st)) return NAN;
-    const double m = st.max;
-    double u = 0.0;
+    double u = *u_sum;
     for (ptrdiff_t start = 0; start < n; start += DC_BLOCK) {
         const ptrdiff_t len = DC_MIN_LEN(DC_BLOCK, n - start);
         double u_[DC_LANES];
@@ -187,7 +185,20 @@ DC_TARGET DC_INLINE double DC_FN(dc_entropy_logits_double)(const DC_T *x, ptrdif
         }
         for (int j = 0; j < DC_LANES; j++) u += u_[j];
     }
-    return dc_lse_log_sum(&st) + u / dc_lse_sum(&st);
+    *u_sum = u;
+}
+
+/* H(softmax(x)) = Σ q_i (lse - x_i) = log S + Σ e_i (M - x_i) / S,  e_i = exp(x_i - M),
+ * in two reads of the row: its log-sum-exp, then the terms in double (a float row's
+ * entropy within ~1 ulp, even for a peaked row whose tiny terms e_i·(M - x_i) have a
+ * subnormal float32 exp). What dc_entropy_logits computes for float rows. */
+DC_TARGET DC_INLINE double DC_FN(dc_entropy_logits_double)(const DC_T *x, ptrdiff_t n)
+{
+    const dc_lse_state st = DC_FN(dc_lse_scan)(x, n);
+    if (!dc_lse_ok(&st)) return NAN;
+    double u = 0.0;
+    DC_FN(dc_entropy_terms)(x, n, st.max, &u);
+    return dc_entropy_of_sums(&st, u);
 }
 
 #ifdef DC_HAVE_VEC
