@@ -627,7 +627,6 @@ def _gather_level(int cap=-1):
 
 
 cdef enum:
-    TILE_ROWS = 64          # adjacent rows gathered together when the class axis is strided
     LINE_BYTES = 64         # a cache line
     PAIR_BYTES = 128        # two lines, which the CPU's spatial prefetcher fetches together
 
@@ -635,16 +634,19 @@ cdef enum:
 # worth, unless that exceeds _tile_max_bytes
 cdef Py_ssize_t _tile_bytes = 1 << 20
 cdef Py_ssize_t _tile_max_bytes = 1 << 23
+cdef Py_ssize_t TILE_ROWS = 64  # adjacent rows gathered together when the class axis is strided
 
 
-def _tile_config(Py_ssize_t tile_bytes=0, Py_ssize_t max_bytes=0):
+def _tile_config(Py_ssize_t tile_bytes=0, Py_ssize_t max_bytes=0, Py_ssize_t rows=0):
     """Tile sizes of the strided-axis gather (benchmarks and tests); 0 keeps a value."""
-    global _tile_bytes, _tile_max_bytes
+    global _tile_bytes, _tile_max_bytes, TILE_ROWS
     if tile_bytes > 0:
         _tile_bytes = tile_bytes
     if max_bytes > 0:
         _tile_max_bytes = max_bytes
-    return _tile_bytes, _tile_max_bytes
+    if rows > 0:
+        TILE_ROWS = rows
+    return _tile_bytes, _tile_max_bytes, TILE_ROWS
 
 
 cdef inline Py_ssize_t tile_rows(Py_ssize_t n, Py_ssize_t itemsize) noexcept nogil:

@@ -42,6 +42,21 @@ DC_GATHER_SCALAR(double)
 #include <immintrin.h>
 #define DC_GATHER_SIMD 1
 
+/* The lines of the next block of classes (`classes` classes from src, `bytes` bytes of
+ * each), asked for while this block is copied: the class stride is many KiB, which the
+ * hardware prefetchers do not follow. A prefetch never faults. */
+static inline void dc_gather_prefetch(const char *src, ptrdiff_t cs, int classes,
+                                      ptrdiff_t bytes)
+{
+    int i;
+    ptrdiff_t off;
+    for (i = 0; i < classes; i++) {
+        const char *p = src + i * cs;
+        for (off = 0; off < bytes; off += 64) _mm_prefetch(p + off, _MM_HINT_T0);
+        _mm_prefetch(p + bytes - 1, _MM_HINT_T0);
+    }
+}
+
 /* ------------------------------------------------------------------------ AVX-512 */
 
 /* r[i] = 16 rows of class i  ->  r[j] = 16 classes of row j (8 x 8 doubles below alike). */
@@ -99,24 +114,27 @@ __attribute__((target("avx512f"))) static void dc_gather_avx512_f32(
     const char *base, ptrdiff_t n, ptrdiff_t cs, ptrdiff_t count, float *tile)
 {
     const ptrdiff_t n16 = n - n % 16;
+    const ptrdiff_t rows = count % 16;                   /* in the last, partial group */
+    const __mmask16 m = (__mmask16)((1u << rows) - 1u);
     ptrdiff_t c, j0;
     int i;
-    for (j0 = 0; j0 < count; j0 += 16) {
-        const ptrdiff_t rows = count - j0 < 16 ? count - j0 : 16;
-        const __mmask16 m = (__mmask16)((1u << rows) - 1u);
-        for (c = 0; c < n16; c += 16) {
+    /* class by class (16 at a time), all rows of a class together: the tile's values of
+     * a class are one contiguous read of whole lines, back to back */
+    for (c = 0; c < n16; c += 16) {
+        const char *src = base + c * cs;
+        float *dst = tile + c;
+        if (c + 32 <= n) dc_gather_prefetch(src + 16 * cs, cs, 16, count * 4);
+        for (j0 = 0; j0 + 16 <= count; j0 += 16) {
             __m512 r[16];
-            const char *src = base + c * cs + j0 * (ptrdiff_t)sizeof(float);
-#ifdef DC_GATHER_PF
-            if (c + DC_GATHER_PF + 16 <= n)
-                for (i = 0; i < 16; i++) _mm_prefetch(src + (DC_GATHER_PF + i) * cs, DC_GATHER_HINT);
-#endif
-            if (rows == 16)
-                for (i = 0; i < 16; i++) r[i] = _mm512_loadu_ps(src + i * cs);
-            else
-                for (i = 0; i < 16; i++) r[i] = _mm512_maskz_loadu_ps(m, src + i * cs);
+            for (i = 0; i < 16; i++) r[i] = _mm512_loadu_ps(src + i * cs + j0 * 4);
             dc_transpose16_ps(r);
-            for (i = 0; i < rows; i++) _mm512_storeu_ps(tile + (j0 + i) * n + c, r[i]);
+            for (i = 0; i < 16; i++) _mm512_storeu_ps(dst + (j0 + i) * n, r[i]);
+        }
+        if (rows) {
+            __m512 r[16];
+            for (i = 0; i < 16; i++) r[i] = _mm512_maskz_loadu_ps(m, src + i * cs + j0 * 4);
+            dc_transpose16_ps(r);
+            for (i = 0; i < rows; i++) _mm512_storeu_ps(dst + (j0 + i) * n, r[i]);
         }
     }
     if (n16 < n) dc_gather_scalar_float(base, n, cs, n16, 0, count, tile);
@@ -126,20 +144,25 @@ __attribute__((target("avx512f"))) static void dc_gather_avx512_f64(
     const char *base, ptrdiff_t n, ptrdiff_t cs, ptrdiff_t count, double *tile)
 {
     const ptrdiff_t n8 = n - n % 8;
+    const ptrdiff_t rows = count % 8;
+    const __mmask8 m = (__mmask8)((1u << rows) - 1u);
     ptrdiff_t c, j0;
     int i;
-    for (j0 = 0; j0 < count; j0 += 8) {
-        const ptrdiff_t rows = count - j0 < 8 ? count - j0 : 8;
-        const __mmask8 m = (__mmask8)((1u << rows) - 1u);
-        for (c = 0; c < n8; c += 8) {
+    for (c = 0; c < n8; c += 8) {
+        const char *src = base + c * cs;
+        double *dst = tile + c;
+        if (c + 16 <= n) dc_gather_prefetch(src + 8 * cs, cs, 8, count * 8);
+        for (j0 = 0; j0 + 8 <= count; j0 += 8) {
             __m512d r[8];
-            const char *src = base + c * cs + j0 * (ptrdiff_t)sizeof(double);
-            if (rows == 8)
-                for (i = 0; i < 8; i++) r[i] = _mm512_loadu_pd(src + i * cs);
-            else
-                for (i = 0; i < 8; i++) r[i] = _mm512_maskz_loadu_pd(m, src + i * cs);
+            for (i = 0; i < 8; i++) r[i] = _mm512_loadu_pd(src + i * cs + j0 * 8);
             dc_transpose8_pd(r);
-            for (i = 0; i < rows; i++) _mm512_storeu_pd(tile + (j0 + i) * n + c, r[i]);
+            for (i = 0; i < 8; i++) _mm512_storeu_pd(dst + (j0 + i) * n, r[i]);
+        }
+        if (rows) {
+            __m512d r[8];
+            for (i = 0; i < 8; i++) r[i] = _mm512_maskz_loadu_pd(m, src + i * cs + j0 * 8);
+            dc_transpose8_pd(r);
+            for (i = 0; i < rows; i++) _mm512_storeu_pd(dst + (j0 + i) * n, r[i]);
         }
     }
     if (n8 < n) dc_gather_scalar_double(base, n, cs, n8, 0, count, tile);
@@ -181,22 +204,27 @@ __attribute__((target("avx2"))) static void dc_gather_avx2_f32(
     const char *base, ptrdiff_t n, ptrdiff_t cs, ptrdiff_t count, float *tile)
 {
     const ptrdiff_t n8 = n - n % 8;
+    const ptrdiff_t rows = count % 8;
+    const __m256i m = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)rows),
+                                         _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
     ptrdiff_t c, j0;
     int i;
-    for (j0 = 0; j0 < count; j0 += 8) {
-        const ptrdiff_t rows = count - j0 < 8 ? count - j0 : 8;
-        const __m256i m = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)rows),
-                                             _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-        for (c = 0; c < n8; c += 8) {
+    for (c = 0; c < n8; c += 8) {
+        const char *src = base + c * cs;
+        float *dst = tile + c;
+        if (c + 16 <= n) dc_gather_prefetch(src + 8 * cs, cs, 8, count * 4);
+        for (j0 = 0; j0 + 8 <= count; j0 += 8) {
             __m256 r[8];
-            const char *src = base + c * cs + j0 * (ptrdiff_t)sizeof(float);
-            if (rows == 8)
-                for (i = 0; i < 8; i++) r[i] = _mm256_loadu_ps((const float *)(src + i * cs));
-            else
-                for (i = 0; i < 8; i++)
-                    r[i] = _mm256_maskload_ps((const float *)(src + i * cs), m);
+            for (i = 0; i < 8; i++) r[i] = _mm256_loadu_ps((const float *)(src + i * cs) + j0);
             dc_transpose8_ps(r);
-            for (i = 0; i < rows; i++) _mm256_storeu_ps(tile + (j0 + i) * n + c, r[i]);
+            for (i = 0; i < 8; i++) _mm256_storeu_ps(dst + (j0 + i) * n, r[i]);
+        }
+        if (rows) {
+            __m256 r[8];
+            for (i = 0; i < 8; i++)
+                r[i] = _mm256_maskload_ps((const float *)(src + i * cs) + j0, m);
+            dc_transpose8_ps(r);
+            for (i = 0; i < rows; i++) _mm256_storeu_ps(dst + (j0 + i) * n, r[i]);
         }
     }
     if (n8 < n) dc_gather_scalar_float(base, n, cs, n8, 0, count, tile);
@@ -206,22 +234,27 @@ __attribute__((target("avx2"))) static void dc_gather_avx2_f64(
     const char *base, ptrdiff_t n, ptrdiff_t cs, ptrdiff_t count, double *tile)
 {
     const ptrdiff_t n4 = n - n % 4;
+    const ptrdiff_t rows = count % 4;
+    const __m256i m = _mm256_cmpgt_epi64(_mm256_set1_epi64x((long long)rows),
+                                         _mm256_setr_epi64x(0, 1, 2, 3));
     ptrdiff_t c, j0;
     int i;
-    for (j0 = 0; j0 < count; j0 += 4) {
-        const ptrdiff_t rows = count - j0 < 4 ? count - j0 : 4;
-        const __m256i m = _mm256_cmpgt_epi64(_mm256_set1_epi64x((long long)rows),
-                                             _mm256_setr_epi64x(0, 1, 2, 3));
-        for (c = 0; c < n4; c += 4) {
+    for (c = 0; c < n4; c += 4) {
+        const char *src = base + c * cs;
+        double *dst = tile + c;
+        if (c + 8 <= n) dc_gather_prefetch(src + 4 * cs, cs, 4, count * 8);
+        for (j0 = 0; j0 + 4 <= count; j0 += 4) {
             __m256d r[4];
-            const char *src = base + c * cs + j0 * (ptrdiff_t)sizeof(double);
-            if (rows == 4)
-                for (i = 0; i < 4; i++) r[i] = _mm256_loadu_pd((const double *)(src + i * cs));
-            else
-                for (i = 0; i < 4; i++)
-                    r[i] = _mm256_maskload_pd((const double *)(src + i * cs), m);
+            for (i = 0; i < 4; i++) r[i] = _mm256_loadu_pd((const double *)(src + i * cs) + j0);
             dc_transpose4_pd(r);
-            for (i = 0; i < rows; i++) _mm256_storeu_pd(tile + (j0 + i) * n + c, r[i]);
+            for (i = 0; i < 4; i++) _mm256_storeu_pd(dst + (j0 + i) * n, r[i]);
+        }
+        if (rows) {
+            __m256d r[4];
+            for (i = 0; i < 4; i++)
+                r[i] = _mm256_maskload_pd((const double *)(src + i * cs) + j0, m);
+            dc_transpose4_pd(r);
+            for (i = 0; i < rows; i++) _mm256_storeu_pd(dst + (j0 + i) * n, r[i]);
         }
     }
     if (n4 < n) dc_gather_scalar_double(base, n, cs, n4, 0, count, tile);
