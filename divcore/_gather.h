@@ -260,20 +260,24 @@ __attribute__((target("avx2"))) static void dc_gather_avx2_f64(
     if (n4 < n) dc_gather_scalar_double(base, n, cs, n4, 0, count, tile);
 }
 
-/* 2: AVX-512, 1: AVX2, 0: neither; -1: not yet asked. DC_GATHER_LEVEL caps it for the
- * tests (0 or 1), as DIVCORE_SIMD caps the kernels. */
+/* The CPU's level, 2: AVX-512, 1: AVX2, 0: neither (-1: not yet asked), and the level
+ * used, which dc_gather_set_level may cap (tests: every level gives the same bits). */
+static int dc_gather_cpu = -1;
 static int dc_gather_level = -1;
 
 static inline int dc_gather_simd(void)
 {
     if (dc_gather_level < 0) {
-        int level = 0;
-        __builtin_cpu_init();
-        if (__builtin_cpu_supports("avx512f"))
-            level = 2;
-        else if (__builtin_cpu_supports("avx2"))
-            level = 1;
-        dc_gather_level = level;
+        if (dc_gather_cpu < 0) {
+            int level = 0;
+            __builtin_cpu_init();
+            if (__builtin_cpu_supports("avx512f"))
+                level = 2;
+            else if (__builtin_cpu_supports("avx2"))
+                level = 1;
+            dc_gather_cpu = level;
+        }
+        dc_gather_level = dc_gather_cpu;
     }
     return dc_gather_level;
 }
@@ -281,15 +285,20 @@ static inline int dc_gather_simd(void)
 static inline int dc_gather_simd(void) { return 0; }
 #endif
 
-/* Cap the instruction set (tests): 0 scalar, 1 AVX2, 2 AVX-512; returns the level used. */
+/* The level used from now on: the CPU's, capped at `cap` when cap >= 0 (cap < 0 only
+ * asks); returns it. */
 static inline int dc_gather_set_level(int cap)
 {
-    int level = dc_gather_simd();
 #ifdef DC_GATHER_SIMD
-    if (cap >= 0 && cap < level) level = cap;
-    dc_gather_level = level;
+    if (cap >= 0) {
+        dc_gather_level = -1;
+        dc_gather_simd();
+        if (cap < dc_gather_level) dc_gather_level = cap;
+    }
+#else
+    (void)cap;
 #endif
-    return level;
+    return dc_gather_simd();
 }
 
 static inline void dc_gather_rows_f32(const char *base, ptrdiff_t n, ptrdiff_t col_stride,
