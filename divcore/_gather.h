@@ -8,12 +8,14 @@
  * tile[j * n + c] = value of row j, class c, at byte base + c * col_stride + j * itemsize,
  * for j < count, c < n. The values are copied as they are (a copy changes no bits).
  *
- * Each class's `count` values are one contiguous read (a cache line or two for a tile of
- * 16 or 32 rows); the copy goes through in-register transposes of square blocks, 16 x 16
- * floats or 8 x 8 doubles with AVX-512, 8 x 8 floats or 4 x 4 doubles with AVX2, instead
- * of one value at a time. The instruction set is chosen at run time (the build has no
- * -march flag; a wheel runs on any x86-64), as _half.h chooses F16C; elsewhere, and for
- * the classes and rows left over, a portable scalar loop. A block of rows shorter than
+ * Each class's `count` values are one contiguous read (whole cache lines: the driver's
+ * tiles are 16 to 64 float rows, or 8 to 64 double rows, that start at an aligned row),
+ * read for a block of classes at a time, all rows back to back, while the next block's
+ * lines are prefetched. The copy goes through in-register transposes of square blocks,
+ * 16 x 16 floats or 8 x 8 doubles with AVX-512, 8 x 8 floats or 4 x 4 doubles with AVX2,
+ * instead of one value at a time. The instruction set is chosen at run time (the build
+ * has no -march flag; a wheel runs on any x86-64), as _half.h chooses F16C; elsewhere,
+ * and for the classes and rows left over, a portable scalar loop. A block of rows shorter than
  * the transpose (the tile's last rows) is read with masked loads, which touch no memory
  * past the rows asked for. */
 #ifndef DIVCORE_GATHER_H
