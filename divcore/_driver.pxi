@@ -612,23 +612,85 @@ cdef void run_lane_chunk(const Job *job, Py_ssize_t first, Py_ssize_t count,
                     &st[j], log_sum[j], row_value(&job.rx, i, y, <real>-INFINITY)))
 
 
+cdef extern from "_gather.h" nogil:
+    void dc_gather_rows_f32(const char *base, Py_ssize_t n, Py_ssize_t col_stride,
+                            Py_ssize_t count, float *tile)
+    void dc_gather_rows_f64(const char *base, Py_ssize_t n, Py_ssize_t col_stride,
+                            Py_ssize_t count, double *tile)
+    int dc_gather_set_level(int cap)
+
+
+def _gather_level(int cap=-1):
+    """The instruction set of the strided-axis gather (2 AVX-512, 1 AVX2, 0 portable),
+    capped at `cap` when cap >= 0 (tests: every level gives the same bits)."""
+    return dc_gather_set_level(cap)
+
+
 cdef enum:
-    TILE_ROWS = 64      # adjacent rows gathered together when the class axis is strided
-    TILE_BYTES = 1 << 18    # ... fewer when their rows would not fit in this (the L2 cache)
+    LINE_BYTES = 64         # a cache line
+    PAIR_BYTES = 128        # two lines, which the CPU's spatial prefetcher fetches together
+
+# ... fewer rows when they would not fit in _tile_bytes (L2), but at least one cache line's
+# worth, unless that exceeds _tile_max_bytes
+cdef Py_ssize_t _tile_bytes = 1 << 20
+cdef Py_ssize_t _tile_max_bytes = 1 << 23
+cdef Py_ssize_t TILE_ROWS = 64  # adjacent rows gathered together when the class axis is strided
+
+
+def _tile_config(Py_ssize_t tile_bytes=0, Py_ssize_t max_bytes=0, Py_ssize_t rows=0):
+    """Tile sizes of the strided-axis gather (benchmarks and tests); 0 keeps a value."""
+    global _tile_bytes, _tile_max_bytes, TILE_ROWS
+    if tile_bytes > 0:
+        _tile_bytes = tile_bytes
+    if max_bytes > 0:
+        _tile_max_bytes = max_bytes
+    if rows > 0:
+        TILE_ROWS = rows
+    return _tile_bytes, _tile_max_bytes, TILE_ROWS
 
 
 cdef inline Py_ssize_t tile_rows(Py_ssize_t n, Py_ssize_t itemsize) noexcept nogil:
-    """Rows per tile: TILE_ROWS, or as many rows of n values as fit in TILE_BYTES (at
-    least 4: four adjacent values of each class still share one cache line)."""
-    cdef Py_ssize_t rows = TILE_BYTES // (n * itemsize) if n > 0 else TILE_ROWS
-    return TILE_ROWS if rows >= TILE_ROWS else (rows if rows > 4 else 4)
+    """Rows per tile, whole cache lines of rows (16 float or 8 double a line) so that each
+    class's values of a tile are whole lines, each read once: TILE_ROWS, or as many
+    pairs of lines' worth as fit in _tile_bytes, else one line's worth (even past
+    _tile_bytes); fewer, down to 4, only for rows so long that one line's worth would
+    exceed _tile_max_bytes."""
+    cdef Py_ssize_t line = LINE_BYTES // itemsize, pair = PAIR_BYTES // itemsize
+    cdef Py_ssize_t rows = _tile_bytes // (n * itemsize) if n > 0 else TILE_ROWS
+    if rows >= TILE_ROWS:
+        return TILE_ROWS
+    if rows >= pair:
+        return rows // pair * pair
+    if rows >= line or _tile_max_bytes // (n * itemsize) >= line:
+        return line
+    rows = _tile_max_bytes // (n * itemsize)
+    return rows if rows > 4 else 4
+
+
+cdef inline Py_ssize_t tile_shift(const dc_rows *r, Py_ssize_t per_tile,
+                                  Py_ssize_t itemsize) noexcept nogil:
+    """Tiles start at aligned rows (addresses a multiple of the tile's bytes' largest
+    power-of-two factor, at most PAIR_BYTES): a tile is rows u·per_tile - shift ..
+    (u + 1)·per_tile - shift - 1 (those that exist), so the first tile is shorter and
+    the others read whole cache lines."""
+    cdef Py_ssize_t bytes = per_tile * itemsize
+    cdef Py_ssize_t align = bytes & -bytes
+    cdef Py_ssize_t offset
+    if align > PAIR_BYTES:
+        align = PAIR_BYTES
+    if r.row_stride != itemsize:
+        return 0
+    offset = <Py_ssize_t>(<size_t>r.data % <size_t>align)
+    if offset % itemsize:
+        return 0
+    return offset // itemsize
 
 
 cdef inline bint in_tiles(const Job *job, Py_ssize_t itemsize) noexcept nogil:
     """Rows that lie next to each other in memory with a strided class axis (a (C, N)
-    array read along axis 0): gathered TILE_ROWS at a time, so that each class's values
-    of the group are one contiguous read (a cache line), instead of one row at a time
-    across C cache lines and pages."""
+    array read along axis 0): gathered a tile of rows at a time, so that each class's
+    values of the tile are one contiguous read (whole cache lines), instead of one row at
+    a time across C cache lines and pages."""
     return (job.rx.n > 0 and job.rx.col_stride != itemsize and job.rx.row_stride == itemsize
             and job.x_half == HALF_NONE and job.t_half == HALF_NONE)
 
@@ -636,14 +698,22 @@ cdef inline bint in_tiles(const Job *job, Py_ssize_t itemsize) noexcept nogil:
 cdef void gather_tile(const dc_rows *r, int half, Py_ssize_t first, Py_ssize_t count,
                       real *tile) noexcept nogil:
     """Rows first .. first + count - 1 of r as count contiguous rows of values as stored
-    (no temperature, no mask): half storage widened row by row; float rows (adjacent in
-    memory) read class by class, one contiguous read per class."""
+    (no temperature, no mask): half storage widened row by row (adjacent half rows with a
+    strided class axis: class by class); rows adjacent in memory through the transposing
+    copy of _gather.h (one contiguous read per class); any other rows value by value."""
     cdef Py_ssize_t n = r.n, c, j
     cdef const char *base = r.data + first * r.row_stride
     cdef const char *row
-    cdef const real *src
+    cdef const unsigned short *hsrc
     cdef unsigned short h
     if half != HALF_NONE:
+        if r.row_stride == 2 and r.col_stride != 2:
+            for c in range(n):
+                hsrc = <const unsigned short *>(base + c * r.col_stride)
+                for j in range(count):
+                    tile[j * n + c] = <real>(dc_f16_to_f32(hsrc[j]) if half == HALF_F16
+                                             else dc_bf16_to_f32(hsrc[j]))
+            return
         for j in range(count):
             row = base + j * r.row_stride
             if real is float and r.col_stride == 2:
@@ -657,10 +727,16 @@ cdef void gather_tile(const dc_rows *r, int half, Py_ssize_t first, Py_ssize_t c
                     tile[j * n + c] = <real>(dc_f16_to_f32(h) if half == HALF_F16
                                              else dc_bf16_to_f32(h))
         return
-    for c in range(n):
-        src = <const real *>(base + c * r.col_stride)
-        for j in range(count):
-            tile[j * n + c] = src[j]
+    if r.row_stride == sizeof(real):
+        if real is float:
+            dc_gather_rows_f32(base, n, r.col_stride, count, tile)
+        else:
+            dc_gather_rows_f64(base, n, r.col_stride, count, tile)
+        return
+    for j in range(count):
+        row = base + j * r.row_stride
+        for c in range(n):
+            tile[j * n + c] = (<const real *>(row + c * r.col_stride))[0]
 
 
 cdef void offset_rows(Job *sub, const Job *job, Py_ssize_t first,
@@ -683,24 +759,30 @@ cdef void offset_rows(Job *sub, const Job *job, Py_ssize_t first,
         sub.out = job.out + first * job.rx.n * itemsize
 
 
+cdef inline void block_of(Job *sub, const Job *job, Py_ssize_t b,
+                          Py_ssize_t itemsize) noexcept nogil:
+    """sub = block b of a job over (B, R, C) blocks: an (R, C) job of its own, its rows
+    and per-row arrays offset (the gradient's scale, computed for the whole batch, is the
+    same for every block)."""
+    sub[0] = job[0]
+    sub.block_rows = 0
+    sub.rx.data = job.rx.data + b * job.x_block
+    if job.rx.mask != NULL:
+        sub.rx.mask = job.rx.mask + b * job.xm_block
+    if job.rt.data != NULL:
+        sub.rt.data = job.rt.data + b * job.t_block
+        if job.rt.mask != NULL:
+            sub.rt.mask = job.rt.mask + b * job.xm_block
+    offset_rows(sub, job, b * job.block_rows, itemsize)
+
+
 cdef int run_blocks(const Job *job, Py_ssize_t n_rows, real *typed) except -1:
-    """A job over (B, R, C) blocks of rows: each block is an (R, C) job of its own, its
-    rows and per-row arrays offset (the gradient's scale, computed for the whole batch,
-    is the same for every block)."""
+    """A job over (B, R, C) blocks of rows, one block (block_of) after the other."""
     cdef Job sub
-    cdef Py_ssize_t b, rows = job.block_rows
-    for b in range(n_rows // rows):
-        sub = job[0]
-        sub.block_rows = 0
-        sub.rx.data = job.rx.data + b * job.x_block
-        if job.rx.mask != NULL:
-            sub.rx.mask = job.rx.mask + b * job.xm_block
-        if job.rt.data != NULL:
-            sub.rt.data = job.rt.data + b * job.t_block
-            if job.rt.mask != NULL:
-                sub.rt.mask = job.rt.mask + b * job.xm_block
-        offset_rows(&sub, job, b * rows, sizeof(real))
-        run_rows(&sub, rows, typed)
+    cdef Py_ssize_t b
+    for b in range(n_rows // job.block_rows):
+        block_of(&sub, job, b, sizeof(real))
+        run_rows(&sub, job.block_rows, typed)
     return 0
 
 
@@ -741,17 +823,37 @@ cdef void run_tile(const Job *job, Py_ssize_t first, Py_ssize_t count, Py_ssize_
         run_row(&sub, j, buf, buf + nbuf, buf + 2 * nbuf)
 
 
+cdef void run_block_tile(const Job *job, Py_ssize_t unit, Py_ssize_t per_block,
+                         Py_ssize_t per_tile, real *buf, Py_ssize_t nbuf) noexcept nogil:
+    """Unit `unit` of a job over (B, R, C) blocks whose rows go in tiles: tile
+    unit % per_block of block unit // per_block (per_block: enough tiles for R rows
+    whatever the block's alignment; the ones past its rows are empty)."""
+    cdef Job sub
+    cdef Py_ssize_t t = unit % per_block, shift, first, end
+    block_of(&sub, job, unit // per_block, sizeof(real))
+    shift = tile_shift(&sub.rx, per_tile, sizeof(real))
+    first = max(<Py_ssize_t>0, t * per_tile - shift)
+    end = min(job.block_rows, (t + 1) * per_tile - shift)
+    if first < end:
+        run_tile(&sub, first, end - first, per_tile, buf, nbuf)
+
+
 cdef inline void run_span(const Job *job, Py_ssize_t unit, Py_ssize_t n_rows, bint lanes,
-                          Py_ssize_t per_tile, real *buf, Py_ssize_t nbuf) noexcept nogil:
-    """Work unit `unit` of run_rows: one chunk of rows in lanes, one tile of per_tile rows
-    (per_tile > 0), else one row."""
-    cdef Py_ssize_t first
-    if lanes:
+                          Py_ssize_t per_tile, Py_ssize_t shift, Py_ssize_t per_block,
+                          real *buf, Py_ssize_t nbuf) noexcept nogil:
+    """Work unit `unit` of run_rows: one chunk of rows in lanes, one tile of at most
+    per_tile rows (per_tile > 0; the first `shift` rows short, tile_shift; of a block when
+    per_block > 0, run_block_tile), else one row."""
+    cdef Py_ssize_t first, end
+    if per_block > 0:
+        run_block_tile(job, unit, per_block, per_tile, buf, nbuf)
+    elif lanes:
         first = unit * LANE_CHUNK
         run_lane_chunk(job, first, min(<Py_ssize_t>LANE_CHUNK, n_rows - first), buf)
     elif per_tile > 0:
-        first = unit * per_tile
-        run_tile(job, first, min(per_tile, n_rows - first), per_tile, buf, nbuf)
+        first = max(<Py_ssize_t>0, unit * per_tile - shift)
+        end = min(n_rows, (unit + 1) * per_tile - shift)
+        run_tile(job, first, end - first, per_tile, buf, nbuf)
     else:
         run_row(job, unit, buf, buf + nbuf, buf + 2 * nbuf)
 
@@ -820,8 +922,12 @@ cdef int run_rows(const Job *job, Py_ssize_t n_rows, real *typed) except -1:
     """Every row of the job: on the calling thread for small inputs, else spread over
     OpenMP threads, each with its own three one-row buffers. The GIL is released. The
     buffers hold a row only when some row must be gathered (strided, masked, tempered) or
-    smoothed: a row of 2^31 values read in place needs no copy of itself."""
+    smoothed: a row of 2^31 values read in place needs no copy of itself. A job over
+    (B, R, C) blocks goes block by block (run_blocks), or, when its rows go in tiles, as
+    one loop over every block's tiles (one parallel region, not B)."""
     cdef Py_ssize_t n = job.rx.n, u
+    cdef bint blocks = job.block_rows > 0 and n_rows > job.block_rows
+    cdef Py_ssize_t rows = job.block_rows if blocks else n_rows   # of one block
     cdef bint half = job.x_half != HALF_NONE or job.t_half != HALF_NONE
     cdef bint gathers = (not read_in_place(&job.rx, sizeof(real))
                          or not read_in_place(&job.rt, sizeof(real)) or job.eps != 0.0
@@ -829,19 +935,23 @@ cdef int run_rows(const Job *job, Py_ssize_t n_rows, real *typed) except -1:
     cdef Py_ssize_t nbuf = n if n > 0 and gathers else 1
     cdef bint lanes = in_lanes(job) and not half   # the lanes read float rows
     # half storage is widened a tile of rows at a time (then in lanes if they are short)
-    cdef bint tiles = n_rows > 0 and (half or (not lanes and n_rows > 1
-                                                and in_tiles(job, sizeof(real))))
+    cdef bint tiles = rows > 0 and (half or (not lanes and rows > 1
+                                             and in_tiles(job, sizeof(real))))
     cdef Py_ssize_t per_tile = tile_rows(n, sizeof(real)) if tiles else 0
+    cdef Py_ssize_t shift = tile_shift(&job.rx, per_tile, sizeof(real)) if tiles else 0
+    cdef Py_ssize_t per_block = (rows + 2 * per_tile - 2) // per_tile if tiles and blocks else 0
     cdef Py_ssize_t units = ((n_rows + LANE_CHUNK - 1) // LANE_CHUNK if lanes else
-                             (n_rows + per_tile - 1) // per_tile if tiles else n_rows)
+                             (n_rows + shift + per_tile - 1) // per_tile if tiles else n_rows)
     cdef Py_ssize_t nalloc = 3 * nbuf + 2 * per_tile * n
     cdef int nt = threads_for(n_rows, n)
     cdef int failed = 0
     cdef int *failed_p = &failed
     cdef real *buf = NULL
     cdef int threads = configured_threads()
-    if job.block_rows > 0 and n_rows > job.block_rows:
+    if blocks and not tiles:
         return run_blocks(job, n_rows, typed)
+    if blocks:
+        units = n_rows // rows * per_block
     if splits_rows(job, n_rows, threads) and not half and not tiles:
         if threads > MAX_ROW_PARTS:
             threads = MAX_ROW_PARTS
@@ -861,7 +971,7 @@ cdef int run_rows(const Job *job, Py_ssize_t n_rows, real *typed) except -1:
             raise MemoryError(f"cannot allocate row buffers of {n} values")
         with nogil:
             for u in range(units):
-                run_span(job, u, n_rows, lanes, per_tile, buf, nbuf)
+                run_span(job, u, n_rows, lanes, per_tile, shift, per_block, buf, nbuf)
         free(buf)
         return 0
     with nogil, parallel(num_threads=nt):
@@ -870,7 +980,7 @@ cdef int run_rows(const Job *job, Py_ssize_t n_rows, real *typed) except -1:
             failed_p[0] = 1
         for u in prange(units, schedule="static"):
             if buf != NULL:
-                run_span(job, u, n_rows, lanes, per_tile, buf, nbuf)
+                run_span(job, u, n_rows, lanes, per_tile, shift, per_block, buf, nbuf)
         free(buf)
     if failed:
         raise MemoryError(f"cannot allocate row buffers of {n} values")

@@ -77,7 +77,7 @@ def test_core_declarations_cover_what_core_uses():
             core += f.read() + "\n"
     pxi = generate.outputs()["divcore/_kernels_decl.pxi"]
     own = set()
-    for header in ("_threads.h", "_half.h"):
+    for header in ("_threads.h", "_half.h", "_gather.h"):
         block = core.split(f'cdef extern from "{header}"')[1].split("\n\n")[0]
         own |= set(re.findall(r"\b(dc_\w+)\(", block))
     used = set(re.findall(r"\b(dcd?_\w+)\(", core)) | set(re.findall(r"\bDC_[A-Z_]*[A-Z]\b", core))

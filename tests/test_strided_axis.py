@@ -162,3 +162,138 @@ def test_validation_row_in_torch_layout(data):
     p[97, 3] = -0.5
     with pytest.raises(ValueError, match="row 97 "):
         divcore.cross_entropy(torch_layout(x), torch_layout(p), axis=1)
+
+
+# ------------------------------------------------------------ the gather's own paths
+# Rows adjacent in memory are copied into a tile by a transpose (divcore/_gather.h):
+# AVX-512, AVX2 or a portable loop, tiles of whole cache lines of rows that start at an
+# aligned row (the first tile shorter), blocks of classes and rows with remainders. Every
+# path gives the class-last bits.
+
+from divcore import _core  # noqa: E402
+
+
+@pytest.fixture
+def gather_config():
+    """Restores the gather's instruction set and tile sizes after a test changes them."""
+    level = _core._gather_level()
+    tiles = _core._tile_config()
+    yield
+    _core._gather_level(level)
+    _core._tile_config(*tiles)
+
+
+def offset_view(a, rows):
+    """a (N, C) as a (C, N) view whose rows start `rows` values past an aligned address:
+    a's transpose inside a wider array, so that the tiles start mid-cache-line."""
+    n, c = a.shape
+    wide = np.zeros((c, n + rows + 3), dtype=a.dtype)
+    wide[:, rows:rows + n] = a.T
+    return wide[:, rows:rows + n]
+
+
+GATHER_CASES = [
+    ("log_softmax", {}), ("cross_entropy", {"labels": True}),
+    ("cross_entropy_and_grad", {"labels": True}),
+    ("kl_divergence", {"target": "t", "target_type": "logits"}),
+    ("kl_divergence_and_grad", {"target": "t", "target_type": "logits"}),
+    ("js_divergence", {"target": "p"}),
+]
+
+
+@pytest.mark.parametrize("level", [0, 1, 2])
+@pytest.mark.parametrize("tile_bytes", [0, 1])  # 0: the default tiles; 1: one line's worth
+@pytest.mark.parametrize("rows_offset", [0, 1, 5, 13])
+@pytest.mark.parametrize("fname,kw", GATHER_CASES)
+def test_every_gather_path_equals_class_last(data, gather_config, level, tile_bytes,
+                                             rows_offset, fname, kw):
+    x, p, t, y, where = data
+    _core._gather_level(level)
+    if tile_bytes:
+        _core._tile_config(tile_bytes)
+    kw = dict(kw)
+    args_last, args_0 = [x], [offset_view(x, rows_offset)]
+    if kw.pop("labels", False):
+        args_last.append(y)
+        args_0.append(y)
+    elif "target" in kw:
+        target = {"p": p, "t": t}[kw.pop("target")]
+        args_last.append(target)
+        args_0.append(offset_view(target, rows_offset))
+    fn = getattr(divcore, fname)
+    with np.errstate(all="ignore"):
+        last = fn(*args_last, axis=-1, **kw)
+        first = fn(*args_0, axis=0, **kw)
+    if fname == "log_softmax":
+        first = first.T
+    elif fname.endswith("_and_grad"):
+        first = (first[0], first[1].T)
+    assert same(last, first)
+
+
+@pytest.mark.parametrize("level", [0, 1, 2])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n_rows,n_classes", [(1, 1), (3, 17), (40, 16), (61, 33), (200, 9)])
+def test_gather_shapes(rng, gather_config, level, dtype, n_rows, n_classes):
+    """Row and class counts around the transposes' 16 x 16 / 8 x 8 / 4 x 4 blocks, with
+    one line's worth of rows per tile."""
+    _core._gather_level(level)
+    _core._tile_config(1)
+    x = (rng.standard_normal((n_rows, n_classes)) * 4).astype(dtype)
+    y = rng.integers(0, n_classes, n_rows)
+    for view in (transposed(x), offset_view(x, 3)):
+        assert same(divcore.log_softmax(x), divcore.log_softmax(view, axis=0).T)
+        assert same(divcore.cross_entropy(x, y, reduction="none"),
+                    divcore.cross_entropy(view, y, axis=0, reduction="none"))
+
+
+@pytest.mark.parametrize("blocks,d", [(3, 50), (5, 7), (2, 33)])
+@pytest.mark.parametrize("tile_bytes", [0, 1])
+def test_blocks_of_unaligned_rows(rng, gather_config, blocks, d, tile_bytes):
+    """(B, C, d) with d not a multiple of a cache line: every block's tiles start at its own
+    aligned row; all blocks' tiles run as one loop."""
+    if tile_bytes:
+        _core._tile_config(tile_bytes)
+    c = 70
+    x = rng.standard_normal((blocks * d, c)).astype(np.float32)
+    t = rng.standard_normal((blocks * d, c)).astype(np.float32)
+    y = rng.integers(0, c, blocks * d)
+    x3, t3 = torch_layout(x, blocks), torch_layout(t, blocks)
+    y3 = y.reshape(blocks, d)
+    assert same(divcore.cross_entropy(x, y, reduction="none"),
+                divcore.cross_entropy(x3, y3, axis=1, reduction="none").reshape(-1))
+    assert same(divcore.log_softmax(x), from_torch_layout(divcore.log_softmax(x3, axis=1)))
+    assert same(divcore.kl_divergence(x, t, target_type="logits", reduction="none"),
+                divcore.kl_divergence(x3, t3, axis=1, target_type="logits",
+                                      reduction="none").reshape(-1))
+
+
+def test_long_rows_one_line_per_tile(rng, gather_config):
+    """Rows too long for _tile_bytes: tiles of one cache line's worth of rows (16 float)."""
+    _core._tile_config(1 << 12)
+    x = rng.standard_normal((100, 300)).astype(np.float32)
+    y = rng.integers(0, 300, 100)
+    assert same(divcore.cross_entropy(x, y, reduction="none"),
+                divcore.cross_entropy(offset_view(x, 7), y, axis=0, reduction="none"))
+
+
+HALVES = [np.float16]
+try:
+    import ml_dtypes
+    HALVES.append(ml_dtypes.bfloat16)
+except ImportError:  # pragma: no cover - ml_dtypes is optional
+    pass
+
+
+@pytest.mark.parametrize("dtype", HALVES)
+def test_half_storage_with_a_strided_class_axis(rng, dtype):
+    """Half rows adjacent in memory (axis 0 of (C, N), axis 1 of (B, C, d)) are widened
+    class by class: the bits of the class-last half array."""
+    x = (rng.standard_normal((N, C)) * 3).astype(dtype)
+    y = rng.integers(0, C, N)
+    assert same(divcore.cross_entropy(x, y, reduction="none"),
+                divcore.cross_entropy(transposed(x), y, axis=0, reduction="none"))
+    assert same(divcore.log_softmax(x), divcore.log_softmax(transposed(x), axis=0).T)
+    assert same(divcore.cross_entropy(x, y, reduction="none"),
+                divcore.cross_entropy(torch_layout(x), y.reshape(3, N // 3), axis=1,
+                                      reduction="none").reshape(-1))
