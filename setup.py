@@ -85,7 +85,7 @@ extensions = [
         "divcore._core",
         ["divcore/_core.pyx"],
         depends=sorted(glob.glob(os.path.join("src", "divcore", "*.h")))
-        + [os.path.join("divcore", "_threads.h")]
+        + sorted(glob.glob(os.path.join("divcore", "*.h")))
         + sorted(glob.glob(os.path.join("divcore", "*.pxi"))),
         include_dirs=[os.path.join(HERE, "src"), numpy.get_include()],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
