@@ -142,6 +142,15 @@ class _Spec:
     def compute(self, tensors, p):
         """(loss, fused gradient or an empty tensor) from divcore's numpy functions."""
         x = tensors[0]
+        if self.name == "cross_entropy" and _plain_labels(tensors, p):
+            # the fast path's kernel call (the same call as below, without the keywords)
+            out = _plain_kernel(_numpy_api(), x, tensors[1], p["reduction"],
+                                None if p["ignore_index"] == NO_IGNORE else p["ignore_index"],
+                                p["label_smoothing"], p["need_grad"])
+            if not p["need_grad"]:
+                return torch.from_numpy(out), x.new_empty(0)
+            grad = torch.from_numpy(out[1])
+            return torch.from_numpy(out[0]), grad if grad.dtype == x.dtype else grad.to(x.dtype)
         kw = self.keywords(tensors, p)
         if self.name == "entropy":
             args = (as_array(x),)
@@ -642,6 +651,17 @@ def _fresh(value: Any) -> np.ndarray:
 
 _kernels_ce = getattr(divcore._kernels, "cross_entropy", None)
 _kernels_ce_and_grad = getattr(divcore._kernels, "cross_entropy_and_grad", None)
+
+
+def _plain_labels(tensors: list, p: dict) -> bool:
+    """Whether a cross_entropy op call is a plain one (`plain_cross_entropy`'s, with the
+    class dim last): int64 labels, no class weights or mask, divcore's keywords at their
+    defaults."""
+    x, t, weight, where = tensors
+    return (weight is None and where is None and t.dtype is _INT64
+            and p["dim"] == x.dim() - 1 and p["target_type"] == "labels"
+            and p["temperature"] == 1.0 and p["base"] is None and p["validate"] is True
+            and p["sum_tol"] is None and x.layout is _STRIDED and t.layout is _STRIDED)
 
 
 def _plain_params(reduction: str, ignore_index: Any, eps: float, x: torch.Tensor) -> dict:

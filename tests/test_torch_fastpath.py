@@ -33,20 +33,21 @@ def same_bits(a, b):
 
 @pytest.fixture
 def spy(monkeypatch):
-    """Counts calls of the fast path's kernel call and of the general path's."""
+    """Counts the calls the fast path takes and those of the general path."""
     counts = {"fast": 0, "general": 0}
-    fast, general = ops._plain_kernel, ops.call
+    fast, general = ops.plain_cross_entropy, ops.call
 
     def fast_spy(*a, **k):
-        counts["fast"] += 1
-        return fast(*a, **k)
+        out = fast(*a, **k)
+        counts["fast"] += out is not None
+        return out
 
     def general_spy(name, *a, **k):
         if name == "cross_entropy":
             counts["general"] += 1
         return general(name, *a, **k)
 
-    monkeypatch.setattr(ops, "_plain_kernel", fast_spy)
+    monkeypatch.setattr(ops, "plain_cross_entropy", fast_spy)
     monkeypatch.setattr(ops, "call", general_spy)
     return counts
 
@@ -237,6 +238,17 @@ def test_the_compiled_front_reads_the_tensors(monkeypatch, gen):
     same = run(dct.cross_entropy, x, y)
     for a, b in zip(fast[:2], same[:2]):
         same_bits(a, b)
+    monkeypatch.setattr(ops, "_front_ce", door)
+    for kw in ({}, {"reduction": "none", "label_smoothing": 0.3}, {"ignore_index": 2},
+               {"reduction": "sum", "ignore_index": None}):
+        for dtype in (torch.float32, F64):
+            xt = x.detach().to(dtype).t().contiguous().t()  # strided classes too
+            loss, grad = ops._plain_kernel(divcore, xt, y, kw.get("reduction", "mean"),
+                                           kw.get("ignore_index", -100),
+                                           kw.get("label_smoothing", 0.0), True)
+            want = divcore.cross_entropy_and_grad(xt.numpy(), y.numpy(), **kw)
+            same_bits(torch.from_numpy(loss), torch.from_numpy(np.asarray(want[0])))
+            same_bits(torch.from_numpy(grad), torch.from_numpy(want[1]))
 
 
 def test_plain_backward_hands_the_gradient_over(gen):
@@ -272,3 +284,29 @@ def test_inplace_change_of_the_input_is_caught_in_a_graph_building_backward(gen)
         z.add_(1.0)
     with pytest.raises(RuntimeError, match="modified by an inplace operation"):
         torch.autograd.grad(loss, w, create_graph=True)
+
+
+def test_bfloat16_reaches_the_kernels_without_a_copy(monkeypatch, gen):
+    """A bf16 tensor reaches divcore's numpy API as a view of its own memory (ml_dtypes'
+    bfloat16), in the forward alone and with the gradient."""
+    pytest.importorskip("ml_dtypes")
+    seen = []
+
+    class Spy:
+        def __getattr__(self, name):
+            real = getattr(divcore, name)
+
+            def spy(logits, *a, **k):
+                seen.append((name, logits.ctypes.data, logits.dtype.name))
+                return real(logits, *a, **k)
+            return spy
+
+    monkeypatch.setattr(dct, "divcore", Spy())
+    x = torch.randn(64, 100, generator=gen).to(torch.bfloat16).requires_grad_()
+    y = torch.randint(0, 100, (64,), generator=gen)
+    with torch.no_grad():
+        dct.cross_entropy(x, y)
+    dct.cross_entropy(x, y).backward()
+    assert seen == [("cross_entropy", x.data_ptr(), "bfloat16"),
+                    ("cross_entropy_and_grad", x.data_ptr(), "bfloat16")]
+    assert x.grad.dtype == torch.bfloat16
