@@ -15,6 +15,11 @@ Design:
   torch.func (a custom op's registered autograd does not reach torch.func's transforms in
   torch 2.13); `_Eager`, a plain autograd.Function, otherwise (a custom op's dispatch
   costs more than a small loss).
+- And a fast path in front of them for the common cross-entropy call
+  (`plain_cross_entropy`: a dense float tensor with the classes last, int64 labels,
+  torch's keywords only, in eager mode): one compiled call for loss and gradient on the
+  tensors' memory (divcore/_torch_front.pxi), one autograd.Function (`_PlainCE`); the
+  same kernel call, so the same bits, as the doors above.
 
 The closed forms, per row, with q = softmax(z / T) over the unmasked classes, p the
 target distribution and h = p·∂l/∂p = ∂l/∂log p:
