@@ -500,6 +500,7 @@ row_stats_op.register_fake(_row_stats_fake)
 
 _keep_graph = getattr(torch._C._autograd, "_get_current_graph_task_keep_graph",
                       lambda: True)  # (another torch: never hand the gradient over)
+_is_compiling = torch.compiler.is_compiling
 
 
 def _fused_times(ctx, g, reduction, dim):
@@ -512,10 +513,16 @@ def _fused_times(ctx, g, reduction, dim):
     if reduction == "none":
         out = grad * g.unsqueeze(dim)  # (a half gradient times a float32 g: float32)
         return out if out.dtype == grad.dtype else out.to(grad.dtype)
-    if g.item() == 1.0 and not _keep_graph():
+    if _hand_over(g):
         ctx.grad = None
         return grad
     return grad * g
+
+
+def _hand_over(g):
+    """Whether a plain backward may hand the fused gradient over: g is 1 and the graph is
+    not kept (and compiled autograd is not tracing this backward)."""
+    return not _is_compiling() and g.item() == 1.0 and not _keep_graph()
 
 
 class _Eager(torch.autograd.Function):
@@ -617,7 +624,7 @@ def call(name: str, tensors: list, params: list) -> torch.Tensor:
 
 _PLAIN_DTYPES = frozenset((torch.float32, torch.float64, torch.bfloat16, torch.float16))
 _PLAIN_TYPES = (torch.Tensor, torch.nn.Parameter)  # exactly these: no subclass's overrides
-_INT64, _STRIDED, _is_compiling = torch.int64, torch.strided, torch.compiler.is_compiling
+_INT64, _STRIDED = torch.int64, torch.strided
 _NP_DTYPES = {torch.float32: np.dtype(np.float32), torch.float64: np.dtype(np.float64)}
 # the compiled front's door for tensors (divcore/_torch_front.pxi; None on the reference)
 _front_ce = getattr(divcore._kernels, "_torch_cross_entropy", None)
@@ -700,7 +707,7 @@ class _PlainCE(torch.autograd.Function):
         if grad is not None and not torch.is_grad_enabled():
             if ctx.call[0] == "none":
                 grad = _fused_times(ctx, g, "none", grad.dim() - 1)
-            elif g.item() == 1.0 and not _keep_graph():  # _fused_times, inlined
+            elif _hand_over(g):  # _fused_times, inlined
                 ctx.grad = None
             else:
                 grad = grad * g

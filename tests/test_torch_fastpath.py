@@ -78,6 +78,7 @@ CASES = [
     dict(dtype=F64, shape=(6, 3), ignore_index=None),
     dict(dtype=torch.float32, shape=(8, 6), label_smoothing=0.2),
     dict(dtype=F64, shape=(5,)),
+    dict(dtype=torch.float32, shape=(5,), reduction="none"),
     dict(dtype=torch.bfloat16, shape=(12, 7)),
     dict(dtype=torch.float16, shape=(12, 7), reduction="none"),
     dict(dtype=torch.float32, shape=(10, 12), transposed=True),
