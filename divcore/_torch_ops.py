@@ -67,6 +67,8 @@ def as_array(t: Optional[torch.Tensor]) -> Any:
         return None
     if t.requires_grad:
         t = t.detach()
+    if t.is_neg():  # a negative view (as z.conj().imag): its values, not its memory
+        t = t.resolve_neg()
     if t.dtype == torch.bfloat16:
         bf16 = _bfloat16()
         return t.float().numpy() if bf16 is None else t.view(torch.int16).numpy().view(bf16)
@@ -673,7 +675,8 @@ def _plain_labels(tensors: list, p: dict) -> bool:
     return (weight is None and where is None and t.dtype is _INT64
             and p["dim"] == x.dim() - 1 and p["target_type"] == "labels"
             and p["temperature"] == 1.0 and p["base"] is None and p["validate"] is True
-            and p["sum_tol"] is None and x.layout is _STRIDED and t.layout is _STRIDED)
+            and p["sum_tol"] is None and x.layout is _STRIDED and t.layout is _STRIDED
+            and not x.is_neg())
 
 
 def _plain_params(reduction: str, ignore_index: Any, eps: float, x: torch.Tensor) -> dict:
@@ -729,7 +732,7 @@ def plain_cross_entropy(api: Any, x: Any, t: Any, ignore_index: Any, reduction: 
     their defaults.
 
     Plain: not under torch.compile or a torch.func transform; x a dense CPU tensor (a
-    plain Tensor or Parameter) of float32, float64, bfloat16 or float16 of one or two
+    plain Tensor or Parameter, not a negative view) of float32, float64, bfloat16 or float16 of one or two
     dims, so that the classes are its last dim; t a dense CPU int64 tensor of one dim
     less; ignore_index an int or None, label_smoothing a float or an int, reduction a
     str. Such a call skips the general path's argument handling and runs the same compiled
@@ -739,7 +742,7 @@ def plain_cross_entropy(api: Any, x: Any, t: Any, ignore_index: Any, reduction: 
             or x.dtype not in _PLAIN_DTYPES or t.dtype is not _INT64
             or not 0 < (nd := x.dim()) < 3 or t.dim() != nd - 1
             or not (x.is_cpu and t.is_cpu) or x.layout is not _STRIDED
-            or t.layout is not _STRIDED or _transforms_active()):
+            or t.layout is not _STRIDED or x.is_neg() or _transforms_active()):
         return None
     if type(label_smoothing) is not float:
         if type(label_smoothing) is not int:

@@ -311,3 +311,22 @@ def test_bfloat16_reaches_the_kernels_without_a_copy(monkeypatch, gen):
     assert seen == [("cross_entropy", x.data_ptr(), "bfloat16"),
                     ("cross_entropy_and_grad", x.data_ptr(), "bfloat16")]
     assert x.grad.dtype == torch.bfloat16
+
+
+def test_a_negative_view_is_read_by_its_values(gen):
+    """z.conj().imag is a float tensor whose memory holds the negated values: the general
+    path reads its values (not its memory), as torch does."""
+    z = torch.randn(4, 3, generator=gen, dtype=torch.complex64)
+    v = z.conj().imag
+    assert v.is_neg()
+    y = torch.tensor([0, 1, 2, 0])
+    want = F.cross_entropy(v.resolve_neg(), y)
+    torch.testing.assert_close(dct.cross_entropy(v, y), want)
+    torch.testing.assert_close(dct.cross_entropy(v, y, target_type="labels"), want)
+    vg = torch.randn(4, 3, generator=gen, requires_grad=True)
+    w = torch._neg_view(vg)  # a differentiable negative view
+    assert w.is_neg()
+    dct.cross_entropy(w, y).backward()
+    ref = (-vg.detach()).requires_grad_()
+    F.cross_entropy(ref, y).backward()
+    torch.testing.assert_close(vg.grad, -ref.grad)
