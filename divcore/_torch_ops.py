@@ -732,12 +732,12 @@ def plain_cross_entropy(api: Any, x: Any, t: Any, ignore_index: Any, reduction: 
     their defaults.
 
     Plain: not under torch.compile or a torch.func transform; x a dense CPU tensor (a
-    plain Tensor or Parameter, not a negative view) of float32, float64, bfloat16 or float16 of one or two
-    dims, so that the classes are its last dim; t a dense CPU int64 tensor of one dim
-    less; ignore_index an int or None, label_smoothing a float or an int, reduction a
-    str. Such a call skips the general path's argument handling and runs the same compiled
-    call on the same values (so the loss and gradient are the same bits): once, for loss
-    and gradient together, in one autograd.Function (`_PlainCE`)."""
+    plain Tensor or Parameter, not a negative view) of float32, float64, bfloat16 or
+    float16 of one or two dims, so that the classes are its last dim; t a dense CPU int64
+    tensor of one dim less; ignore_index an int or None, label_smoothing a float or an
+    int, reduction a str. Such a call skips the general path's argument handling and runs
+    the same compiled call on the same values (so the loss and gradient are the same
+    bits): once, for loss and gradient together, in one autograd.Function (`_PlainCE`)."""
     if (_is_compiling() or type(x) not in _PLAIN_TYPES or type(t) is not torch.Tensor
             or x.dtype not in _PLAIN_DTYPES or t.dtype is not _INT64
             or not 0 < (nd := x.dim()) < 3 or t.dim() != nd - 1
