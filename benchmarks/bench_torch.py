@@ -12,11 +12,12 @@ Cases (CPU, public APIs only):
             torch.compile(fullgraph=True) (compiled once, before timing).
   bf16      cross-entropy with labels at (4096, 32000) in bfloat16, forward alone and
             forward + backward, against F.cross_entropy on the same tensor.
-Each time is the median over N repeats; a repeat runs the step enough times to last a few
-tens of milliseconds, divcore's and torch's repeats interleaved. With --threads 1 the clock
-is the thread's CPU time (time.thread_time), which a shared machine's other load does not
-inflate; otherwise wall time. "ratio" is divcore's time / torch's (below 1: divcore is
-faster).
+Each time is the median over N repeats (the best repeat as *_best); a repeat runs the step
+enough times to last a few tens of milliseconds, divcore's and torch's repeats interleaved.
+With --threads 1 the clock is the thread's CPU time (time.thread_time), which a shared
+machine's other load does not inflate; otherwise wall time. "ratio" is divcore's time /
+torch's of the medians, "ratio_best" of the best repeats (below 1: divcore is faster);
+"speedup" is torch's median / divcore's.
 """
 import argparse
 import json
@@ -46,9 +47,20 @@ def _calls_per_repeat(fn, min_time):
         n *= 2
 
 
+class Time(float):
+    """Seconds per call: the median over the rounds (the float's value), with the best
+    round kept as `.best`."""
+
+    def __new__(cls, rounds):
+        t = super().__new__(cls, statistics.median(rounds))
+        t.best = min(rounds)
+        return t
+
+
 def timeit(*fns, repeat, min_time=0.05):
-    """Seconds per call of each function: the median over `repeat` rounds, the functions
-    interleaved within each round (so a shared machine's load drifts over all alike)."""
+    """Seconds per call of each function (a Time: median and best over `repeat` rounds),
+    the functions interleaved within each round (so a shared machine's load drifts over
+    all alike)."""
     counts = [_calls_per_repeat(fn, min_time) for fn in fns]
     times = [[] for _ in fns]
     for _ in range(repeat):
@@ -57,7 +69,12 @@ def timeit(*fns, repeat, min_time=0.05):
             for _ in range(n):
                 fn()
             out.append((CLOCK() - start) / n)
-    return [statistics.median(t) for t in times]
+    return [Time(t) for t in times]
+
+
+def ratio(ours, theirs):
+    """divcore's time / torch's: of the medians, and of the best rounds."""
+    return {"ratio": ours / theirs, "ratio_best": ours.best / theirs.best}
 
 
 def case_small(repeat):
@@ -78,7 +95,8 @@ def case_small(repeat):
         ours, theirs, lambda: divcore.cross_entropy_and_grad(xn, yn), repeat=repeat)
     return {"divcore.torch_us": t_ours * 1e6, "torch_us": t_torch * 1e6,
             "numpy_call_us": t_numpy * 1e6, "bridge_us": (t_ours - t_numpy) * 1e6,
-            "ratio": t_ours / t_torch}
+            "divcore.torch_best_us": t_ours.best * 1e6, "torch_best_us": t_torch.best * 1e6,
+            **ratio(t_ours, t_torch)}
 
 
 def case_mlp(repeat, compiled):
@@ -104,10 +122,10 @@ def case_mlp(repeat, compiled):
             opt.step()
 
         steps.append(step)
-    t = timeit(*steps, repeat=repeat)
-    out = {"divcore": t[0], "torch": t[1]}
-    return {"divcore_us": out["divcore"] * 1e6, "torch_us": out["torch"] * 1e6,
-            "ratio": out["divcore"] / out["torch"]}
+    ours, theirs = timeit(*steps, repeat=repeat)
+    return {"divcore_us": ours * 1e6, "torch_us": theirs * 1e6,
+            "divcore_best_us": ours.best * 1e6, "torch_best_us": theirs.best * 1e6,
+            **ratio(ours, theirs)}
 
 
 def case_bf16(repeat, n, c):
@@ -129,8 +147,9 @@ def case_bf16(repeat, n, c):
         t_ours, t_torch = timeit(run(dct.cross_entropy), run(F.cross_entropy),
                                  repeat=repeat, min_time=0.2)
         res[mode] = {"divcore_ms": t_ours * 1e3, "torch_ms": t_torch * 1e3,
+                     "divcore_best_ms": t_ours.best * 1e3, "torch_best_ms": t_torch.best * 1e3,
                      "divcore_GBps": gb / t_ours, "torch_GBps": gb / t_torch,
-                     "ratio": t_ours / t_torch}
+                     **ratio(t_ours, t_torch), "speedup": t_torch / t_ours}
     return res
 
 

@@ -15,6 +15,11 @@ Design:
   torch.func (a custom op's registered autograd does not reach torch.func's transforms in
   torch 2.13); `_Eager`, a plain autograd.Function, otherwise (a custom op's dispatch
   costs more than a small loss).
+- And a fast path in front of them for the common cross-entropy call
+  (`plain_cross_entropy`: a dense float tensor with the classes last, int64 labels,
+  torch's keywords only, in eager mode): one compiled call for loss and gradient on the
+  tensors' memory (divcore/_torch_front.pxi), one autograd.Function (`_PlainCE`); the
+  same kernel call, so the same bits, as the doors above.
 
 The closed forms, per row, with q = softmax(z / T) over the unmasked classes, p the
 target distribution and h = p·∂l/∂p = ∂l/∂log p:
@@ -62,6 +67,8 @@ def as_array(t: Optional[torch.Tensor]) -> Any:
         return None
     if t.requires_grad:
         t = t.detach()
+    if t.is_neg():  # a negative view (as z.conj().imag): its values, not its memory
+        t = t.resolve_neg()
     if t.dtype == torch.bfloat16:
         bf16 = _bfloat16()
         return t.float().numpy() if bf16 is None else t.view(torch.int16).numpy().view(bf16)
@@ -142,6 +149,15 @@ class _Spec:
     def compute(self, tensors, p):
         """(loss, fused gradient or an empty tensor) from divcore's numpy functions."""
         x = tensors[0]
+        if self.name == "cross_entropy" and _plain_labels(tensors, p):
+            # the fast path's kernel call (the same call as below, without the keywords)
+            out = _plain_kernel(_numpy_api(), x, tensors[1], p["reduction"],
+                                None if p["ignore_index"] == NO_IGNORE else p["ignore_index"],
+                                p["label_smoothing"], p["need_grad"])
+            if not p["need_grad"]:
+                return torch.from_numpy(out), x.new_empty(0)
+            grad = torch.from_numpy(out[1])
+            return torch.from_numpy(out[0]), grad if grad.dtype == x.dtype else grad.to(x.dtype)
         kw = self.keywords(tensors, p)
         if self.name == "entropy":
             args = (as_array(x),)
@@ -484,7 +500,31 @@ row_stats_op.register_fake(_row_stats_fake)
 
 # -------------------------------------------------------------- the eager path
 
-_BIG = 1 << 16  # elements from which reading the incoming gradient's value pays
+_keep_graph = getattr(torch._C._autograd, "_get_current_graph_task_keep_graph",
+                      lambda: True)  # (another torch: never hand the gradient over)
+_is_compiling = torch.compiler.is_compiling
+
+
+def _fused_times(ctx, g, reduction, dim):
+    """A plain backward's gradient: the fused gradient ctx.grad (in the input's dtype)
+    times the incoming gradient g. For `loss.backward()` (g = 1) of a graph that is not
+    kept, ctx.grad itself is handed over and dropped from ctx, so that autograd adopts it
+    as the input's .grad without a pass over memory (a copy, were ctx still holding it);
+    a later backward of a kept graph multiplies a copy."""
+    grad = ctx.grad
+    if reduction == "none":
+        out = grad * g.unsqueeze(dim)  # (a half gradient times a float32 g: float32)
+        return out if out.dtype == grad.dtype else out.to(grad.dtype)
+    if _hand_over(g):
+        ctx.grad = None
+        return grad
+    return grad * g
+
+
+def _hand_over(g):
+    """Whether a plain backward may hand the fused gradient over: g is 1 and the graph is
+    not kept (and compiled autograd is not tracing this backward)."""
+    return not _is_compiling() and g.item() == 1.0 and not _keep_graph()
 
 
 class _Eager(torch.autograd.Function):
@@ -496,7 +536,7 @@ class _Eager(torch.autograd.Function):
     @staticmethod
     def forward(ctx, spec, p, *tensors):
         loss, grad = spec.compute(tensors, p)
-        ctx.spec, ctx.p, ctx.grad, ctx.dtype = spec, p, grad, tensors[0].dtype
+        ctx.spec, ctx.p, ctx.grad = spec, p, grad  # grad: kept on ctx, not saved
         ctx.fast = spec.fused is not None and p["need_grad"] and \
             not any(ctx.needs_input_grad[3:])
         ctx.save_for_backward(*tensors)  # for a backward that builds a graph
@@ -504,15 +544,10 @@ class _Eager(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, g):
-        grad = ctx.grad  # an intermediate of forward's: kept on ctx, not saved
-        if ctx.fast and not torch.is_grad_enabled():
-            if ctx.p["reduction"] == "none":
-                grad = grad * g.unsqueeze(ctx.p["dim"])
-            elif grad.numel() < _BIG or g.item() != 1.0:
-                grad = grad * g  # (loss.backward() of a large loss: no pass over memory)
-            return (None, None, grad if grad.dtype == ctx.dtype else grad.to(ctx.dtype)) + \
+        if ctx.fast and ctx.grad is not None and not torch.is_grad_enabled():
+            return (None, None, _fused_times(ctx, g, ctx.p["reduction"], ctx.p["dim"])) + \
                 (None,) * (len(ctx.spec.tensors) - 1)
-        grads = backward(ctx.spec, list(ctx.saved_tensors), ctx.p, grad, g,
+        grads = backward(ctx.spec, list(ctx.saved_tensors), ctx.p, ctx.grad, g,
                          tuple(ctx.needs_input_grad[2:]))
         return (None, None, *grads)
 
@@ -564,10 +599,12 @@ _eager_apply = _c_apply(_Eager)
 
 
 def _transforms_active() -> bool:
-    try:
-        return torch._C._functorch.peek_interpreter_stack() is not None
-    except AttributeError:  # pragma: no cover - another torch: take the general path
-        return True
+    """Whether a torch.func transform (grad, vmap, ...) is active."""
+    return _peek_interpreter() is not None
+
+
+_peek_interpreter = getattr(getattr(torch._C, "_functorch", None), "peek_interpreter_stack",
+                            lambda: True)  # (another torch: as if one were, always)
 
 
 def call(name: str, tensors: list, params: list) -> torch.Tensor:
@@ -583,3 +620,142 @@ def call(name: str, tensors: list, params: list) -> torch.Tensor:
             t is not None and t.requires_grad for t in tensors):
         return spec.compute(tensors, p)[0]  # no graph to record
     return _eager_apply(spec, p, *tensors)
+
+
+# ------------------------------------------------ the plain cross-entropy, fast
+
+_PLAIN_DTYPES = frozenset((torch.float32, torch.float64, torch.bfloat16, torch.float16))
+_PLAIN_TYPES = (torch.Tensor, torch.nn.Parameter)  # exactly these: no subclass's overrides
+_INT64, _STRIDED = torch.int64, torch.strided
+_NP_DTYPES = {torch.float32: np.dtype(np.float32), torch.float64: np.dtype(np.float64)}
+# the compiled front's door for tensors (divcore/_torch_front.pxi; None on the reference)
+_front_ce = getattr(divcore._kernels, "_torch_cross_entropy", None)
+
+
+def _plain_kernel(api: Any, x: torch.Tensor, t: torch.Tensor, reduction: Any,
+                  ignore_index: Any, eps: Any, with_grad: bool) -> Any:
+    """(loss, gradient) as numpy's cross_entropy_and_grad(x, t, ...) gives them (with_grad),
+    else cross_entropy's loss; the loss as a fresh array. The compiled front reads the
+    tensors' memory itself when `api` is divcore with its compiled front (the same call,
+    so the same bits); otherwise, or when the front does not take the call, `api`'s
+    function on numpy views (the tests swap the reference in for divcore)."""
+    if _front_ce is not None and (api.cross_entropy_and_grad if with_grad
+                                  else api.cross_entropy) is (
+            _kernels_ce_and_grad if with_grad else _kernels_ce):
+        dt = _NP_DTYPES.get(x.dtype)
+        if dt is not None:
+            out = _front_ce(x, dt, t, reduction, ignore_index, eps, with_grad)
+            if out is not None:
+                return out
+    kw = {"reduction": reduction, "label_smoothing": eps}
+    if ignore_index != -100:
+        kw["ignore_index"] = ignore_index
+    xa, ta = as_array(x), t.numpy()
+    if with_grad:
+        value, grad = api.cross_entropy_and_grad(xa, ta, **kw)
+        return _fresh(value), grad
+    return _fresh(api.cross_entropy(xa, ta, **kw))
+
+
+def _fresh(value: Any) -> np.ndarray:
+    """A numpy result (scalar or array) as an array torch.from_numpy can take."""
+    arr = np.asarray(value)
+    return arr if arr.flags.writeable and arr.dtype.isnative else arr.copy()
+
+
+_kernels_ce = getattr(divcore._kernels, "cross_entropy", None)
+_kernels_ce_and_grad = getattr(divcore._kernels, "cross_entropy_and_grad", None)
+
+
+def _plain_labels(tensors: list, p: dict) -> bool:
+    """Whether a cross_entropy op call is a plain one (`plain_cross_entropy`'s, with the
+    class dim last): int64 labels, no class weights or mask, divcore's keywords at their
+    defaults."""
+    x, t, weight, where = tensors
+    return (weight is None and where is None and t.dtype is _INT64
+            and p["dim"] == x.dim() - 1 and p["target_type"] == "labels"
+            and p["temperature"] == 1.0 and p["base"] is None and p["validate"] is True
+            and p["sum_tol"] is None and x.layout is _STRIDED and t.layout is _STRIDED
+            and not x.is_neg())
+
+
+def _plain_params(reduction: str, ignore_index: Any, eps: float, x: torch.Tensor) -> dict:
+    """The registered op's parameters of a plain call (for the closed-form backward, as
+    `call` would have built them)."""
+    return {"dim": x.dim() - 1, "target_type": "labels",
+            "ignore_index": NO_IGNORE if ignore_index is None else ignore_index,
+            "label_smoothing": eps, "temperature": 1.0, "reduction": reduction,
+            "base": None, "validate": True, "sum_tol": None, "need_grad": True}
+
+
+class _PlainCE(torch.autograd.Function):
+    """cross_entropy(input, labels) of a plain eager call (see `plain_cross_entropy`): the
+    loss and its gradient from one call of the compiled front (`_plain_kernel`); a plain
+    backward scales that gradient (or hands it over), one that builds a graph takes the
+    closed forms, as `_Eager` does."""
+
+    @staticmethod
+    def forward(ctx, x, t, call):
+        api, reduction, ignore_index, eps = call
+        value, grad = _plain_kernel(api, x, t, reduction, ignore_index, eps, True)
+        grad = torch.from_numpy(grad)  # a fresh array of divcore's
+        ctx.grad = grad if grad.dtype == x.dtype else grad.to(x.dtype)
+        ctx.call = (reduction, ignore_index, eps)
+        ctx.save_for_backward(x, t)  # for a backward that builds a graph
+        return torch.from_numpy(value)
+
+    @staticmethod
+    def backward(ctx, g):
+        grad = ctx.grad
+        if grad is not None and not torch.is_grad_enabled():
+            if ctx.call[0] == "none":
+                grad = _fused_times(ctx, g, "none", grad.dim() - 1)
+            elif _hand_over(g):  # _fused_times, inlined
+                ctx.grad = None
+            else:
+                grad = grad * g
+            return grad, None, None
+        x, t = ctx.saved_tensors
+        grads = backward(SPECS["cross_entropy"], [x, t, None, None],
+                         _plain_params(*ctx.call, x), grad, g, (True, False, False, False))
+        return grads[0], None, None
+
+
+_plain_apply = _c_apply(_PlainCE)
+
+
+def plain_cross_entropy(api: Any, x: Any, t: Any, ignore_index: Any, reduction: Any,
+                        label_smoothing: Any) -> Optional[torch.Tensor]:
+    """divcore.torch.cross_entropy(x, t, ignore_index=, reduction=, label_smoothing=) of a
+    plain eager call, or None when the call is not plain (the caller then takes the general
+    path, `call`). divcore.torch.cross_entropy asks only when its other keywords are at
+    their defaults.
+
+    Plain: not under torch.compile or a torch.func transform; x a dense CPU tensor (a
+    plain Tensor or Parameter, not a negative view) of float32, float64, bfloat16 or
+    float16 of one or two dims, so that the classes are its last dim; t a dense CPU int64
+    tensor of one dim less; ignore_index an int or None, label_smoothing a float or an
+    int, reduction a str. Such a call skips the general path's argument handling and runs
+    the same compiled call on the same values (so the loss and gradient are the same
+    bits): once, for loss and gradient together, in one autograd.Function (`_PlainCE`)."""
+    if (_is_compiling() or type(x) not in _PLAIN_TYPES or type(t) is not torch.Tensor
+            or x.dtype not in _PLAIN_DTYPES or t.dtype is not _INT64
+            or not 0 < (nd := x.dim()) < 3 or t.dim() != nd - 1
+            or not (x.is_cpu and t.is_cpu) or x.layout is not _STRIDED
+            or t.layout is not _STRIDED or x.is_neg() or _transforms_active()):
+        return None
+    if type(label_smoothing) is not float:
+        if type(label_smoothing) is not int:
+            return None
+        label_smoothing = float(label_smoothing)
+    if type(reduction) is not str:
+        return None
+    if ignore_index != -100 and ignore_index is not None:
+        if type(ignore_index) is not int:
+            return None
+        if ignore_index == NO_IGNORE:  # the op schema's None, as `call` reads it
+            ignore_index = None
+    if x.requires_grad and torch.is_grad_enabled():
+        return _plain_apply(x, t, (api, reduction, ignore_index, label_smoothing))
+    return torch.from_numpy(_plain_kernel(api, x, t, reduction, ignore_index,
+                                          label_smoothing, False))

@@ -235,6 +235,17 @@ def cross_entropy(input: torch.Tensor, target: Any, weight: Any = None,
     >>> print(f"{h[0, 0, 0].item():.6f}")  # q(1 - q) / 3 rows
     0.083333
     """
+    if (weight is None and dim is None and where is None and base is None and sum_tol is None
+            and sample_weight is None and softcap is None and validate is True
+            and type(target_type) is str and target_type == "auto"
+            and type(temperature) is float and temperature == 1.0
+            and type(z_loss) is float and z_loss == 0.0
+            and type(tail) is str and tail == "bucket"):
+        # divcore's keywords at their defaults: maybe a plain call, for the fast path
+        loss = _ops.plain_cross_entropy(divcore, input, target, ignore_index, reduction,
+                                        label_smoothing)
+        if loss is not None:
+            return loss
     x = _input(input)
     if isinstance(weight, torch.Tensor) and weight.requires_grad:
         raise NotImplementedError("cross_entropy: no gradient with respect to `weight` "
