@@ -260,9 +260,10 @@ def scalar_or_array(a):
 # ------------------------------------------------------------------------- keywords
 
 def check_reduction(reduction):
-    if reduction not in REDUCTIONS:
+    """The reduction as a plain str (a numpy str_ compares equal but is another type)."""
+    if not isinstance(reduction, str) or reduction not in REDUCTIONS:
         raise ValueError(f"reduction must be 'none', 'sum' or 'mean', got {reduction!r}")
-    return reduction
+    return str(reduction)
 
 
 def real(value, name):
@@ -480,7 +481,7 @@ def plan_loss(op, logits, target, *, axis=-1, target_type="auto", weight=None,
     """cross_entropy, kl_divergence, decompose, js_divergence and the *_and_grad
     functions. A label target of a reverse KL or a JS becomes its one-hot distribution.
     ignore_index: None when the function has no such keyword; -100 is its default."""
-    check_reduction(reduction)
+    reduction = check_reduction(reduction)
     check_sum_tol(sum_tol)
     unit = log_base(base)
     t = check_temperature(temperature)
@@ -516,7 +517,7 @@ def plan_loss(op, logits, target, *, axis=-1, target_type="auto", weight=None,
 
 def plan_entropy(x, axis, input_type, temperature, where, reduction, base, sum_tol=None):
     check_choice(input_type, INPUT_TYPES, "input_type")
-    check_reduction(reduction)
+    reduction = check_reduction(reduction)
     check_sum_tol(sum_tol)
     unit = log_base(base)
     t = check_temperature(temperature)
@@ -568,7 +569,7 @@ def _bce_operand(value, shape, name, exact=False):
 
 
 def plan_bce(logits, target, weight, pos_weight, reduction, base):
-    check_reduction(reduction)
+    reduction = check_reduction(reduction)
     unit = log_base(base)
     x = as_array(logits, "logits")
     dtype = compute_dtype(x.dtype, "logits")

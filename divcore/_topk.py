@@ -123,7 +123,7 @@ def plan_topk(op, logits, topk, *, tail="bucket", axis=-1, target_type="auto", w
     rows, (B, R, C) blocks of rows, half-precision storage: the kernels get them a piece at
     a time, see in_pieces), topk_indices (N, k) int64, checked in [0, C) (and distinct with
     `validate`), topk_values (N, k) in the compute dtype."""
-    _rules.check_reduction(reduction)
+    reduction = _rules.check_reduction(reduction)
     _rules.check_sum_tol(sum_tol)
     _rules.check_choice(tail, _rules.TAILS, "tail")
     unit = _rules.log_base(base)

@@ -132,7 +132,7 @@ def _extended(x: torch.Tensor, dim: int, rows: Any, reduction: str, base: Any,
     values `rows(x)` -> (values in nats, row weights r_i or None) of the plain op or of a
     TopK target: soft-cap first, then l_i += z·lse_i²·r_i, then sample weights and the
     reduction (divcore._torch_extras; the same rules as the numpy functions)."""
-    _rules.check_reduction(reduction)
+    reduction = _rules.check_reduction(reduction)
     z = _rules.check_z_loss(z_loss)
     c = _rules.check_softcap(softcap)
     unit = _rules.log_base(base)
@@ -526,7 +526,7 @@ def binary_cross_entropy_with_logits(input: torch.Tensor, target: Any, weight: A
 
     if sample_weight is None:
         return loss(reduction)
-    _rules.check_reduction(reduction)
+    reduction = _rules.check_reduction(reduction)
     values = loss("none")
     s = _operand(sample_weight, "sample_weight")
     if not torch.compiler.is_compiling():

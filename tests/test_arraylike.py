@@ -173,3 +173,19 @@ def test_torch_cpu_tensors(dc, data):
     r = dc.logsumexp(xbf)
     assert r.dtype == np.float32
     np.testing.assert_allclose(r, dc.logsumexp(xbf.float().numpy()), rtol=0)
+
+
+def test_numpy_str_keywords_are_strings():
+    """A reduction read from an array of strings (numpy.str_) works like the str itself,
+    also where the compiled path needs a str."""
+    import divcore
+    x, y = np.zeros((2, 3)), np.array([0, 1])
+    p = np.full((2, 3), 1 / 3)
+    for fname, args in (("cross_entropy_and_grad", (x, y)), ("kl_divergence_and_grad", (x, p)),
+                        ("cross_entropy", (x, y)), ("js_divergence", (x, p))):
+        for r in ("mean", "sum", "none"):
+            got = getattr(divcore, fname)(*args, reduction=np.str_(r))
+            want = getattr(divcore, fname)(*args, reduction=r)
+            for a, b in zip(got if isinstance(got, tuple) else (got,),
+                            want if isinstance(want, tuple) else (want,)):
+                assert np.array_equal(a, b)
