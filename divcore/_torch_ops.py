@@ -498,6 +498,94 @@ row_stats_op = torch.library.custom_op(
 row_stats_op.register_fake(_row_stats_fake)
 
 
+def _row_stats_setup(ctx, inputs, output):
+    x, target, where, dim, k, temperature = inputs
+    ctx.dim, ctx.temperature = dim, temperature
+    ctx.save_for_backward(x, target, where, output[2], output[4])
+
+
+def _row_stats_backward(ctx, g_lse, g_lp, g_h, g_argmax, g_top_idx, g_top_lp):
+    """The gradient of the statistics that have one, in differentiable torch operations
+    (so second derivatives and torch.func work), with q = softmax(z), z = x / T and H the
+    row's entropy:
+
+        ∂lse/∂x = q / T                        ∂log q_y/∂x = (e_y - q) / T
+        ∂H/∂x = -q (log q + H) / T             ∂log q_i/∂x = (e_i - q) / T  (each top-k entry)
+
+    argmax and the top-k indices are integers: no gradient. A masked class (q = 0) gets 0."""
+    x, target, where, h, top_idx = ctx.saved_tensors
+    t, dim = ctx.temperature, ctx.dim
+    z = torch.movedim(x.to(loss_dtype(x.dtype)), dim, -1) / t
+    if where is not None:
+        keep = torch.movedim(torch.broadcast_to(where, x.shape), dim, -1)
+        z = z.masked_fill(~keep.bool(), -math.inf)
+    log_q = torch.log_softmax(z, -1)
+    q = torch.exp(log_q)
+    grad = torch.zeros_like(z)
+    qmass = torch.zeros_like(z[..., 0])  # the coefficient of q collected from every term
+
+    def used(g):
+        return g is not None and g.numel() > 0
+
+    if used(g_lse):
+        qmass = qmass + g_lse
+    if used(g_lp) and target is not None and target.numel() > 0:
+        grad = torch.scatter_add(grad, -1, target.unsqueeze(-1).long(), g_lp.unsqueeze(-1))
+        qmass = qmass - g_lp
+    if used(g_top_lp) and top_idx.numel() > 0:
+        grad = torch.scatter_add(grad, -1, top_idx.long(), g_top_lp.to(grad.dtype))
+        qmass = qmass - g_top_lp.sum(-1)
+    grad = grad + qmass.unsqueeze(-1) * q
+    if used(g_h):
+        # log q taken as 0 where q = 0 before the product: 0·(-inf) would make the second
+        # derivative nan there, even through a torch.where
+        safe_log_q = torch.where(q > 0, log_q, torch.zeros_like(log_q))
+        terms = q * (safe_log_q + h.unsqueeze(-1))
+        terms = torch.where(q > 0, terms, torch.zeros_like(terms))
+        grad = grad - g_h.unsqueeze(-1) * terms
+    grad = torch.movedim(grad / t, -1, dim).to(x.dtype)
+    return grad, None, None, None, None, None
+
+
+row_stats_op.register_autograd(_row_stats_backward, setup_context=_row_stats_setup)
+
+
+class _RowStatsFunc(torch.autograd.Function):
+    """row_stats under torch.func's transforms (as _Func is for the losses): the same kernel
+    and backward, with setup_context and a vmap rule."""
+
+    @staticmethod
+    def forward(x, target, where, dim, k, temperature):
+        return _row_stats_impl(x, target, where, dim, k, temperature)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        _row_stats_setup(ctx, inputs, output)
+        ctx.mark_non_differentiable(output[3], output[4])
+
+    @staticmethod
+    def backward(ctx, *grads):
+        return _row_stats_backward(ctx, *grads)
+
+    @staticmethod
+    def vmap(info, in_dims, x, target, where, dim, k, temperature):
+        """Once per batch entry; the class dim moves down by one in each entry."""
+        results = []
+        for i in range(info.batch_size):
+            one = [None if t is None else (t.select(d, i) if d is not None else t)
+                   for t, d in zip((x, target, where), in_dims[:3])]
+            d = dim - 1 if in_dims[0] is not None and in_dims[0] < dim else dim
+            results.append(_RowStatsFunc.apply(*one, d, k, temperature))
+        return tuple(torch.stack([r[j] for r in results]) for j in range(6)), (0,) * 6
+
+
+def row_stats(x, target, where, dim, k, temperature):
+    """The registered op, or _RowStatsFunc under torch.func's transforms."""
+    if not torch.compiler.is_compiling() and _transforms_active():
+        return _RowStatsFunc.apply(x, target, where, dim, k, temperature)
+    return row_stats_op(x, target, where, dim, k, temperature)
+
+
 # -------------------------------------------------------------- the eager path
 
 _keep_graph = getattr(torch._C._autograd, "_get_current_graph_task_keep_graph",

@@ -801,10 +801,12 @@ def row_stats(input: torch.Tensor, target: Any = None, *, dim: Optional[int] = N
     log-probability, the entropy, the argmax and the top-k of softmax(input / T), from one
     read of the logits, as tensors.
 
-    Forward only: the result carries no gradient (it is computed as under
-    `torch.no_grad()`, from the tensor's memory, without a copy). It is a torch operator
-    (`torch.ops.divcore.row_stats`, with a fake kernel for shapes), so
-    torch.compile(fullgraph=True) captures it.
+    Differentiable with respect to `input`: logsumexp, log_prob (the selected tokens'
+    log-probabilities of RL losses), entropy and topk_log_probs carry gradients of any
+    order (the backward is written in torch operations); argmax and topk_indices are
+    integers. The forward reads the tensor's memory without a copy. It is a torch operator
+    (`torch.ops.divcore.row_stats`, with a fake kernel for shapes and registered
+    autograd), so torch.compile(fullgraph=True) captures it.
 
     Parameters
     ----------
@@ -842,11 +844,11 @@ def row_stats(input: torch.Tensor, target: Any = None, *, dim: Optional[int] = N
     >>> print(f"{torch.exp(-st.log_prob.mean()).item():.4f}")  # perplexity
     1.3299
     """
-    x = _input(input).detach()
+    x = _input(input)
     labels = _operand(target, "target")
     mask = _operand(where, "where")
     k = _rules.check_integer(k, "k")
-    out = _ops.row_stats_op(x, None if labels is None else labels.detach(),
+    out = _ops.row_stats(x, None if labels is None else labels.detach(),
                             None if mask is None else mask.detach(), _dim(x, dim), k,
                             _rules.check_temperature(temperature))
     absent = (False, labels is None, False, False, k == 0, k == 0)

@@ -33,7 +33,10 @@ def test_torch_row_stats(dct, rng, dtype):
     st = dct.row_stats(x, y, k=4, temperature=1.5)
     assert isinstance(st, divcore.RowStats)
     assert all(isinstance(v, torch.Tensor) for v in st)
-    assert not st.logsumexp.requires_grad
+    # the statistics with a gradient carry one (tests/test_torch_spec7.py checks it)
+    assert st.logsumexp.requires_grad and st.log_prob.requires_grad
+    assert not st.argmax.requires_grad and not st.topk_indices.requires_grad
+    st = divcore.RowStats(*(None if v is None else v.detach() for v in st))
     want = torch.float64 if dtype == "float64" else torch.float32
     assert st.logsumexp.dtype == want and st.topk_log_probs.dtype == want
     assert st.argmax.dtype == torch.int64 and st.topk_indices.shape == (6, 4)
