@@ -667,6 +667,23 @@ cdef inline Py_ssize_t tile_rows(Py_ssize_t n, Py_ssize_t itemsize) noexcept nog
     return rows if rows > 4 else 4
 
 
+# Half storage whose rows are not adjacent in memory (class-last rows) is widened into
+# tiles of this many bytes at most (at least one row): the kernels read a widened row
+# twice or more, so it should stay in the L2 cache; whole cache lines of rows matter only
+# when rows are adjacent (a strided class axis, tile_rows).
+cdef Py_ssize_t HALF_TILE_BYTES = 1 << 18
+
+
+cdef inline Py_ssize_t half_tile_rows(const Job *job, Py_ssize_t n) noexcept nogil:
+    """Rows per tile of a job with half storage (the tile holds float rows)."""
+    cdef Py_ssize_t rows
+    if (job.x_half != HALF_NONE and job.rx.row_stride == 2) or (
+            job.t_half != HALF_NONE and job.rt.row_stride == 2):
+        return tile_rows(n, sizeof(float))
+    rows = HALF_TILE_BYTES // (n * <Py_ssize_t>sizeof(float)) if n > 0 else TILE_ROWS
+    return TILE_ROWS if rows >= TILE_ROWS else (rows if rows > 1 else 1)
+
+
 cdef inline Py_ssize_t tile_shift(const dc_rows *r, Py_ssize_t per_tile,
                                   Py_ssize_t itemsize) noexcept nogil:
     """Tiles start at aligned rows (addresses a multiple of the tile's bytes' largest
@@ -937,7 +954,8 @@ cdef int run_rows(const Job *job, Py_ssize_t n_rows, real *typed) except -1:
     # half storage is widened a tile of rows at a time (then in lanes if they are short)
     cdef bint tiles = rows > 0 and (half or (not lanes and rows > 1
                                              and in_tiles(job, sizeof(real))))
-    cdef Py_ssize_t per_tile = tile_rows(n, sizeof(real)) if tiles else 0
+    cdef Py_ssize_t per_tile = ((half_tile_rows(job, n) if half else tile_rows(n, sizeof(real)))
+                                if tiles else 0)
     cdef Py_ssize_t shift = tile_shift(&job.rx, per_tile, sizeof(real)) if tiles else 0
     cdef Py_ssize_t per_block = (rows + 2 * per_tile - 2) // per_tile if tiles and blocks else 0
     cdef Py_ssize_t units = ((n_rows + LANE_CHUNK - 1) // LANE_CHUNK if lanes else
