@@ -297,3 +297,60 @@ def test_half_storage_with_a_strided_class_axis(rng, dtype):
     assert same(divcore.cross_entropy(x, y, reduction="none"),
                 divcore.cross_entropy(torch_layout(x), y.reshape(3, N // 3), axis=1,
                                       reduction="none").reshape(-1))
+
+
+STRIDED_LEVEL_SCRIPT = """
+import json, sys
+import numpy as np
+import divcore, divcore._core
+rng = np.random.default_rng(5)
+ok = []
+for dtype in (np.float32, np.float64):
+    for shape in ((3, 10, 37), (2, 5, 64), (4, 33, 20)):
+        x = (rng.standard_normal(shape) * 3).astype(dtype)
+        x[0, 1, 2] = -np.inf
+        t = rng.standard_normal(shape).astype(dtype)
+        y = rng.integers(0, shape[1], (shape[0], shape[2]))
+        w = rng.random(shape) < 0.9
+        xl, tl, wl = (np.ascontiguousarray(np.moveaxis(a, 1, -1)) for a in (x, t, w))
+        for name, a, b, kw in [
+                ("cross_entropy", (x, y), (xl, y), {{"reduction": "none", "temperature": 1.7}}),
+                ("logsumexp", (x,), (xl,), {{}}),
+                ("log_softmax", (x,), (xl,), {{"temperature": 0.6}}),
+                ("entropy", (x,), (xl,), {{}}),
+                ("kl_divergence", (x, t), (xl, tl), {{"target_type": "logits",
+                                                     "reduction": "none"}}),
+                ("cross_entropy_and_grad", (x, y), (xl, y), {{}})]:
+            fn = getattr(divcore, name)
+            for mask in (False, True):
+                extra = dict(kw)
+                with np.errstate(all="ignore"):
+                    got = fn(*a, axis=1, where=w if mask else None, **extra)
+                    want = fn(*b, axis=-1, where=wl if mask else None, **extra)
+                if name == "log_softmax":
+                    got = np.moveaxis(got, 1, -1)
+                if name == "cross_entropy_and_grad":
+                    got = (got[0], np.moveaxis(got[1], 1, -1))
+                pairs = zip(got, want) if isinstance(got, tuple) else [(got, want)]
+                ok.append(all(np.array_equal(np.asarray(g), np.asarray(h), equal_nan=True)
+                              for g, h in pairs))
+json.dump({{"simd": divcore._core.simd_path(), "ok": ok}}, sys.stdout)
+"""
+
+
+@pytest.mark.parametrize("level", ["baseline", "avx2", "avx512"])
+def test_short_rows_in_place_bits_at_every_simd_level(level):
+    """Short rows with the class axis 1 are read by the lanes straight from memory (a column
+    of adjacent rows is one vector): class-last bits at each instruction set."""
+    import json
+    import os
+    import subprocess
+    import sys
+    env = dict(os.environ, DIVCORE_SIMD=level)
+    env.pop("DIVCORE_BACKEND", None)
+    done = subprocess.run([sys.executable, "-c", STRIDED_LEVEL_SCRIPT.format()], env=env,
+                          capture_output=True, text=True, check=True)
+    got = json.loads(done.stdout)
+    if level != "baseline" and got["simd"] != level:
+        pytest.skip(f"this CPU has no {level} (got {got['simd']})")
+    assert got["ok"] and all(got["ok"]), got

@@ -21,16 +21,30 @@ DC_TARGET DC_INLINE void DC_FN(dc_rows_columns)(const dc_rows *r, ptrdiff_t firs
     const DC_V zero = {0};
     const ptrdiff_t n = r->n, rs = r->row_stride, cs = r->col_stride;
     const char *base = r->data + first * rs;
-    for (ptrdiff_t c = 0; c < n; c++) col[c] = zero - (DC_T)INFINITY;
-    if (r->temperature == 1.0) {
-        for (ptrdiff_t c = 0; c < n; c++)
-            for (ptrdiff_t j = 0; j < count; j++)
-                col[c][j] = *(const DC_T *)(base + j * rs + c * cs);
-    } else {
+    /* Rows adjacent in memory (a class axis that is not last, as torch's (N, C, d) along
+     * dim 1): a column is DC_VLEN consecutive values, read in place as one vector rather
+     * than gathered value by value. The same values, so the same bits. */
+    const int adjacent = rs == (ptrdiff_t)sizeof(DC_T) && count == DC_VLEN;
+    if (adjacent && r->temperature == 1.0) {
+        for (ptrdiff_t c = 0; c < n; c++) col[c] = *(const DC_V *)(base + c * cs);
+    } else if (adjacent) {
         const double t = r->temperature;
-        for (ptrdiff_t c = 0; c < n; c++)
-            for (ptrdiff_t j = 0; j < count; j++)
-                col[c][j] = (DC_T)((double)*(const DC_T *)(base + j * rs + c * cs) / t);
+        for (ptrdiff_t c = 0; c < n; c++) {
+            const DC_V v = *(const DC_V *)(base + c * cs);
+            for (ptrdiff_t j = 0; j < DC_VLEN; j++) col[c][j] = (DC_T)((double)v[j] / t);
+        }
+    } else {
+        for (ptrdiff_t c = 0; c < n; c++) col[c] = zero - (DC_T)INFINITY;
+        if (r->temperature == 1.0) {
+            for (ptrdiff_t c = 0; c < n; c++)
+                for (ptrdiff_t j = 0; j < count; j++)
+                    col[c][j] = *(const DC_T *)(base + j * rs + c * cs);
+        } else {
+            const double t = r->temperature;
+            for (ptrdiff_t c = 0; c < n; c++)
+                for (ptrdiff_t j = 0; j < count; j++)
+                    col[c][j] = (DC_T)((double)*(const DC_T *)(base + j * rs + c * cs) / t);
+        }
     }
     if (r->mask != NULL) {
         for (ptrdiff_t j = 0; j < count; j++) {
