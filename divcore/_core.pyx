@@ -6,7 +6,7 @@ No formula lives here: this module only walks rows, gathers strided or masked ro
 one-row buffer (rows.h), applies class weights and reports the first bad row.
 """
 from libc.math cimport INFINITY, fabs
-from libc.stdint cimport int64_t
+from libc.stdint cimport int64_t, uint16_t
 from libc.stdlib cimport free, malloc
 from libc.string cimport memset
 from cython.parallel cimport parallel, prange

@@ -935,6 +935,48 @@ cdef inline bint read_in_place(const dc_rows *r, Py_ssize_t itemsize) noexcept n
                               and r.col_stride == itemsize)
 
 
+cdef inline bint half_rows_direct(const Job *job) noexcept nogil:
+    """Class-last half rows of the log-sum-exp or of cross-entropy with labels (no mask,
+    temperature 1, no smoothing) longer than the lanes take: each row goes to the C API's
+    half kernel, which widens a DC_BLOCK chunk at a time in L1 and runs the float kernel's
+    own block loop (the float kernel's bits: half_t.h), instead of a widened tile in L2."""
+    return (job.x_half != HALF_NONE and job.rx.col_stride == 2 and job.rx.mask == NULL
+            and job.rx.temperature == 1.0 and job.rx.n > DC_LANES_MAX_N
+            and job.rt.data == NULL and job.block_rows == 0
+            and (job.op == OP_LSE or (job.op == OP_CE_LABEL and job.eps == 0.0)))
+
+
+cdef void half_row(const Job *job, Py_ssize_t i) noexcept nogil:
+    """Row i of a half_rows_direct job (run_row's OP_LSE / OP_CE_LABEL branches)."""
+    cdef const uint16_t *x = <const uint16_t *>(job.rx.data + i * job.rx.row_stride)
+    cdef Py_ssize_t n = job.rx.n
+    cdef bint f16 = job.x_half == HALF_F16
+    cdef int64_t y
+    cdef double wy
+    if job.op == OP_LSE:
+        job.ce[i] = dcd_dc_logsumexp_f16(x, n) if f16 else dcd_dc_logsumexp_bf16(x, n)
+        return
+    y = job.labels[i]           # in range: checked before the loop
+    if label_row_ignored(job, i, y):
+        return
+    wy = label_weight(job, i, y, <const float *>job.weight)
+    store_label_loss(job, i, wy * (dcd_dc_ce_label_f16(x, n, y) if f16
+                                   else dcd_dc_ce_label_bf16(x, n, y)))
+
+
+cdef void run_half_rows(const Job *job, Py_ssize_t n_rows) noexcept nogil:
+    cdef int nt = threads_for(n_rows, job.rx.n)
+    cdef Py_ssize_t i
+    if nt > n_rows:
+        nt = <int>n_rows
+    if nt <= 1:
+        for i in range(n_rows):
+            half_row(job, i)
+        return
+    for i in prange(n_rows, num_threads=nt, schedule="static"):
+        half_row(job, i)
+
+
 cdef int run_rows(const Job *job, Py_ssize_t n_rows, real *typed) except -1:
     """Every row of the job: on the calling thread for small inputs, else spread over
     OpenMP threads, each with its own three one-row buffers. The GIL is released. The
@@ -966,6 +1008,10 @@ cdef int run_rows(const Job *job, Py_ssize_t n_rows, real *typed) except -1:
     cdef int *failed_p = &failed
     cdef real *buf = NULL
     cdef int threads = configured_threads()
+    if real is float and half_rows_direct(job):
+        with nogil:
+            run_half_rows(job, n_rows)
+        return 0
     if blocks and not tiles:
         return run_blocks(job, n_rows, typed)
     if blocks:

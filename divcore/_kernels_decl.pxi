@@ -215,3 +215,7 @@ cdef extern from "divcore/dispatch.h" nogil:
                                  Py_ssize_t sy, const double *w, Py_ssize_t sw,
                                  const double *pw, Py_ssize_t spw, Py_ssize_t n,
                                  double *out, Py_ssize_t so)
+    double dcd_dc_logsumexp_f16(const uint16_t *x, Py_ssize_t n)
+    double dcd_dc_logsumexp_bf16(const uint16_t *x, Py_ssize_t n)
+    double dcd_dc_ce_label_f16(const uint16_t *x, Py_ssize_t n, Py_ssize_t label)
+    double dcd_dc_ce_label_bf16(const uint16_t *x, Py_ssize_t n, Py_ssize_t label)

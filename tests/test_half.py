@@ -217,3 +217,24 @@ def test_half_bits_at_every_simd_level(level):
     if level != "baseline" and got["simd"] != level:
         pytest.skip(f"this CPU has no {level} (got {got['simd']})")
     assert got["ok"] and all(got["ok"]), got
+
+
+@pytest.mark.parametrize("dtype", HALVES)
+def test_long_half_rows_through_the_row_kernels(rng, dtype):
+    """Class-last half rows of logsumexp and of cross-entropy with labels go to the C API's
+    half kernels one row at a time (in threads for many rows): the widened float32 bits,
+    with class weights, ignore_index, NaN and -inf rows, the max in a late block."""
+    x = halves_of(rng, (300, 1500), dtype)
+    x[5, 1400] = 30.0
+    x[7, :] = -np.inf
+    x[9, 3] = np.nan
+    y = rng.integers(0, 1500, 300)
+    y[11] = -100
+    w = rng.uniform(0.5, 2.0, 1500).astype(np.float32)
+    xw = widened(x)
+    with np.errstate(all="ignore"):
+        for kw in ({"reduction": "none"}, {"reduction": "mean", "weight": w},
+                   {"reduction": "sum"}):
+            assert same(divcore.cross_entropy(x, y, **kw), divcore.cross_entropy(xw, y, **kw))
+        assert same(divcore.logsumexp(x), divcore.logsumexp(xw))
+        assert same(divcore.decompose(x, y), divcore.decompose(xw, y))

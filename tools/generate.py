@@ -234,6 +234,10 @@ def kernels_decl_pxi():
     for k in [byname[n] for n in table.CORE_USES_PUBLIC] + table.INTERNAL:
         for sfx, t in TYPES:
             out.append(cy_decl(k.ret, f"dcd_{k.name}_{sfx}", k.params, t))
+    halves = {k.name: k for k in table.HALF}
+    for k in [halves[n] for n in table.CORE_USES_HALF]:
+        for sfx in table.HALF_TYPES:
+            out.append(cy_decl(k.ret, f"dcd_{k.name}_{sfx}", k.params, "float"))
     return "\n".join(out) + "\n"
 
 

@@ -188,6 +188,10 @@ INTERNAL = [
 # Public kernels whose dcd_* alias divcore._core also calls (declared in _kernels_decl.pxi).
 CORE_USES_PUBLIC = ["dc_logsumexp", "dc_ce_label", "dc_entropy_logits", "dc_row_stats"]
 
+# The half-precision kernels divcore._core calls (class-last half rows of the log-sum-exp
+# and of cross-entropy with labels: widened a DC_BLOCK chunk at a time, in L1).
+CORE_USES_HALF = ["dc_logsumexp", "dc_ce_label"]
+
 # The dcd_* names of divcore 0.1's dispatch.pxd, kept there for extensions that use them.
 DISPATCH_PXD_ALIASES = ["dc_logsumexp", "dc_ce_label", "dc_ce_probs", "dc_kl_logits",
                         "dc_entropy_logits"]
