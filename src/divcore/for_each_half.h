@@ -2,9 +2,12 @@
  * float16 storage (names ending _f16) and once for bfloat16 (_bf16), as for_each_type.h
  * does for float and double. DC_HWIDEN widens a row, DC_HONE one value (half.h); float16
  * rows use the F16C instruction where the includer sets DC_HALF_USE_F16C (the AVX
- * builds: dispatch.h), the exact scalar widening elsewhere. */
+ * builds: dispatch.h; 16 at a time in the AVX-512 build), the exact scalar widening
+ * elsewhere. */
 #define DC_HSFX f16
-#if DC_HALF_USE_F16C
+#if DC_HALF_USE_F16C && DC_VBYTES == 64
+#define DC_HWIDEN dc_widen_f16_avx512 /* the AVX-512 build: its 16-wide conversion */
+#elif DC_HALF_USE_F16C
 #define DC_HWIDEN dc_widen_f16
 #else
 #define DC_HWIDEN dc_widen_f16_scalar
