@@ -27,51 +27,19 @@ DC_TARGET DC_VINLINE void DC_FN(dc_lanes_of)(const double *v, DC_VD *d)
     for (int h = 0; h < DC_NH; h++) memcpy(&d[h], v + h * DC_VDLEN, sizeof(DC_VD));
 }
 
-/* log x in double lanes, x ≥ 0 (NaN stays NaN, log 0 = -inf, negative: NaN): the
- * argument reduction and series of dc_vlog1p (simd_t.h), for any exponent:
- *     x = 2^k · f,  f ∈ [√½, √2),   log x = k·ln 2 + log f,
- *     log f = f1 - h + s·(h + R),   f1 = f - 1, h = f1²/2, s = f1 / (2 + f1)
- * (< 1 ulp); subnormal x is scaled by 2^54 first. The long-row kernels take the C
- * library's log of a target entry; this is the same function within an ulp. */
-DC_TARGET DC_VINLINE DC_VD DC_FN(dc_lanes_vlog_corr)(DC_VD x, DC_VD corr);
+/* log x in double lanes, x ≥ 0 (NaN stays NaN, log 0 = -inf, negative: NaN), and
+ * log x + corr: simd_log_t.h's dc_vlog_corr (< 1 ulp; subnormal x scaled first). The
+ * long-row kernels take the C library's log of a target entry; this is the same function
+ * within an ulp. */
+DC_TARGET DC_VINLINE DC_VD DC_FN(dc_lanes_vlog_corr)(DC_VD x, DC_VD corr)
+{
+    return DC_ISA_NAME(dc_vlog_corr, f64)(x, corr);
+}
+
 DC_TARGET DC_VINLINE DC_VD DC_FN(dc_lanes_vlog)(DC_VD x)
 {
     const DC_VD zero = {0};
     return DC_FN(dc_lanes_vlog_corr)(x, zero);
-}
-
-/* log x + corr, corr a small correction added with the low-order part (log1p below). */
-DC_TARGET DC_VINLINE DC_VD DC_FN(dc_lanes_vlog_corr)(DC_VD x, DC_VD corr)
-{
-    typedef DC_ISA_NAME(dc_vi, f64) vdi;
-    const DC_VD zero = {0}, inf = zero + INFINITY;
-    const vdi tiny = x < 2.2250738585072014e-308; /* DBL_MIN */
-    const DC_VD xs = DC_VDSEL(tiny, x * 18014398509481984.0, x) /* 2^54 */;
-    const vdi hx = (vdi)xs;
-    const vdi k = (hx - (int64_t)0x3fe6a09e667f3bcdLL) >> 52;
-    const DC_VD f = (DC_VD)(hx - (k << 52));
-    /* k (|k| < 2^11) as a double through the bits of 2^52 + 2^51 + k */
-    const DC_VD kd = ((DC_VD)(k + (int64_t)0x4338000000000000LL) - 6755399441055744.0) -
-                     DC_VDSEL(tiny, zero + 54.0, zero);
-    const DC_VD f1 = f - 1.0, h = 0.5 * f1 * f1;
-    const DC_VD s = f1 / (f1 + 2.0), z = s * s;
-    DC_VD R = zero + 2.0 / 23.0;
-    R = R * z + 2.0 / 21.0;
-    R = R * z + 2.0 / 19.0;
-    R = R * z + 2.0 / 17.0;
-    R = R * z + 2.0 / 15.0;
-    R = R * z + 2.0 / 13.0;
-    R = R * z + 2.0 / 11.0;
-    R = R * z + 2.0 / 9.0;
-    R = R * z + 2.0 / 7.0;
-    R = R * z + 2.0 / 5.0;
-    R = R * z + 2.0 / 3.0;
-    R = R * z;
-    const double ln2_hi = 6.93147180369123816490e-01, ln2_lo = 1.90821492927058770002e-10;
-    DC_VD r = kd * ln2_hi + (f1 - (h - (s * (h + R) + (kd * ln2_lo + corr))));
-    r = DC_VDSEL(x == zero, zero - inf, r);
-    r = DC_VDSEL(x == inf, inf, r);
-    return DC_VDSEL((x < zero) | (x != x), zero + NAN, r);
 }
 
 /* log1p(u) for u > -1 in double lanes (u = -1: -inf; NaN stays NaN): w = 1 + u rounded,

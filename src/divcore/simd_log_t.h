@@ -1,13 +1,13 @@
 /* divcore/simd_log_t.h: a vector log in the lanes' own precision, for the long-row block
  * loops that need log p of every target entry (the target's entropy Σ a·log p of
  * cross-entropy decompositions and KL). Included by simd_t.h (its DC_VF32 / DC_VF64 names,
- * one instruction set at a time); the short-row lanes have their double-lane log in
- * lanes_math_t.h.
+ * one instruction set at a time).
  *
  * Both reduce x = 2^k · f with f ∈ [√½, √2) by the exponent bits (subnormal x is scaled
  * by 2^23 / 2^54 first), log x = k·ln 2 + log f, k·ln 2 in an exact high part and a low
  * part added with the small terms. log 0 = -inf, log +inf = +inf, a negative or NaN x
- * gives NaN (as the C library's log, which the scalar tails keep). */
+ * gives NaN (as the C library's log, which the scalar tails keep). The double one is also
+ * the short-row lanes' log (lanes_math_t.h), with a correction term for their log1p. */
 #ifdef DC_HAVE_VEC
 
 /* float: log f = f1 - f1²/2 + f1³·P(f1), f1 = f - 1 ∈ [-0.293, 0.414], P of degree 8 (the
@@ -42,10 +42,13 @@ DC_TARGET DC_VINLINE DC_VF32 DC_ISA_NAME(dc_vlog, f32)(DC_VF32 x)
     return DC_VSEL32((x < zero) | (x != x), zero + NAN, r);
 }
 
-/* double: log f = f1 - h + s·(h + R), h = f1²/2, s = f1 / (2 + f1), z = s²,
- * R = Σ_{j=1..11} 2 z^j / (2j + 1) (log f = 2 atanh s; |s| ≤ 0.172), < 1 ulp: the series
- * of lanes_math_t.h's dc_lanes_vlog. */
-DC_TARGET DC_VINLINE DC_VF64 DC_ISA_NAME(dc_vlog, f64)(DC_VF64 x)
+/* double: log x + corr, corr a small correction added with the low-order part (log1p
+ * in lanes_math_t.h). x = 2^k · f, f ∈ [√½, √2), log f = f1 - h + s·(h + R),
+ * h = f1²/2, s = f1 / (2 + f1), z = s², R = Σ_{j=1..11} 2 z^j / (2j + 1)
+ * (log f = 2 atanh s; |s| ≤ 0.172), < 1 ulp; subnormal x is scaled by 2^54 first.
+ * The one double-lane log series of the kernels (dc_vlog1p in simd_t.h keeps its own
+ * reduction for u ≥ 0). */
+DC_TARGET DC_VINLINE DC_VF64 DC_ISA_NAME(dc_vlog_corr, f64)(DC_VF64 x, DC_VF64 corr)
 {
     const DC_VF64 zero = {0}, inf = zero + INFINITY;
     const DC_VIF64 tiny = x < 2.2250738585072014e-308; /* DBL_MIN */
@@ -71,10 +74,17 @@ DC_TARGET DC_VINLINE DC_VF64 DC_ISA_NAME(dc_vlog, f64)(DC_VF64 x)
     R = R * z + 2.0 / 3.0;
     R = R * z;
     const double ln2_hi = 6.93147180369123816490e-01, ln2_lo = 1.90821492927058770002e-10;
-    DC_VF64 r = kd * ln2_hi + (f1 - (h - (s * (h + R) + kd * ln2_lo)));
+    DC_VF64 r = kd * ln2_hi + (f1 - (h - (s * (h + R) + (kd * ln2_lo + corr))));
     r = DC_VSEL64(x == zero, zero - inf, r);
     r = DC_VSEL64(x == inf, inf, r);
     return DC_VSEL64((x < zero) | (x != x), zero + NAN, r);
+}
+
+/* double: log x (NaN stays NaN, log 0 = -inf, negative: NaN), < 1 ulp. */
+DC_TARGET DC_VINLINE DC_VF64 DC_ISA_NAME(dc_vlog, f64)(DC_VF64 x)
+{
+    const DC_VF64 zero = {0};
+    return DC_ISA_NAME(dc_vlog_corr, f64)(x, zero);
 }
 
 #endif /* DC_HAVE_VEC */
