@@ -10,7 +10,7 @@
  *     the float kernel itself;
  *   - a longer row is widened a chunk of DC_HALF_CHUNK values at a time (a multiple of
  *     DC_BLOCK), once per read the float kernel makes of it, and each chunk goes to the
- *     float kernel's own block loop (dc_lse_update, dc_entropy_terms, dc_logits_terms,
+ *     float kernel's own block loop (dc_lse_update, dc_entropy_update, dc_logits_terms,
  *     dc_soft_target_update), whose state is carried from block to block and is the same
  *     for any split of the row at multiples of DC_BLOCK; the end of the computation is the
  *     float kernel's too (dc_soft_logits_finish, dc_soft_target_finish), and what is
@@ -18,7 +18,7 @@
  *   - the writers widen the row into their float output and run the float writer in place
  *     (allowed there), for any n.
  * So a float16 row costs the float kernel's time plus one widening per read: the two-read
- * kernels (entropy, KL) widen a long row twice, rather than keep a copy. */
+ * kernel (KL) widens a long row twice, rather than keep a copy. */
 
 #define DC_HFN(name) DC_ISA_NAME(name, DC_HSFX)
 #define DC_F32(name) DC_ISA_NAME(name, f32)
@@ -64,8 +64,8 @@ DC_TARGET DC_ENTRY double DC_HFN(dc_ce_label)(const uint16_t *x, ptrdiff_t n, pt
     return dc_ce_label_of_log_sum(&st, log_sum, (double)DC_HONE(x[label]));
 }
 
-/* H(softmax(x)): dc_entropy_logits_f32 of the widened row (a long row: its two reads,
- * dc_lse_scan and dc_entropy_terms, then dc_entropy_of_sums). */
+/* H(softmax(x)): dc_entropy_logits_f32 of the widened row (a long row: its one read,
+ * dc_entropy_update, a chunk at a time, then dc_entropy_of_sums). */
 DC_TARGET DC_ENTRY double DC_HFN(dc_entropy_logits)(const uint16_t *x, ptrdiff_t n)
 {
     float buf[DC_HALF_CHUNK];
@@ -73,14 +73,15 @@ DC_TARGET DC_ENTRY double DC_HFN(dc_entropy_logits)(const uint16_t *x, ptrdiff_t
         DC_HWIDEN(x, n, buf);
         return DC_F32(dc_entropy_logits)(buf, n);
     }
-    const dc_lse_state st = DC_HFN(dc_half_lse_scan)(x, n, buf);
-    if (!dc_lse_ok(&st)) return NAN;
+    dc_lse_state st;
+    dc_lse_init(&st);
     double u = 0.0;
     for (ptrdiff_t start = 0; start < n; start += DC_HALF_CHUNK) {
         const ptrdiff_t len = DC_HMIN(DC_HALF_CHUNK, n - start);
         DC_HWIDEN(x + start, len, buf);
-        DC_F32(dc_entropy_terms)(buf, len, st.max, &u);
+        if (!DC_F32(dc_entropy_update)(buf, len, &st, &u)) return NAN;
     }
+    if (!dc_lse_ok(&st)) return NAN;
     return dc_entropy_of_sums(&st, u);
 }
 

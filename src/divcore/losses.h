@@ -107,7 +107,7 @@ DC_INLINE double dc_ce_label_of_log_sum(const dc_lse_state *st, double log_sum,
     return (st->max - x_y) + log_sum;
 }
 
-/* H = log S + U / S from a row's scan and U = Σ e_i (M - x_i) (dc_entropy_terms in
+/* H = log S + U / S from a row's scan and U = Σ e_i (M - x_i) (dc_entropy_update in
  * softmax_t.h): one expression for the float kernel and the half-precision ones. */
 DC_INLINE double dc_entropy_of_sums(const dc_lse_state *st, double u)
 {

@@ -163,9 +163,7 @@ DC_TARGET DC_ENTRY void DC_FN(dc_entropy_logits_rows)(const dc_rows *r, ptrdiff_
 #endif
 
 /* The second read of dc_entropy_logits_double: *u += Σ e_i (m - x_i) over x[0 .. n), a
- * block of DC_BLOCK values at a time (the block's lanes summed into *u in order). A row
- * cut at multiples of DC_BLOCK gives the same *u, a part per call: the half-precision
- * kernels (half_t.h) widen a long row a chunk at a time and call this same function. */
+ * block of DC_BLOCK values at a time (the block's lanes summed into *u in order). */
 DC_TARGET DC_ENTRY void DC_FN(dc_entropy_terms)(const DC_T *x, ptrdiff_t n, double m,
                                                 double *u_sum)
 {
@@ -191,7 +189,8 @@ DC_TARGET DC_ENTRY void DC_FN(dc_entropy_terms)(const DC_T *x, ptrdiff_t n, doub
 /* H(softmax(x)) = Σ q_i (lse - x_i) = log S + Σ e_i (M - x_i) / S,  e_i = exp(x_i - M),
  * in two reads of the row: its log-sum-exp, then the terms in double (a float row's
  * entropy within ~1 ulp, even for a peaked row whose tiny terms e_i·(M - x_i) have a
- * subnormal float32 exp). What dc_entropy_logits computes for float rows. */
+ * subnormal float32 exp). What row_stats takes for a row whose one-pass float sums are
+ * not precise enough (row_stats_t.h). */
 DC_TARGET DC_INLINE double DC_FN(dc_entropy_logits_double)(const DC_T *x, ptrdiff_t n)
 {
     const dc_lse_state st = DC_FN(dc_lse_scan)(x, n);
@@ -252,17 +251,135 @@ DC_TARGET DC_INLINE void DC_FN(dc_entropy_block_sums)(const DC_T *x, ptrdiff_t n
 }
 #endif
 
-/* H(softmax(x)) = Σ q_i (lse - x_i) = log S + U / S,  U = Σ e_i (M - x_i),  e_i = exp(x_i - M):
- * non-negative terms only, in one read of the row (the log-sum-exp's blocks, lse_t.h). U
- * moves with the running max as S does: when M grows to M',
+/* The terms of dc_entropy_update a value at a time, in double at the running max m, added
+ * to sums[] = {Σ e over the values below m, how many equal m, Σ e·(m - x)}; the scalar
+ * exp (dc_exp_f64). The last values of a block after the vector lanes, and every value
+ * without vectors. */
+DC_TARGET DC_INLINE void DC_FN(dc_entropy_values)(const DC_T *x, ptrdiff_t n, double m,
+                                                  double *sums)
+{
+    for (ptrdiff_t i = 0; i < n; i++) {
+        const double d = (double)x[i] - m;
+        if (d == 0.0) {
+            sums[1] += 1.0;
+        } else if (d == d) {
+            const double e = dc_exp_f64(d);
+            sums[0] += e;
+            sums[2] -= e * (d > -800.0 ? d : -800.0);
+        } else {
+            sums[0] += d; /* NaN */
+        }
+    }
+}
+
+#ifdef DC_HAVE_VEC
+/* dc_entropy_block_sums for float rows, in double lanes: d = x - m is exact in double (x
+ * and m are floats), e = exp(d) to 2.2e-13 relative (dc_vdexp_rounded), S's part and U's
+ * in double, so no correction of e is needed: the float32 entropy within its rounding
+ * (~1 ulp), as the two-read form (float log-sum-exp, float64 terms) gave, in one read and
+ * one exp per value. The values equal to m are counted in at_max (see above); d is kept
+ * at or above -800 in the product (e is 0 there: 0·(-inf) would be NaN). The last
+ * n % (2·DC_VDLEN) values take the scalar exp. */
+DC_TARGET DC_INLINE void DC_FN(dc_entropy_block_sums_wide)(const DC_T *x, ptrdiff_t n, double m,
+                                                              int below, dc_lse_state *st,
+                                                              double *u)
+{
+    const DC_VD zero = {0}, one = zero + 1.0, low = zero - 800.0;
+    DC_VD r[4], k[4], w[4];
+    for (int a = 0; a < 4; a++) { r[a] = zero; k[a] = zero; w[a] = zero; }
+    const ptrdiff_t step = 4 * DC_VDLEN, pair = 2 * DC_VDLEN;
+    ptrdiff_t i = 0;
+    if (below) {
+        for (; i + step <= n; i += step) {
+            DC_VD v[4];
+            DC_VLOAD2(x + i, &v[0], &v[1]);
+            DC_VLOAD2(x + i + pair, &v[2], &v[3]);
+            for (int a = 0; a < 4; a++) {
+                const DC_VD d = v[a] - m;
+                const DC_VD e = DC_FN(dc_vdexp_rounded)(d);
+                r[a] += e;
+                w[a] -= e * DC_ISA_NAME(dc_vmax_keep, f64)(d, low);
+            }
+        }
+    }
+    for (int a = 0; i + pair <= n; i += pair, a = (a + 2) % 4) {
+        DC_VD v[2];
+        DC_VLOAD2(x + i, &v[0], &v[1]);
+        for (int h = 0; h < 2; h++) {
+            const DC_VD d = v[h] - m;
+            const DC_VD e = DC_FN(dc_vdexp_rounded)(d);
+            const DC_VDI top = v[h] == m;
+            r[a + h] += DC_VDSEL(top, zero, e);
+            k[a + h] += DC_VDSEL(top, one, zero);
+            w[a + h] -= DC_VDSEL(top, zero, e * DC_ISA_NAME(dc_vmax_keep, f64)(d, low));
+        }
+    }
+    double sums[3] = {0.0, 0.0, 0.0};
+    DC_FN(dc_entropy_values)(x + i, n - i, m, sums);
+    const DC_VD rsum = (r[0] + r[1]) + (r[2] + r[3]), ksum = (k[0] + k[1]) + (k[2] + k[3]);
+    const DC_VD wsum = (w[0] + w[1]) + (w[2] + w[3]);
+    double rv = 0.0, kv = 0.0, wv = 0.0;
+    for (ptrdiff_t j = 0; j < DC_VDLEN; j++) {
+        rv += rsum[j];
+        kv += ksum[j];
+        wv += wsum[j];
+    }
+    dc_sum_add(&st->rest, &st->rest_c, rv + sums[0]);
+    st->at_max += kv + sums[1];
+    *u += wv + sums[2];
+}
+#endif
+
+/* dc_entropy_logits' one read of x[0 .. n), a block of DC_BLOCK values at a time, into
+ * the row's state st (its log-sum-exp's) and U = Σ e_i (M - x_i), both started by the
+ * caller (dc_lse_init, 0) and moved along with the running max as the log-sum-exp's sum
+ * is: when M grows to M',
  *     U' = Σ e_i e^(M - M') (M' - x_i) = e^(M - M') (U + (M' - M) S).
- * That one-pass form runs for double rows. A float row takes dc_entropy_logits_double
- * (two reads, float64 terms): the one-pass sums in float lanes (dc_entropy_block_sums
- * with its two-sum correction) were measured within 2 ulp, against ~1 ulp for float64
- * terms, and the documented accuracy does not move for speed. A row of at most
- * DC_LANES_MAX_N values takes the steps of its lane in
- * dc_entropy_logits_rows, so it gives the bits the Python API gives it in a batch
- * (without vectors the lane kernel is this function, hence the guard). */
+ * Returns 0 after a NaN (the entropy is NaN). A row cut at multiples of DC_BLOCK gives the
+ * same state, a part per call: the half-precision kernels (half_t.h) widen a long row a
+ * chunk at a time and call this same function. Float rows take their blocks' sums in
+ * double lanes (dc_entropy_block_sums_wide), double rows in their own lanes with the
+ * two-sum correction of each exp (dc_entropy_block_sums). */
+DC_TARGET DC_ENTRY int DC_FN(dc_entropy_update)(const DC_T *x, ptrdiff_t n, dc_lse_state *st,
+                                                double *u)
+{
+    for (ptrdiff_t start = 0; start < n; start += DC_BLOCK) {
+        const ptrdiff_t len = DC_MIN_LEN(DC_BLOCK, n - start);
+        const DC_T *xb = x + start;
+        const DC_T b = DC_FN(dc_block_max_skip_nan)(xb, len);
+        if (!(b > -INFINITY)) { /* every exp is 0, unless there is a NaN */
+            if (DC_FN(dc_has_nan)(xb, len)) return 0;
+            continue;
+        }
+        const int below = b < st->max;
+        if (b > st->max) {
+            const double old = st->max, s = dc_lse_sum(st);
+            dc_lse_raise_max(st, (double)b);
+            if (s != 0.0) *u = (*u + ((double)b - old) * s) * exp(old - (double)b);
+        }
+#ifdef DC_HAVE_VEC
+        if (sizeof(DC_T) < sizeof(double))
+            DC_FN(dc_entropy_block_sums_wide)(xb, len, st->max, below, st, u);
+        else
+            DC_FN(dc_entropy_block_sums)(xb, len, (DC_T)st->max, below, st, u);
+#else
+        (void)below;
+        double sums[3] = {0.0, 0.0, 0.0};
+        DC_FN(dc_entropy_values)(xb, len, st->max, sums);
+        dc_sum_add(&st->rest, &st->rest_c, sums[0]);
+        st->at_max += sums[1];
+        *u += sums[2];
+#endif
+        if (st->rest != st->rest) return 0;
+    }
+    return 1;
+}
+
+/* H(softmax(x)) = Σ q_i (lse - x_i) = log S + U / S,  U = Σ e_i (M - x_i),  e_i = exp(x_i - M):
+ * non-negative terms only, in one read of the row (dc_entropy_update). A row of at most
+ * DC_LANES_MAX_N values takes the steps of its lane in dc_entropy_logits_rows, so it gives
+ * the bits the Python API gives it in a batch (without vectors the lane kernel is this
+ * function, hence the guard). */
 DC_TARGET DC_ENTRY double DC_FN(dc_entropy_logits)(const DC_T *x, ptrdiff_t n)
 {
 #ifdef DC_HAVE_VEC
@@ -273,32 +390,10 @@ DC_TARGET DC_ENTRY double DC_FN(dc_entropy_logits)(const DC_T *x, ptrdiff_t n)
         DC_FN(dc_entropy_logits_rows)(&r, 0, 1, &h);
         return h;
     }
-    /* A float row keeps float64 terms (docs/numerics.md: its entropy within ~1 ulp); the
-     * one-pass float-lane sums below would give up to ~2 ulp for ~2x the speed. */
-    if (sizeof(DC_T) < sizeof(double)) return DC_FN(dc_entropy_logits_double)(x, n);
+#endif
     dc_lse_state st;
     dc_lse_init(&st);
     double u = 0.0;
-    for (ptrdiff_t start = 0; start < n; start += DC_BLOCK) {
-        const ptrdiff_t len = DC_MIN_LEN(DC_BLOCK, n - start);
-        const DC_T *xb = x + start;
-        const DC_T b = DC_FN(dc_block_max_skip_nan)(xb, len);
-        if (!(b > -INFINITY)) { /* every exp is 0, unless there is a NaN */
-            if (DC_FN(dc_has_nan)(xb, len)) return NAN;
-            continue;
-        }
-        const int below = b < st.max;
-        if (b > st.max) {
-            const double old = st.max, s = dc_lse_sum(&st);
-            dc_lse_raise_max(&st, (double)b);
-            if (s != 0.0) u = (u + ((double)b - old) * s) * exp(old - (double)b);
-        }
-        DC_FN(dc_entropy_block_sums)(xb, len, (DC_T)st.max, below, &st, &u);
-        if (st.rest != st.rest) return NAN;
-    }
-    if (!dc_lse_ok(&st)) return NAN;
-    return dc_lse_log_sum(&st) + u / dc_lse_sum(&st);
-#else
-    return DC_FN(dc_entropy_logits_double)(x, n);
-#endif
+    if (!DC_FN(dc_entropy_update)(x, n, &st, &u) || !dc_lse_ok(&st)) return NAN;
+    return dc_entropy_of_sums(&st, u);
 }
