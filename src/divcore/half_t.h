@@ -10,15 +10,14 @@
  *     the float kernel itself;
  *   - a longer row is widened a chunk of DC_HALF_CHUNK values at a time (a multiple of
  *     DC_BLOCK), once per read the float kernel makes of it, and each chunk goes to the
- *     float kernel's own block loop (dc_lse_update, dc_entropy_update, dc_logits_terms,
+ *     float kernel's own block loop (dc_lse_update, dc_entropy_update, dc_logits_update,
  *     dc_soft_target_update), whose state is carried from block to block and is the same
  *     for any split of the row at multiples of DC_BLOCK; the end of the computation is the
  *     float kernel's too (dc_soft_logits_finish, dc_soft_target_finish), and what is
  *     computed here is the same expressions (sums and log1p, no product to be fused);
  *   - the writers widen the row into their float output and run the float writer in place
  *     (allowed there), for any n.
- * So a float16 row costs the float kernel's time plus one widening per read: the two-read
- * kernel (KL) widens a long row twice, rather than keep a copy. */
+ * So a float16 row costs the float kernel's time plus one widening per read. */
 
 #define DC_HFN(name) DC_ISA_NAME(name, DC_HSFX)
 #define DC_F32(name) DC_ISA_NAME(name, f32)
@@ -86,7 +85,8 @@ DC_TARGET DC_ENTRY double DC_HFN(dc_entropy_logits)(const uint16_t *x, ptrdiff_t
 }
 
 /* KL(softmax(t) ‖ softmax(x)), the target first: dc_kl_logits_f32 of the widened rows (a
- * long row: dc_soft_logits' scans of both rows, dc_logits_terms, dc_soft_logits_finish). */
+ * long row: dc_soft_logits' one read of both rows, dc_logits_update, a chunk at a time,
+ * then dc_soft_logits_finish). */
 DC_TARGET DC_ENTRY double DC_HFN(dc_kl_logits)(const uint16_t *t, const uint16_t *x,
                                                ptrdiff_t n)
 {
@@ -96,20 +96,16 @@ DC_TARGET DC_ENTRY double DC_HFN(dc_kl_logits)(const uint16_t *t, const uint16_t
         DC_HWIDEN(x, n, bx);
         return DC_F32(dc_kl_logits)(bt, bx, n);
     }
-    const dc_lse_state sx = DC_HFN(dc_half_lse_scan)(x, n, bx);
-    const dc_lse_state st = DC_HFN(dc_half_lse_scan)(t, n, bt);
-    dc_soft_result r;
-    if (!dc_soft_logits_begin(&sx, &st, &r)) return r.kl;
-    float c[4];
-    DC_F32(dc_logits_consts)(&sx, &st, c);
-    double sums[4] = {0.0, 0.0, 0.0, 0.0};
+    dc_logits_sums s;
+    dc_logits_sums_init(&s);
     for (ptrdiff_t start = 0; start < n; start += DC_HALF_CHUNK) {
         const ptrdiff_t len = DC_HMIN(DC_HALF_CHUNK, n - start);
         DC_HWIDEN(t + start, len, bt);
         DC_HWIDEN(x + start, len, bx);
-        DC_F32(dc_logits_terms)(bx, bt, NULL, len, c, sums);
+        DC_F32(dc_logits_update)(bx, bt, NULL, len, &s);
     }
-    DC_F32(dc_soft_logits_finish)(&sx, &st, 0, sums, &r);
+    dc_soft_result r;
+    DC_F32(dc_soft_logits_finish)(&s, 0, &r);
     return r.kl;
 }
 

@@ -158,7 +158,7 @@
  *     and with DIVCORE_PORTABLE; bfloat16 by a 16-bit shift). They never allocate: a row
  *     of at most DC_HALF_CHUNK (= DC_BLOCK, 512) values is widened into a stack buffer and
  *     handed to the _f32 kernel; a longer row is widened DC_HALF_CHUNK values at a time,
- *     once per read the _f32 kernel makes of it (twice for KL), each chunk
+ *     once (the _f32 kernels read a row once), each chunk
  *     run through the _f32 kernel's own block loop, whose running state is the same for
  *     any split of a row at block boundaries (half_t.h). 2 KiB of stack per row, 4 KiB
  *     for dc_ce_probs and dc_kl_logits. The writers widen x into out (n floats) and run

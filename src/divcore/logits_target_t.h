@@ -3,133 +3,169 @@
  * Part of the type-generic body of losses.h, included by losses_t.h (DC_T, DC_SFX, DC_FN and
  * the DC_VD* macros defined there). Not to be included on its own. */
 
-#ifdef DC_HAVE_VEC
-/* The terms of dc_soft_logits' second pass over the whole vectors of a block (the same
- * formulas, in lanes); adds to sums[] = {ce, h, kl, Σa} and returns how many values it
- * took (the rest is the scalar loop's). */
-DC_TARGET DC_INLINE ptrdiff_t DC_FN(dc_logits_terms_vec)(
-    const DC_T *x, const DC_T *t, const DC_T *w, ptrdiff_t n, DC_T mx, DC_T mt, DC_T inv_st,
-    DC_T log_st, double *sums)
+/* One block of dc_logits_update: n ≤ DC_BLOCK values of x, t (and the weights w, NULL:
+ * none) at the running maxima mx, mt (each its row's max so far, or 0 while the row has no
+ * finite value: every exp is then 0), every value at or below them. Both rows' log-sum-exp
+ * parts take the same steps (a value equal to its max counted in at_max, the others' exp
+ * in rest), so that t == x gives the same two states and KL exactly 0. With e = exp(t - mt),
+ * a = w·e (has: t finite and w ≠ 0), the terms of dc_logits_sums in DC_T lanes, summed
+ * into b[] = {ea, c, h, k} at the end of the block (the target's own h with every class
+ * that has mass); a class with mass on a -inf logit is counted in `lost` instead of its
+ * infinite c and k terms. */
+DC_TARGET DC_INLINE void DC_FN(dc_logits_block)(const DC_T *x, const DC_T *t, const DC_T *w,
+                                               ptrdiff_t n, DC_T mx, DC_T mt,
+                                               dc_logits_sums *s, double *b)
 {
-    const DC_V zero = {0}, inf = zero + (DC_T)INFINITY, ninf = zero - (DC_T)INFINITY;
-    DC_V c = zero, h = zero, k = zero, a_sum = zero;
+    /* double terms reach DBL_MAX where x spans it: scaled by 2^-10 exactly, the block's
+     * 512 terms cannot overflow their sums (float terms can, as their differences can) */
+    const DC_T sc = sizeof(DC_T) == sizeof(double) ? (DC_T)(1.0 / 1024.0) : (DC_T)1;
+    ptrdiff_t i = 0;
+#ifdef DC_HAVE_VEC
+    const DC_V zero = {0}, one = zero + 1, ninf = zero - (DC_T)INFINITY;
+    DC_V rx = zero, kx = zero, rt = zero, kt = zero;
+    DC_V ea = zero, c = zero, h = zero, k = zero, lost = zero;
     const ptrdiff_t whole = n - n % DC_VLEN;
-    for (ptrdiff_t i = 0; i < whole; i += DC_VLEN) {
-        const DC_V dt = *(const DC_V *)(t + i) - mt, dx = *(const DC_V *)(x + i) - mx;
-        const DC_V p = DC_VEXP_NONPOS(dt) * inv_st; /* dt ≤ 0: t ≤ its max */
-        DC_V a = p;
+    for (; i < whole; i += DC_VLEN) {
+        const DC_V vx = *(const DC_V *)(x + i), vt = *(const DC_V *)(t + i);
+        const DC_V dx = vx - mx, dt = vt - mt;
+        const DC_V ex = DC_VEXP_NONPOS(dx), et = DC_VEXP_NONPOS(dt);
+        const DC_VI topx = vx == mx, topt = vt == mt;
+        rx += DC_VSEL(topx, zero, ex);
+        kx += DC_VSEL(topx, one, zero);
+        rt += DC_VSEL(topt, zero, et);
+        kt += DC_VSEL(topt, one, zero);
+        DC_V a = et * sc;
         DC_VI has = dt > ninf;
         if (w != NULL) {
             const DC_V wv = *(const DC_V *)(w + i);
-            a = wv * p;
+            a = wv * a;
             has &= wv != zero;
         }
-        /* lost: a -inf logit (not x - M overflowing for a finite x, where a term whose
-         * mass underflowed to 0 is 0, not 0·inf) */
-        const DC_VI lost = *(const DC_V *)(x + i) == ninf, none = a == zero;
-        a_sum += a;
-        c += DC_VSEL(has, DC_VSEL(lost, inf, DC_VSEL(none, zero, a * -dx)), zero);
-        h += DC_VSEL(has, a * (dt - log_st), zero);
-        k += DC_VSEL(has, DC_VSEL(lost, inf, DC_VSEL(none, zero, a * (dt - dx))), zero);
+        const DC_VI gone = vx == ninf, kept = has & ~gone;
+        lost += DC_VSEL(has & gone, one, zero);
+        ea += a;
+        h += DC_VSEL(has, a * dt, zero);
+        c += DC_VSEL(kept, a * -dx, zero);
+        k += DC_VSEL(kept, a * (dt - dx), zero);
     }
-    for (int j = 0; j < DC_VLEN; j++) {
-        sums[0] += c[j];
-        sums[1] += h[j];
-        sums[2] += k[j];
-        sums[3] += a_sum[j];
-    }
-    return whole;
-}
+    dc_sum_add(&s->sx.rest, &s->sx.rest_c, DC_FN(dc_vsum_pairwise)(rx));
+    s->sx.at_max += DC_FN(dc_vsum_pairwise)(kx);
+    dc_sum_add(&s->st.rest, &s->st.rest_c, DC_FN(dc_vsum_pairwise)(rt));
+    s->st.at_max += DC_FN(dc_vsum_pairwise)(kt);
+    b[0] += DC_FN(dc_vsum_pairwise)(ea);
+    b[1] += DC_FN(dc_vsum_pairwise)(c);
+    b[2] += DC_FN(dc_vsum_pairwise)(h);
+    b[3] += DC_FN(dc_vsum_pairwise)(k);
+    s->lost += DC_FN(dc_vsum_pairwise)(lost);
 #endif
+    /* the block's last values (every value without vectors), one at a time */
+    double rxs = 0.0, rts = 0.0;
+    for (; i < n; i++) {
+        const DC_T dx = x[i] - mx, dt = t[i] - mt;
+        const DC_T ex = DC_EXP(dx), et = DC_EXP(dt);
+        if (x[i] == mx) s->sx.at_max += 1.0; else rxs += (double)ex;
+        if (t[i] == mt) s->st.at_max += 1.0; else rts += (double)et;
+        const DC_T a = w != NULL ? w[i] * (et * sc) : et * sc;
+        const int has = dt > -INFINITY && (w == NULL || w[i] != 0);
+        b[0] += (double)a;
+        if (has) b[2] += (double)(a * dt);
+        if (has && x[i] == -INFINITY) {
+            s->lost += 1.0;
+        } else if (has) {
+            b[1] += (double)(a * -dx);
+            b[3] += (double)(a * (dt - dx));
+        }
+    }
+    dc_sum_add(&s->sx.rest, &s->sx.rest_c, rxs);
+    dc_sum_add(&s->st.rest, &s->st.rest_c, rts);
+}
 
-/* The second pass of dc_soft_logits (below) over x[0 .. n), t[0 .. n) and the weights w
- * (NULL: none), a block of DC_BLOCK values at a time, each block's lanes added to
- * sums[] = {ce, h, kl, Σa} in order. c holds M_x, M_t, 1/S_t and log S_t rounded to DC_T
- * (dc_logits_consts). A row cut at multiples of DC_BLOCK gives the same sums, a part per
- * call: the half-precision kernels (half_t.h) widen a long row a chunk at a time and
- * call this same function. */
-DC_TARGET DC_ENTRY void DC_FN(dc_logits_terms)(const DC_T *x, const DC_T *t, const DC_T *w,
-                                               ptrdiff_t n, const DC_T *c, double *sums)
+/* dc_soft_logits' one read of x[0 .. n), t[0 .. n) and the weights w (NULL: none), a block
+ * of DC_BLOCK values at a time, into s (dc_logits_sums_init). The sums are kept divided by
+ * S_t, the target's sum so far, so that they stay below the largest |x_i - M_x| (an
+ * unnormalised Σ e_i·|x_i - M_x| overflows where x spans the double range). When a block
+ * raises M_x by δx and M_t by δt, each M_x - x_i grows by δx, each t_i - M_t drops by δt,
+ * and e_i and S_t both scale by e^-δt, which the normalised sums do not see:
+ *     c' = c + δx·ea,  h' = h - δt·ea,  k' = k + (δx - δt)·ea.
+ * Then the block's own sums at those maxima join them: Σ' = Σ·(S_before/S_after) +
+ * block/S_after. A row cut at multiples of DC_BLOCK gives the same sums, a part per call:
+ * the half-precision kernels (half_t.h) widen a long row a chunk at a time and call this
+ * same function. */
+DC_TARGET DC_ENTRY void DC_FN(dc_logits_update)(const DC_T *x, const DC_T *t, const DC_T *w,
+                                                ptrdiff_t n, dc_logits_sums *s)
 {
-    const DC_T mx = c[0], mt = c[1], inv_st = c[2], log_st = c[3];
+    const double unscale = sizeof(DC_T) == sizeof(double) ? 1024.0 : 1.0; /* dc_logits_block */
     for (ptrdiff_t start = 0; start < n; start += DC_BLOCK) {
         const ptrdiff_t len = DC_MIN_LEN(DC_BLOCK, n - start);
-        ptrdiff_t first = start;
-#ifdef DC_HAVE_VEC
-        first += DC_FN(dc_logits_terms_vec)(x + start, t + start, w != NULL ? w + start : NULL,
-                                            len, mx, mt, inv_st, log_st, sums);
-#endif
-        DC_T c_[DC_LANES], h_[DC_LANES], k_[DC_LANES], a_[DC_LANES];
-        for (int j = 0; j < DC_LANES; j++) { c_[j] = 0; h_[j] = 0; k_[j] = 0; a_[j] = 0; }
-        for (ptrdiff_t i = first; i < start + len; i++) {
-            const int j = (int)(i % DC_LANES);
-            const DC_T dt = t[i] - mt, dx = x[i] - mx;
-            const DC_T p = DC_EXP(dt) * inv_st;
-            const DC_T a = w != NULL ? w[i] * p : p;
-            /* p > 0 exactly when t is finite (its exp may still underflow); mass on a
-             * -inf logit makes the loss infinite. */
-            const int has = dt > -INFINITY && (w == NULL || w[i] != 0);
-            /* lost: a -inf logit, not x - M overflowing for a finite x (there a term
-             * whose mass underflowed to 0 is 0, not 0·inf) */
-            const int lost = x[i] == -INFINITY, none = a == (DC_T)0;
-            a_[j] += a;
-            c_[j] += has ? (lost ? (DC_T)INFINITY : none ? (DC_T)0 : a * -dx) : (DC_T)0;
-            h_[j] += has ? a * (dt - log_st) : (DC_T)0;
-            k_[j] += has ? (lost ? (DC_T)INFINITY : none ? (DC_T)0 : a * (dt - dx)) : (DC_T)0;
+        const DC_T *xb = x + start, *tb = t + start;
+        const DC_T bx = DC_FN(dc_block_max_skip_nan)(xb, len);
+        const DC_T bt = DC_FN(dc_block_max_skip_nan)(tb, len);
+        double dxm = 0.0, dtm = 0.0;
+        if (bx > s->sx.max) {
+            const double old = s->sx.max;
+            dc_lse_raise_max(&s->sx, (double)bx);
+            if (old > -INFINITY) dxm = (double)bx - old;
         }
-        for (int j = 0; j < DC_LANES; j++) {
-            sums[0] += c_[j];
-            sums[1] += h_[j];
-            sums[2] += k_[j];
-            sums[3] += a_[j];
+        if (bt > s->st.max) {
+            const double old = s->st.max;
+            dc_lse_raise_max(&s->st, (double)bt);
+            if (old > -INFINITY) dtm = (double)bt - old;
+        }
+        if (dxm != 0.0 || dtm != 0.0) {
+            s->c += dxm * s->ea;
+            s->h -= dtm * s->ea;
+            s->k += (dxm - dtm) * s->ea;
+        }
+        const DC_T mx = s->sx.max > -INFINITY ? (DC_T)s->sx.max : (DC_T)0;
+        const DC_T mt = s->st.max > -INFINITY ? (DC_T)s->st.max : (DC_T)0;
+        const double before = dc_lse_sum(&s->st);
+        double blk[4] = {0.0, 0.0, 0.0, 0.0}; /* ea, c, h, k of the block, scaled */
+        DC_FN(dc_logits_block)(xb, tb, w != NULL ? w + start : NULL, len, mx, mt, s, blk);
+        const double after = dc_lse_sum(&s->st);
+        if (after > 0.0) { /* else the target has no mass yet: every sum is 0 */
+            const double keep = before / after;
+            s->ea = s->ea * keep + (blk[0] / after) * unscale;
+            s->c = s->c * keep + (blk[1] / after) * unscale;
+            s->h = s->h * keep + (blk[2] / after) * unscale;
+            s->k = s->k * keep + (blk[3] / after) * unscale;
         }
     }
 }
 
-/* The constants of dc_logits_terms from the rows' scans (both with a distribution). */
-DC_TARGET DC_INLINE void DC_FN(dc_logits_consts)(const dc_lse_state *sx, const dc_lse_state *st,
-                                                 DC_T *c)
+/* dc_soft_logits' losses from the sums of its read (dc_logits_update), which are those of
+ * a = w·p (p = e / S_t):
+ *     ce = c + Σa·log S_x,     h = Σa·log S_t - h,     kl = k + Σa·(log S_x - log S_t)
+ * (+inf ce and kl where target mass sits on a -inf logit). A NaN in either row (its rest
+ * is NaN) or a row without a distribution gives NaN. */
+DC_TARGET DC_ENTRY void DC_FN(dc_soft_logits_finish)(dc_logits_sums *s, int weighted,
+                                                     dc_soft_result *res)
 {
-    c[0] = (DC_T)sx->max;
-    c[1] = (DC_T)st->max;
-    c[2] = (DC_T)(1.0 / dc_lse_sum(st));
-    c[3] = (DC_T)dc_lse_log_sum(st);
-}
-
-/* dc_soft_logits' losses from the rows' scans and the sums of dc_logits_terms (a function
- * of its own, shared with half_t.h, as its multiply-adds may be fused). */
-DC_TARGET DC_ENTRY void DC_FN(dc_soft_logits_finish)(const dc_lse_state *sx,
-                                                     const dc_lse_state *st, int weighted,
-                                                     const double *sums, dc_soft_result *res)
-{
-    const double ce = sums[0], hs = sums[1], asum = sums[3];
-    double kl = sums[2];
-    const double log_sx = dc_lse_log_sum(sx);
+    if (s->sx.rest != s->sx.rest) s->sx.nan = 1;
+    if (s->st.rest != s->st.rest) s->st.nan = 1;
+    if (!dc_soft_logits_begin(&s->sx, &s->st, res)) return;
+    const double log_sx = dc_lse_log_sum(&s->sx), log_st = dc_lse_log_sum(&s->st);
+    const double asum = s->ea;
     res->asum = asum;
-    res->ce = ce + asum * log_sx;
-    res->h = -hs;
-    kl += asum * (log_sx - dc_lse_log_sum(st));
+    res->ce = s->lost > 0.0 ? INFINITY : s->c + asum * log_sx;
+    res->h = asum * log_st - s->h;
+    const double kl = s->lost > 0.0 ? INFINITY : s->k + asum * (log_sx - log_st);
     res->kl = weighted ? kl : dc_clamp_nonnegative(kl); /* weighted: CE_w - H_w, any sign */
 }
 
-/* Target given as logits t: p = softmax(t). Two passes: the log-sum-exp of both rows,
- * then with both maxima final (dc_logits_terms),
+/* Target given as logits t: p = softmax(t). One read of both rows (dc_logits_update), the
+ * sums moved along with both running maxima, so that with the maxima M final
  *     log p_i - log q_i = (t_i - M_t) - (x_i - M_x) + (log S_x - log S_t)
  *     ce = Σ a_i (M_x - x_i) + Σa·log S_x,     h = -Σ a_i log p_i,
  *     kl = Σ a_i ((t_i - M_t) - (x_i - M_x)) + Σa·(log S_x - log S_t)
- * so that kl is exactly 0 when t == x, and every term is invariant to adding a constant
- * to either row. A target without a distribution gives NaN. */
+ * kl is exactly 0 when t == x, and every term is invariant to adding a constant to either
+ * row (to rounding). A target without a distribution gives NaN. */
 DC_TARGET DC_ENTRY void DC_FN(dc_soft_logits)(const DC_T *x, const DC_T *t, const DC_T *w,
                                          ptrdiff_t n, dc_soft_result *res)
 {
-    const dc_lse_state sx = DC_FN(dc_lse_scan)(x, n);
-    const dc_lse_state st = DC_FN(dc_lse_scan)(t, n);
-    if (!dc_soft_logits_begin(&sx, &st, res)) return;
-    DC_T c[4];
-    DC_FN(dc_logits_consts)(&sx, &st, c);
-    double sums[4] = {0.0, 0.0, 0.0, 0.0}; /* ce, h, kl, Σa */
-    DC_FN(dc_logits_terms)(x, t, w, n, c, sums);
-    DC_FN(dc_soft_logits_finish)(&sx, &st, w != NULL, sums, res);
+    dc_logits_sums s;
+    dc_logits_sums_init(&s);
+    DC_FN(dc_logits_update)(x, t, w, n, &s);
+    DC_FN(dc_soft_logits_finish)(&s, w != NULL, res);
 }
 
 /* Short rows in lanes (lanes_soft_t.h, built after this file). */

@@ -114,6 +114,26 @@ DC_INLINE double dc_entropy_of_sums(const dc_lse_state *st, double u)
     return dc_lse_log_sum(st) + u / dc_lse_sum(st);
 }
 
+/* The running state of dc_soft_logits' one read of both rows (dc_logits_update,
+ * logits_target_t.h): the log-sum-exp states of the logits (sx) and of the target (st),
+ * and, with a_i = w_i·p_i, p_i = exp(t_i - M_t) / S_t at the running max M_t and sum S_t,
+ *     ea = Σ a_i,  c = Σ a_i (M_x - x_i),  h = Σ a_i (t_i - M_t),
+ *     k = Σ a_i ((t_i - M_t) - (x_i - M_x)),
+ * and how many classes with target mass have a -inf logit (`lost`: the loss is +inf). */
+typedef struct {
+    dc_lse_state sx, st;
+    double ea, c, h, k;
+    double lost;
+} dc_logits_sums;
+
+DC_INLINE void dc_logits_sums_init(dc_logits_sums *s)
+{
+    dc_lse_init(&s->sx);
+    dc_lse_init(&s->st);
+    s->ea = s->c = s->h = s->k = 0.0;
+    s->lost = 0.0;
+}
+
 /* dc_soft_logits' fields that need only the scans of both rows (sx: the logits, st: the
  * target); returns 0, with NaN losses, when either row has no distribution. */
 DC_INLINE int dc_soft_logits_begin(const dc_lse_state *sx, const dc_lse_state *st,
