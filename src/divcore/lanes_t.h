@@ -13,6 +13,47 @@
 #define DC_FN(name) DC_ISA_NAME(name, DC_SFX)
 
 #ifdef DC_HAVE_VEC
+/* Column c of DC_VLEN rows whose values lie at base + j·rs + c·cs (j the lane) in one
+ * hardware gather where the instruction set has one (AVX2, AVX-512): a class-last batch
+ * of short rows (rows contiguous, rs = n·size) would otherwise be read value by value
+ * into the lanes, a load and an insert per value. The same values, so the same bits.
+ * idx holds j·rs for each lane (32-bit: the caller checks that DC_VLEN rows fit). */
+#if defined(DC_X86_INTRINSICS) && (DC_VBYTES == 64 || DC_VBYTES == 32)
+#define DC_HAVE_COLUMN_GATHER 1
+DC_TARGET DC_VINLINE DC_V DC_FN(dc_gather_column)(const char *base, const int32_t *idx)
+{
+#if DC_VBYTES == 64
+    if (sizeof(DC_T) == sizeof(float)) {
+        const __m512i vi = _mm512_loadu_si512((const void *)idx);
+        const __m512 v = _mm512_i32gather_ps(vi, (const void *)base, 1);
+        DC_V out;
+        memcpy(&out, &v, sizeof(out));
+        return out;
+    } else {
+        const __m256i vi = _mm256_loadu_si256((const __m256i *)idx);
+        const __m512d v = _mm512_i32gather_pd(vi, (const void *)base, 1);
+        DC_V out;
+        memcpy(&out, &v, sizeof(out));
+        return out;
+    }
+#else
+    if (sizeof(DC_T) == sizeof(float)) {
+        const __m256i vi = _mm256_loadu_si256((const __m256i *)idx);
+        const __m256 v = _mm256_i32gather_ps((const float *)base, vi, 1);
+        DC_V out;
+        memcpy(&out, &v, sizeof(out));
+        return out;
+    } else {
+        const __m128i vi = _mm_loadu_si128((const __m128i *)idx);
+        const __m256d v = _mm256_i32gather_pd((const double *)base, vi, 1);
+        DC_V out;
+        memcpy(&out, &v, sizeof(out));
+        return out;
+    }
+#endif
+}
+#endif
+
 /* Rows first .. first + count - 1 (count ≤ DC_VLEN) of r as columns, read as dc_row reads
  * them (x / T in double rounded once, -inf at masked classes); missing lanes are -inf. */
 DC_TARGET DC_INLINE void DC_FN(dc_rows_columns)(const dc_rows *r, ptrdiff_t first,
@@ -33,7 +74,16 @@ DC_TARGET DC_INLINE void DC_FN(dc_rows_columns)(const dc_rows *r, ptrdiff_t firs
             const DC_V v = *(const DC_V *)(base + c * cs);
             for (ptrdiff_t j = 0; j < DC_VLEN; j++) col[c][j] = (DC_T)((double)v[j] / t);
         }
-    } else {
+    }
+#ifdef DC_HAVE_COLUMN_GATHER
+    else if (count == DC_VLEN && r->temperature == 1.0 && rs > 0 && cs > 0 &&
+             (DC_VLEN - 1) * rs + (n - 1) * cs < ((ptrdiff_t)1 << 31)) {
+        int32_t idx[DC_VLEN];
+        for (ptrdiff_t j = 0; j < DC_VLEN; j++) idx[j] = (int32_t)(j * rs);
+        for (ptrdiff_t c = 0; c < n; c++) col[c] = DC_FN(dc_gather_column)(base + c * cs, idx);
+    }
+#endif
+    else {
         for (ptrdiff_t c = 0; c < n; c++) col[c] = zero - (DC_T)INFINITY;
         if (r->temperature == 1.0) {
             for (ptrdiff_t c = 0; c < n; c++)
@@ -185,3 +235,4 @@ DC_TARGET DC_INLINE dc_lse_state DC_FN(dc_lse_scan_log_sum)(const DC_T *x, ptrdi
 }
 
 #undef DC_FN
+#undef DC_HAVE_COLUMN_GATHER
