@@ -514,6 +514,7 @@ def main(argv=None):
     print("\n### Fractions of the memory limit\n")
     import memlimit  # benchmarks/memlimit.py: the C probe and every operation against it
     memlimit.run(args.quick, args.repeat)
+    memlimit.run_short(args.repeat, 20000 if args.quick else 200000)
 
     print("\n### row_stats: one read for every statistic\n")
     import bench_row_stats  # benchmarks/bench_row_stats.py: row_stats vs one CE pass, torch

@@ -8,7 +8,8 @@ both with divcore's thread count, on an array the size of the logits. Operations
 reduce (losses, logsumexp, entropy) are reported against the read limit, counting the
 bytes of every input; operations that write an (N, C) result (softmax, log_softmax,
 gradients) against the copy limit. torch's time, when it is installed, is beside it.
-Float32 (4096, 32000) ((512, 32000) with --quick); times are the best of `repeat`.
+Float32 (4096, 32000) ((512, 32000) with --quick); times are the best of `repeat`. Then
+every operation on (200000, 10) ((20000, 10) with --quick) against torch, and JS against KL.
 """
 import argparse
 import ctypes
@@ -109,6 +110,8 @@ def cases(rng, shape):
         ("KL, two logit sets", lambda: dc.kl_divergence(x, t, target_type="logits"),
          2 * x.nbytes, "read", "kl_logits"),
         ("JS, probs", lambda: dc.js_divergence(x, p), 2 * x.nbytes, "read", "js"),
+        ("JS, teacher logits", lambda: dc.js_divergence(x, t, target_type="logits"),
+         2 * x.nbytes, "read", "js_logits"),
         ("entropy of logits", lambda: dc.entropy(x), x.nbytes, "read", "entropy"),
         ("logsumexp", lambda: dc.logsumexp(x), x.nbytes, "read", "logsumexp"),
         ("softmax", lambda: dc.softmax(x), x.nbytes, "copy", "softmax"),
@@ -139,10 +142,16 @@ def torch_calls(data):
     def kl(lq, lp):
         return (lp.exp() * (lp - lq)).sum(-1).mean()
 
-    def js():
+    def js_of(p, lp):
         q = F.softmax(X, -1)
-        m = 0.5 * (P + q)
-        return 0.5 * (kl(torch.log(m), LP) + (q * (torch.log(q) - torch.log(m))).sum(-1).mean())
+        m = 0.5 * (p + q)
+        return 0.5 * (kl(torch.log(m), lp) + (q * (torch.log(q) - torch.log(m))).sum(-1).mean())
+
+    def js():
+        return js_of(P, LP)
+
+    def js_logits():
+        return js_of(F.softmax(TT, -1), F.log_softmax(TT, -1))
 
     return {
         "ce": lambda: F.cross_entropy(X, Y), "ce_probs": lambda: F.cross_entropy(X, P),
@@ -151,7 +160,7 @@ def torch_calls(data):
                                          log_target=True),
         "kl_logits": lambda: F.kl_div(F.log_softmax(X, -1), F.log_softmax(TT, -1),
                                       reduction="batchmean", log_target=True),
-        "js": js,
+        "js": js, "js_logits": js_logits,
         "entropy": lambda: -(F.softmax(X, -1) * F.log_softmax(X, -1)).sum(-1),
         "logsumexp": lambda: torch.logsumexp(X, -1),
         "softmax": lambda: F.softmax(X, -1), "log_softmax": lambda: F.log_softmax(X, -1),
@@ -194,6 +203,34 @@ def run(quick=False, repeat=5):
     return rows
 
 
+def run_short(repeat=5, rows=200000, classes=10):
+    """Every operation on many short rows against torch, in one run (no memory limit:
+    these calls are bound by their per-row work), with JS's time against KL's."""
+    rng = np.random.default_rng(1)
+    items, data = cases(rng, (rows, classes))
+    torch_fns = torch_calls(data)
+    if torch_fns:
+        import torch
+        torch.set_num_threads(divcore.get_num_threads())
+    print(f"\nShort rows {(rows, classes)} float32, {divcore.get_num_threads()} threads, "
+          f"best of {repeat}\n")
+    print("| operation | divcore ms | ns/row | torch ms | torch / divcore |")
+    print("|---|---:|---:|---:|---:|")
+    times = {}
+    for name, fn, _, _, key in items:
+        t = best(fn, repeat)
+        times[name] = t
+        theirs = best(torch_fns[key], repeat) if key in torch_fns else None
+        tt = f"{theirs * 1e3:.2f}" if theirs else "—"
+        ratio = f"{theirs / t:.1f}×" if theirs else "—"
+        print(f"| {name} | {t * 1e3:.2f} | {t / rows * 1e9:.1f} | {tt} | {ratio} |",
+              flush=True)
+    print(f"\nJS / KL on short rows: probability target "
+          f"{times['JS, probs'] / times['KL, probs']:.2f}x, teacher logits "
+          f"{times['JS, teacher logits'] / times['KL, two logit sets']:.2f}x")
+    return times
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true")
@@ -201,6 +238,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     print(f"divcore {divcore.__version__} from {divcore.__file__}")
     run(args.quick, args.repeat)
+    run_short(args.repeat, 20000 if args.quick else 200000)
 
 
 if __name__ == "__main__":

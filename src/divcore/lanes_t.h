@@ -17,7 +17,9 @@
  * hardware gather where the instruction set has one (AVX2, AVX-512): a class-last batch
  * of short rows (rows contiguous, rs = n·size) would otherwise be read value by value
  * into the lanes, a load and an insert per value. The same values, so the same bits.
- * idx holds j·rs for each lane (32-bit: the caller checks that DC_VLEN rows fit). */
+ * idx holds j·rs for each lane (32-bit: the caller checks that DC_VLEN rows fit). The
+ * masked forms, all lanes on, with a zero source: the plain ones start from an undefined
+ * register, which strict C++ builds of the headers reject (-Werror=maybe-uninitialized). */
 #if defined(DC_X86_INTRINSICS) && (DC_VBYTES == 64 || DC_VBYTES == 32)
 #define DC_HAVE_COLUMN_GATHER 1
 DC_TARGET DC_VINLINE DC_V DC_FN(dc_gather_column)(const char *base, const int32_t *idx)
@@ -25,13 +27,15 @@ DC_TARGET DC_VINLINE DC_V DC_FN(dc_gather_column)(const char *base, const int32_
 #if DC_VBYTES == 64
     if (sizeof(DC_T) == sizeof(float)) {
         const __m512i vi = _mm512_loadu_si512((const void *)idx);
-        const __m512 v = _mm512_i32gather_ps(vi, (const void *)base, 1);
+        const __m512 v = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), (__mmask16)0xFFFF, vi,
+                                                  (const void *)base, 1);
         DC_V out;
         memcpy(&out, &v, sizeof(out));
         return out;
     } else {
         const __m256i vi = _mm256_loadu_si256((const __m256i *)idx);
-        const __m512d v = _mm512_i32gather_pd(vi, (const void *)base, 1);
+        const __m512d v = _mm512_mask_i32gather_pd(_mm512_setzero_pd(), (__mmask8)0xFF, vi,
+                                                   (const void *)base, 1);
         DC_V out;
         memcpy(&out, &v, sizeof(out));
         return out;
@@ -39,13 +43,15 @@ DC_TARGET DC_VINLINE DC_V DC_FN(dc_gather_column)(const char *base, const int32_
 #else
     if (sizeof(DC_T) == sizeof(float)) {
         const __m256i vi = _mm256_loadu_si256((const __m256i *)idx);
-        const __m256 v = _mm256_i32gather_ps((const float *)base, vi, 1);
+        const __m256 v = _mm256_mask_i32gather_ps(_mm256_setzero_ps(), (const float *)base, vi,
+                                                  _mm256_castsi256_ps(_mm256_set1_epi32(-1)), 1);
         DC_V out;
         memcpy(&out, &v, sizeof(out));
         return out;
     } else {
         const __m128i vi = _mm_loadu_si128((const __m128i *)idx);
-        const __m256d v = _mm256_i32gather_pd((const double *)base, vi, 1);
+        const __m256d v = _mm256_mask_i32gather_pd(_mm256_setzero_pd(), (const double *)base, vi,
+                                                   _mm256_castsi256_pd(_mm256_set1_epi64x(-1)), 1);
         DC_V out;
         memcpy(&out, &v, sizeof(out));
         return out;
