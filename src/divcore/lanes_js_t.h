@@ -278,14 +278,10 @@ DC_TARGET DC_ENTRY ptrdiff_t DC_FN(dc_js_values_vec)(const DC_T *x, const DC_T *
     DC_VD acc[2] = {dzero, dzero}, psv[2] = {dzero, dzero}, badv[2] = {dzero, dzero};
     DC_VD xd[2 * DC_LANES_MAX_N], td[2 * DC_LANES_MAX_N], terms[2 * DC_LANES_MAX_N];
     const ptrdiff_t whole = n - n % DC_VLEN;
-    /* DC_JS_CHUNK vectors of values at a time: enough independent chains to overlap, and
-     * dc_lanes_js_many's arrays (7 per double vector) stay in L1, where a lane group's
-     * 2·DC_LANES_MAX_N vectors would not (56 KiB with AVX-512). The terms are added in the
-     * same order for any chunk, so the bits do not depend on it. */
-    enum { DC_JS_CHUNK = 8 };
-    for (ptrdiff_t i0 = 0; i0 < whole; i0 += DC_JS_CHUNK * DC_VLEN) {
-        const ptrdiff_t end = whole - i0 < DC_JS_CHUNK * DC_VLEN ? whole
-                                                                 : i0 + DC_JS_CHUNK * DC_VLEN;
+    /* DC_LANES_MAX_N vectors of values at a time */
+    for (ptrdiff_t i0 = 0; i0 < whole; i0 += DC_LANES_MAX_N * DC_VLEN) {
+        const ptrdiff_t end = whole - i0 < DC_LANES_MAX_N * DC_VLEN ? whole
+                                                                     : i0 + DC_LANES_MAX_N * DC_VLEN;
         ptrdiff_t m = 0;
         for (ptrdiff_t i = i0; i < end; i += DC_VLEN, m += DC_NH) {
             DC_FN(dc_lanes_widen)(*(const DC_V *)(x + i), xd + m);
