@@ -173,15 +173,12 @@ DC_TARGET DC_VINLINE DC_VD DC_FN(dc_lanes_log1p_c_expm1)(double c, double log_c,
     return DC_VDSEL(d > 1.0, big, small);
 }
 
-/* log of each lane of a column, computed in double and rounded once to DC_T. */
+/* log of each lane of a column: divcore's vector log of the column's own precision (float:
+ * < 1 ulp over every positive float32), what the long-row kernels take for a probability
+ * target's log (soft_target_t.h), so that short and long rows compute the same terms. */
 DC_TARGET DC_VINLINE DC_V DC_FN(dc_lanes_log)(DC_V v)
 {
-    DC_VD d[2];
-    DC_V pair[2];
-    DC_FN(dc_lanes_widen)(v, d);
-    for (int h = 0; h < DC_NH; h++) d[h] = DC_FN(dc_lanes_vlog)(d[h]);
-    DC_ISA_NAME(dc_vstore2, DC_SFX)((DC_T *)pair, d[0], d[1]);
-    return pair[0];
+    return DC_VLOG(v);
 }
 
 #undef DC_NH
