@@ -25,37 +25,21 @@
 DC_TARGET DC_VINLINE DC_V DC_FN(dc_gather_column)(const char *base, const int32_t *idx)
 {
 #if DC_VBYTES == 64
-    if (sizeof(DC_T) == sizeof(float)) {
-        const __m512i vi = _mm512_loadu_si512((const void *)idx);
-        const __m512 v = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), (__mmask16)0xFFFF, vi,
-                                                  (const void *)base, 1);
-        DC_V out;
-        memcpy(&out, &v, sizeof(out));
-        return out;
-    } else {
-        const __m256i vi = _mm256_loadu_si256((const __m256i *)idx);
-        const __m512d v = _mm512_mask_i32gather_pd(_mm512_setzero_pd(), (__mmask8)0xFF, vi,
-                                                   (const void *)base, 1);
-        DC_V out;
-        memcpy(&out, &v, sizeof(out));
-        return out;
-    }
+    if (sizeof(DC_T) == sizeof(float))
+        return (DC_V)_mm512_mask_i32gather_ps(_mm512_setzero_ps(), (__mmask16)0xFFFF,
+                                              _mm512_loadu_si512((const void *)idx),
+                                              (const void *)base, 1);
+    return (DC_V)_mm512_mask_i32gather_pd(_mm512_setzero_pd(), (__mmask8)0xFF,
+                                          _mm256_loadu_si256((const __m256i *)idx),
+                                          (const void *)base, 1);
 #else
-    if (sizeof(DC_T) == sizeof(float)) {
-        const __m256i vi = _mm256_loadu_si256((const __m256i *)idx);
-        const __m256 v = _mm256_mask_i32gather_ps(_mm256_setzero_ps(), (const float *)base, vi,
-                                                  _mm256_castsi256_ps(_mm256_set1_epi32(-1)), 1);
-        DC_V out;
-        memcpy(&out, &v, sizeof(out));
-        return out;
-    } else {
-        const __m128i vi = _mm_loadu_si128((const __m128i *)idx);
-        const __m256d v = _mm256_mask_i32gather_pd(_mm256_setzero_pd(), (const double *)base, vi,
-                                                   _mm256_castsi256_pd(_mm256_set1_epi64x(-1)), 1);
-        DC_V out;
-        memcpy(&out, &v, sizeof(out));
-        return out;
-    }
+    if (sizeof(DC_T) == sizeof(float))
+        return (DC_V)_mm256_mask_i32gather_ps(_mm256_setzero_ps(), (const float *)base,
+                                              _mm256_loadu_si256((const __m256i *)idx),
+                                              _mm256_castsi256_ps(_mm256_set1_epi32(-1)), 1);
+    return (DC_V)_mm256_mask_i32gather_pd(_mm256_setzero_pd(), (const double *)base,
+                                          _mm_loadu_si128((const __m128i *)idx),
+                                          _mm256_castsi256_pd(_mm256_set1_epi64x(-1)), 1);
 #endif
 }
 #endif
@@ -83,7 +67,7 @@ DC_TARGET DC_INLINE void DC_FN(dc_rows_columns)(const dc_rows *r, ptrdiff_t firs
     }
 #ifdef DC_HAVE_COLUMN_GATHER
     else if (count == DC_VLEN && r->temperature == 1.0 && rs > 0 && cs > 0 &&
-             (DC_VLEN - 1) * rs + (n - 1) * cs < ((ptrdiff_t)1 << 31)) {
+             (DC_VLEN - 1) * rs < ((ptrdiff_t)1 << 31)) {
         int32_t idx[DC_VLEN];
         for (ptrdiff_t j = 0; j < DC_VLEN; j++) idx[j] = (int32_t)(j * rs);
         for (ptrdiff_t c = 0; c < n; c++) col[c] = DC_FN(dc_gather_column)(base + c * cs, idx);

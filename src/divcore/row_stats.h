@@ -15,7 +15,7 @@
  * Within a block U is summed in lanes of the input's precision next to S, from the same
  * exp, and across blocks in double. For float rows the float exp of the terms of a very
  * peaked row falls in the subnormal range; where H < DC_ROW_STATS_H_RECHECK the entropy
- * is computed again in double (dc_entropy_logits_double: a second read of that row only). The
+ * is computed again in double (dc_entropy_logits_read: a second read of that row only). The
  * other second looks at a row are as rare: the first NaN of a NaN row (its argmax), and
  * the -inf entries that end the top-k of a row with fewer than k values above -inf.
  */

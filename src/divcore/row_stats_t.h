@@ -203,7 +203,7 @@ DC_TARGET DC_ENTRY void DC_FN(dc_row_stats)(const DC_T *x, ptrdiff_t n, ptrdiff_
     if (label >= 0) out->log_prob = -((st.max - (double)x[label]) + log_sum);
     double h = log_sum + u / dc_lse_sum(&st);
     if (sizeof(DC_T) < sizeof(double) && h < DC_ROW_STATS_H_RECHECK)
-        h = DC_FN(dc_entropy_logits_double)(x, n); /* the float exp of a peaked row's terms */
+        h = DC_FN(dc_entropy_logits_read)(x, n); /* the float exp of a peaked row's terms */
     out->entropy = h;
     dc_topk_sort(topk_log_prob, topk_index, len, k);
     for (ptrdiff_t j = 0; j < len; j++)

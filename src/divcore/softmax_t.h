@@ -126,79 +126,10 @@ DC_TARGET DC_ENTRY double DC_FN(dc_ce_label)(const DC_T *x, ptrdiff_t n, ptrdiff
 /* ------------------------------------------------------------------------- entropy */
 
 #ifdef DC_HAVE_VEC
-/* dc_entropy_logits' terms over a block's whole groups of DC_LANES values, added to u_:
- * lane j of accumulator a is u_[a·DC_VDLEN + j], which takes the same values (those at
- * i % DC_LANES == a·DC_VDLEN + j, i counted from the block's start) in the same order as
- * in the scalar loop, so the sum is the same at every instruction set (DC_LANES is a
- * multiple of 2·DC_VDLEN). Returns how many values it took. */
-DC_TARGET DC_INLINE ptrdiff_t DC_FN(dc_entropy_terms_vec)(const DC_T *x, ptrdiff_t n,
-                                                             double m, double *u_)
-{
-    enum { NACC = DC_LANES / (sizeof(DC_VD) / sizeof(double)) };
-    const DC_VD zero = {0};
-    DC_VD u[NACC];
-    for (int a = 0; a < NACC; a++) u[a] = zero;
-    const ptrdiff_t whole = n - n % DC_LANES;
-    for (ptrdiff_t i = 0; i < whole; i += DC_LANES) {
-        for (int a = 0; a < NACC; a += 2) {
-            DC_VD d0, d1;
-            DC_VLOAD2(x + i + a * DC_VDLEN, &d0, &d1);
-            d0 = d0 - m;
-            d1 = d1 - m;
-            const DC_VD e0 = DC_VDEXP(d0), e1 = DC_VDEXP(d1);
-            u[a] += DC_VDSEL(e0 != zero, e0 * -d0, zero);
-            u[a + 1] += DC_VDSEL(e1 != zero, e1 * -d1, zero);
-        }
-    }
-    for (int a = 0; a < NACC; a++)
-        for (int j = 0; j < DC_VDLEN; j++) u_[a * DC_VDLEN + j] += u[a][j];
-    return whole;
-}
-#endif
-
-#ifdef DC_HAVE_VEC
 /* Short rows in lanes (lanes_soft_t.h, built after this file). */
 DC_TARGET DC_ENTRY void DC_FN(dc_entropy_logits_rows)(const dc_rows *r, ptrdiff_t first,
                                                      ptrdiff_t count, double *out);
 #endif
-
-/* The second read of dc_entropy_logits_double: *u += Σ e_i (m - x_i) over x[0 .. n), a
- * block of DC_BLOCK values at a time (the block's lanes summed into *u in order). */
-DC_TARGET DC_ENTRY void DC_FN(dc_entropy_terms)(const DC_T *x, ptrdiff_t n, double m,
-                                                double *u_sum)
-{
-    double u = *u_sum;
-    for (ptrdiff_t start = 0; start < n; start += DC_BLOCK) {
-        const ptrdiff_t len = DC_MIN_LEN(DC_BLOCK, n - start);
-        double u_[DC_LANES];
-        for (int j = 0; j < DC_LANES; j++) u_[j] = 0;
-        ptrdiff_t i = 0;
-#ifdef DC_HAVE_VEC
-        i = DC_FN(dc_entropy_terms_vec)(x + start, len, m, u_);
-#endif
-        for (; i < len; i++) {
-            const double d = (double)x[start + i] - m;
-            const double e = dc_exp_f64(d);
-            u_[i % DC_LANES] += e != 0 ? e * -d : 0.0;
-        }
-        for (int j = 0; j < DC_LANES; j++) u += u_[j];
-    }
-    *u_sum = u;
-}
-
-/* H(softmax(x)) = Σ q_i (lse - x_i) = log S + Σ e_i (M - x_i) / S,  e_i = exp(x_i - M),
- * in two reads of the row: its log-sum-exp, then the terms in double (a float row's
- * entropy within ~1 ulp, even for a peaked row whose tiny terms e_i·(M - x_i) have a
- * subnormal float32 exp). What row_stats takes for a row whose one-pass float sums are
- * not precise enough (row_stats_t.h). */
-DC_TARGET DC_INLINE double DC_FN(dc_entropy_logits_double)(const DC_T *x, ptrdiff_t n)
-{
-    const dc_lse_state st = DC_FN(dc_lse_scan)(x, n);
-    if (!dc_lse_ok(&st)) return NAN;
-    double u = 0.0;
-    DC_FN(dc_entropy_terms)(x, n, st.max, &u);
-    return dc_entropy_of_sums(&st, u);
-}
 
 #ifdef DC_HAVE_VEC
 /* A block's part of S and of U = Σ e_i (M - x_i) at the running max m, in vector lanes of
@@ -375,6 +306,18 @@ DC_TARGET DC_ENTRY int DC_FN(dc_entropy_update)(const DC_T *x, ptrdiff_t n, dc_l
     return 1;
 }
 
+/* H(softmax(x)) of a row of any length by dc_entropy_update alone (no lanes): what
+ * dc_entropy_logits computes for a long row, and what row_stats takes again for a float
+ * row whose one-pass float sums are not precise enough (row_stats_t.h). */
+DC_TARGET DC_INLINE double DC_FN(dc_entropy_logits_read)(const DC_T *x, ptrdiff_t n)
+{
+    dc_lse_state st;
+    dc_lse_init(&st);
+    double u = 0.0;
+    if (!DC_FN(dc_entropy_update)(x, n, &st, &u) || !dc_lse_ok(&st)) return NAN;
+    return dc_entropy_of_sums(&st, u);
+}
+
 /* H(softmax(x)) = Σ q_i (lse - x_i) = log S + U / S,  U = Σ e_i (M - x_i),  e_i = exp(x_i - M):
  * non-negative terms only, in one read of the row (dc_entropy_update). A row of at most
  * DC_LANES_MAX_N values takes the steps of its lane in dc_entropy_logits_rows, so it gives
@@ -391,9 +334,5 @@ DC_TARGET DC_ENTRY double DC_FN(dc_entropy_logits)(const DC_T *x, ptrdiff_t n)
         return h;
     }
 #endif
-    dc_lse_state st;
-    dc_lse_init(&st);
-    double u = 0.0;
-    if (!DC_FN(dc_entropy_update)(x, n, &st, &u) || !dc_lse_ok(&st)) return NAN;
-    return dc_entropy_of_sums(&st, u);
+    return DC_FN(dc_entropy_logits_read)(x, n);
 }
