@@ -637,6 +637,10 @@ cdef Py_ssize_t _tile_max_bytes = 1 << 23
 cdef Py_ssize_t TILE_ROWS = 64  # adjacent rows gathered together when the class axis is strided
 
 
+cdef enum:
+    ADJACENT_ROWS_MAX = 64  # rows per run_tile_adjacent call (their states on the stack)
+
+
 def _tile_config(Py_ssize_t tile_bytes=0, Py_ssize_t max_bytes=0, Py_ssize_t rows=0):
     """Tile sizes of the strided-axis gather (benchmarks and tests); 0 keeps a value."""
     global _tile_bytes, _tile_max_bytes, TILE_ROWS
@@ -813,6 +817,9 @@ cdef void run_tile(const Job *job, Py_ssize_t first, Py_ssize_t count, Py_ssize_
     cdef Py_ssize_t n = job.rx.n, j
     cdef real *xtile = buf + 3 * nbuf
     cdef real *ttile = xtile + per_tile * n
+    if in_adjacent_rows(job, sizeof(real)):
+        run_tile_adjacent(job, first, count, xtile)
+        return
     gather_tile(&job.rx, job.x_half, first, count, xtile)
     sub.x_half = HALF_NONE
     sub.rx.data = <const char *>xtile
@@ -838,6 +845,43 @@ cdef void run_tile(const Job *job, Py_ssize_t first, Py_ssize_t count, Py_ssize_
         return
     for j in range(count):
         run_row(&sub, j, buf, buf + nbuf, buf + 2 * nbuf)
+
+
+cdef inline bint in_adjacent_rows(const Job *job, Py_ssize_t itemsize) noexcept nogil:
+    """A tiled job (in_tiles) whose rows are scanned where they lie, one row per vector lane
+    (run_tile_adjacent), with no copy: the log-sum-exp and cross-entropy with labels (no
+    smoothing), unmasked, at temperature 1. (log_softmax keeps the gathered tile: it reads
+    its rows twice, and its output rows are contiguous.)"""
+    return (in_tiles(job, itemsize) and job.rx.mask == NULL and job.rx.temperature == 1.0
+            and job.rx.n > DC_LANES_MAX_N and job.rt.data == NULL
+            and (job.op == OP_LSE or (job.op == OP_CE_LABEL and job.eps == 0.0)))
+
+
+cdef void run_tile_adjacent(const Job *job, Py_ssize_t first, Py_ssize_t count,
+                            real *typed) noexcept nogil:
+    """Rows first .. first + count - 1 (count <= ADJACENT_ROWS_MAX) of an in_adjacent_rows
+    job: their scans in place (dc_lse_scan_adjacent, which mirrors dc_lse_update lane by
+    lane), so the results are run_row's bits on the gathered rows. (typed: only its type
+    is used.)"""
+    cdef dc_lse_state st[ADJACENT_ROWS_MAX]
+    cdef double log_sum
+    cdef Py_ssize_t j, i
+    cdef const real *w = <const real *>job.weight
+    cdef int64_t y
+    for j in range(count):
+        dc_lse_init(&st[j])
+    lse_scan_adjacent(<const real *>(job.rx.data + first * job.rx.row_stride), job.rx.n,
+                      job.rx.col_stride, count, st)
+    for j in range(count):
+        i = first + j
+        log_sum = dc_lse_log_sum(&st[j]) if dc_lse_ok(&st[j]) else 0.0
+        if job.op == OP_LSE:
+            job.ce[i] = dc_lse_value_of_log_sum(&st[j], log_sum)
+            continue
+        y = job.labels[i]           # in range: checked before the loop
+        if not label_row_ignored(job, i, y):
+            store_label_loss(job, i, label_weight(job, i, y, w) * dc_ce_label_of_log_sum(
+                &st[j], log_sum, row_value(&job.rx, i, y, <real>-INFINITY)))
 
 
 cdef void run_block_tile(const Job *job, Py_ssize_t unit, Py_ssize_t per_block,
@@ -996,13 +1040,15 @@ cdef int run_rows(const Job *job, Py_ssize_t n_rows, real *typed) except -1:
     # half storage is widened a tile of rows at a time (then in lanes if they are short)
     cdef bint tiles = rows > 0 and (half or (not lanes and rows > 1
                                              and in_tiles(job, sizeof(real))))
-    cdef Py_ssize_t per_tile = ((half_tile_rows(job, n) if half else tile_rows(n, sizeof(real)))
+    cdef bint adjacent = tiles and not half and in_adjacent_rows(job, sizeof(real))
+    cdef Py_ssize_t per_tile = (<Py_ssize_t>ADJACENT_ROWS_MAX if adjacent else
+                                (half_tile_rows(job, n) if half else tile_rows(n, sizeof(real)))
                                 if tiles else 0)
     cdef Py_ssize_t shift = tile_shift(&job.rx, per_tile, sizeof(real)) if tiles else 0
     cdef Py_ssize_t per_block = (rows + 2 * per_tile - 2) // per_tile if tiles and blocks else 0
     cdef Py_ssize_t units = ((n_rows + LANE_CHUNK - 1) // LANE_CHUNK if lanes else
                              (n_rows + shift + per_tile - 1) // per_tile if tiles else n_rows)
-    cdef Py_ssize_t nalloc = 3 * nbuf + 2 * per_tile * n
+    cdef Py_ssize_t nalloc = 3 * nbuf + (0 if adjacent else 2 * per_tile * n)
     cdef int nt = threads_for(n_rows, n)
     cdef int failed = 0
     cdef int *failed_p = &failed

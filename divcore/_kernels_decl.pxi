@@ -98,6 +98,10 @@ cdef extern from "divcore/dispatch.h" nogil:
                                   dc_lse_state *out, double *log_sum)
     void dcd_dc_lse_scan_rows_f64(const dc_rows *r, Py_ssize_t first, Py_ssize_t count,
                                   dc_lse_state *out, double *log_sum)
+    void dcd_dc_lse_scan_adjacent_f32(const float *x, Py_ssize_t n, Py_ssize_t cs,
+                                      Py_ssize_t count, dc_lse_state *st)
+    void dcd_dc_lse_scan_adjacent_f64(const double *x, Py_ssize_t n, Py_ssize_t cs,
+                                      Py_ssize_t count, dc_lse_state *st)
     void dcd_dc_soft_probs_rows_f32(const dc_rows *rx, const dc_rows *rt, const float *w,
                                     Py_ssize_t first, Py_ssize_t count, dc_soft_result *res)
     void dcd_dc_soft_probs_rows_f64(const dc_rows *rx, const dc_rows *rt, const double *w,

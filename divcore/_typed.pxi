@@ -41,6 +41,14 @@ cdef inline void soft_probs_rows(const dc_rows *rx, const dc_rows *rt, const rea
         dcd_dc_soft_probs_rows_f64(rx, rt, w, first, count, res)
 
 
+cdef inline void lse_scan_adjacent(const real *x, Py_ssize_t n, Py_ssize_t cs,
+                                   Py_ssize_t count, dc_lse_state *st) noexcept nogil:
+    if real is float:
+        dcd_dc_lse_scan_adjacent_f32(x, n, cs, count, st)
+    else:
+        dcd_dc_lse_scan_adjacent_f64(x, n, cs, count, st)
+
+
 cdef inline void lse_update(dc_lse_state *st, const real *x, Py_ssize_t n) noexcept nogil:
     if real is float:
         dcd_dc_lse_update_f32(st, x, n)

@@ -118,6 +118,8 @@ INTERNAL = [
     K("void", "dc_lse_update", "dc_lse_state *st, const T *x, ptrdiff_t n"),
     K("void", "dc_lse_scan_rows",
       "const dc_rows *r, ptrdiff_t first, ptrdiff_t count, dc_lse_state *out, double *log_sum"),
+    K("void", "dc_lse_scan_adjacent",
+      "const T *x, ptrdiff_t n, ptrdiff_t cs, ptrdiff_t count, dc_lse_state *st"),
     K("void", "dc_soft_probs_rows",
       "const dc_rows *rx, const dc_rows *rt, const T *w, ptrdiff_t first, ptrdiff_t count, "
       "dc_soft_result *res"),

@@ -16,6 +16,12 @@ DC_DISPATCH_VOID(dc_lse_scan_rows_f32, (const dc_rows *r, ptrdiff_t first, ptrdi
 DC_DISPATCH_VOID(dc_lse_scan_rows_f64, (const dc_rows *r, ptrdiff_t first, ptrdiff_t count,
                                         dc_lse_state *out, double *log_sum),
                  (r, first, count, out, log_sum))
+DC_DISPATCH_VOID(dc_lse_scan_adjacent_f32, (const float *x, ptrdiff_t n, ptrdiff_t cs,
+                                            ptrdiff_t count, dc_lse_state *st),
+                 (x, n, cs, count, st))
+DC_DISPATCH_VOID(dc_lse_scan_adjacent_f64, (const double *x, ptrdiff_t n, ptrdiff_t cs,
+                                            ptrdiff_t count, dc_lse_state *st),
+                 (x, n, cs, count, st))
 DC_DISPATCH_VOID(dc_soft_probs_rows_f32, (const dc_rows *rx, const dc_rows *rt,
                                           const float *w, ptrdiff_t first, ptrdiff_t count,
                                           dc_soft_result *res),

@@ -10,6 +10,10 @@
 #include "for_each_type.h"
 #undef DC_TEMPLATE
 
+#define DC_TEMPLATE "adjacent_t.h"
+#include "for_each_type.h"
+#undef DC_TEMPLATE
+
 #define DC_TEMPLATE "losses_t.h"
 #include "for_each_type.h"
 #undef DC_TEMPLATE

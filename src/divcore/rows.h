@@ -44,4 +44,9 @@ DC_INLINE ptrdiff_t dc_rows_count_kept(const dc_rows *r, ptrdiff_t i)
 #include "for_each_type.h"
 #undef DC_TEMPLATE
 
+/* Rows adjacent in memory with a strided class axis, scanned in place (adjacent_t.h). */
+#define DC_TEMPLATE "adjacent_t.h"
+#include "for_each_type.h"
+#undef DC_TEMPLATE
+
 #endif /* DIVCORE_ROWS_H */

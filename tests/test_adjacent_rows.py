@@ -1,0 +1,124 @@
+"""Rows adjacent in memory with a strided class axis ((C, N) along axis 0, (B, C, d) along
+axis 1), scanned in place one row per vector lane (src/divcore/adjacent_t.h): the
+log-sum-exp and cross-entropy with labels give the class-last bits, at every instruction
+set (each level in a subprocess: the choice is made once per process)."""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import divcore
+
+pytestmark = pytest.mark.skipif(divcore.backend() != "compiled",
+                                reason="needs the compiled core")
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+SCRIPT = (
+    "import json, sys; sys.path.insert(0, {here!r})\n"
+    "import divcore, divcore._core\n"
+    "from test_adjacent_rows import mismatches\n"
+    "json.dump({{'simd': divcore._core.simd_path(), 'bad': mismatches()}}, sys.stdout)\n"
+).format(here=HERE)
+
+
+def offset_view(a, rows):
+    """a (N, C) as a (C, N) view whose first row lies `rows` values past an aligned
+    address (the groups of rows then straddle cache lines)."""
+    n, c = a.shape
+    wide = np.zeros((c, n + rows + 3), dtype=a.dtype)
+    wide[:, rows:rows + n] = a.T
+    return wide[:, rows:rows + n]
+
+
+def hard_rows(rng, n_rows, n_cls, dtype):
+    """Random rows, and rows that take every branch of the block loop: ties at the max
+    (counted, not summed), a max only in a late block (the running max raised), whole
+    blocks of -inf, a NaN, +inf, no finite value, a zero max of both signs."""
+    x = (rng.standard_normal((n_rows, n_cls)) * 4).astype(dtype)
+    x[1] = np.round(x[1])                      # many values equal to the max
+    x[2, :] = -30.0
+    x[2, n_cls - 3] = 5.0                       # the max in the last block
+    x[3, :min(700, n_cls - 5)] = -np.inf       # a first block with no finite value
+    x[4, n_cls // 2] = np.nan
+    x[5, 17] = np.inf
+    x[6, :] = -np.inf
+    x[7, :] = -np.inf
+    x[7, n_cls - 100] = -0.0
+    x[7, n_cls - 99] = 0.0
+    x[8, :] = x[8, 0]                           # every value equal
+    x[9] *= 100                                 # exps that underflow
+    return x
+
+
+def mismatches():
+    """Cases where the strided-axis result differs from the class-last one (bits)."""
+    rng = np.random.default_rng(3)
+    bad = []
+    for dtype in (np.float32, np.float64):
+        for n_rows, n_cls in ((37, 1037), (70, 2048), (16, 513), (12, 700)):
+            x = hard_rows(rng, n_rows, n_cls, dtype)
+            y = rng.integers(0, n_cls, n_rows)
+            y[3] = 5                                # a label on a -inf logit: +inf loss
+            with np.errstate(all="ignore"):
+                want_lse = divcore.logsumexp(x, axis=-1)
+                want_ce = divcore.cross_entropy(x, y, reduction="none")
+                want_w = divcore.cross_entropy(x, y, ignore_index=int(y[0]),
+                                               reduction="none")
+                for rows in (0, 1, 5, 13):
+                    v = offset_view(x, rows)
+                    got = {
+                        "lse": (divcore.logsumexp(v, axis=0), want_lse),
+                        "ce": (divcore.cross_entropy(v, y, axis=0, reduction="none"),
+                               want_ce),
+                        "ignore": (divcore.cross_entropy(v, y, axis=0,
+                                                         ignore_index=int(y[0]),
+                                                         reduction="none"), want_w),
+                    }
+                    for name, (have, want) in got.items():
+                        if not np.array_equal(np.asarray(have), np.asarray(want),
+                                              equal_nan=True):
+                            bad.append(f"{np.dtype(dtype).name} {n_rows}x{n_cls} "
+                                       f"offset {rows} {name}")
+        # torch's layout (B, C, d): every block's rows adjacent
+        x = (rng.standard_normal((3 * 40, 1100)) * 3).astype(dtype)
+        y = rng.integers(0, 1100, 3 * 40)
+        x3 = np.ascontiguousarray(x.reshape(3, 40, 1100).transpose(0, 2, 1))
+        have = divcore.cross_entropy(x3, y.reshape(3, 40), axis=1, reduction="none")
+        if not np.array_equal(have.reshape(-1), divcore.cross_entropy(x, y, reduction="none")):
+            bad.append(f"{np.dtype(dtype).name} (B, C, d) ce")
+        if not np.array_equal(divcore.logsumexp(x3, axis=1).reshape(-1),
+                              divcore.logsumexp(x, axis=-1)):
+            bad.append(f"{np.dtype(dtype).name} (B, C, d) lse")
+    return bad
+
+
+def test_adjacent_rows_give_class_last_bits():
+    assert mismatches() == []
+
+
+@pytest.mark.parametrize("level", ["baseline", "avx2", "avx512"])
+def test_every_level(level):
+    env = dict(os.environ, DIVCORE_SIMD=level)
+    env.pop("DIVCORE_BACKEND", None)
+    done = subprocess.run([sys.executable, "-c", SCRIPT], env=env, capture_output=True,
+                          text=True, check=True)
+    got = json.loads(done.stdout)
+    if level != "baseline" and got["simd"] != level:
+        pytest.skip(f"this CPU has no {level} (got {got['simd']})")
+    assert got["bad"] == []
+
+
+def test_against_the_reference(rng):
+    """Not only equal to the class-last kernel: right (divcore.reference, float64)."""
+    import divcore.reference as ref
+    x = (rng.standard_normal((50, 3000)) * 5).astype(np.float64)
+    y = rng.integers(0, 3000, 50)
+    v = offset_view(x, 3)
+    np.testing.assert_allclose(divcore.logsumexp(v, axis=0), ref.logsumexp(x, axis=-1),
+                               rtol=1e-14)
+    np.testing.assert_allclose(divcore.cross_entropy(v, y, axis=0, reduction="none"),
+                               ref.cross_entropy(x, y, reduction="none"), rtol=1e-12)
