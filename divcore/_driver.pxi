@@ -849,12 +849,19 @@ cdef void run_tile(const Job *job, Py_ssize_t first, Py_ssize_t count, Py_ssize_
 
 cdef inline bint in_adjacent_rows(const Job *job, Py_ssize_t itemsize) noexcept nogil:
     """A tiled job (in_tiles) whose rows are scanned where they lie, one row per vector lane
-    (run_tile_adjacent), with no copy: the log-sum-exp and cross-entropy with labels (no
-    smoothing), unmasked, at temperature 1. (log_softmax keeps the gathered tile: it reads
-    its rows twice, and its output rows are contiguous.)"""
-    return (in_tiles(job, itemsize) and job.rx.mask == NULL and job.rx.temperature == 1.0
-            and job.rx.n > DC_LANES_MAX_N and job.rt.data == NULL
-            and (job.op == OP_LSE or (job.op == OP_CE_LABEL and job.eps == 0.0)))
+    (run_tile_adjacent), with no copy: the log-sum-exp, cross-entropy with labels (no
+    smoothing) and the losses against a teacher's logits, unmasked, at temperature 1.
+    (log_softmax keeps the gathered tile: it reads its rows twice, and its output rows are
+    contiguous.)"""
+    if not (in_tiles(job, itemsize) and job.rx.mask == NULL and job.rx.temperature == 1.0
+            and job.rx.n > DC_LANES_MAX_N):
+        return False
+    if job.rt.data == NULL:
+        return job.op == OP_LSE or (job.op == OP_CE_LABEL and job.eps == 0.0)
+    # KL / CE / decompose against a teacher's logits laid out alike (no class weights)
+    return (job.op == OP_SOFT and job.kind == DC_TARGET_LOGITS and not job.reverse
+            and job.eps == 0.0 and job.weight == NULL and job.rt.mask == NULL
+            and job.rt.temperature == 1.0 and job.rt.row_stride == itemsize)
 
 
 cdef void run_tile_adjacent(const Job *job, Py_ssize_t first, Py_ssize_t count,
@@ -864,10 +871,24 @@ cdef void run_tile_adjacent(const Job *job, Py_ssize_t first, Py_ssize_t count,
     lane), so the results are run_row's bits on the gathered rows. (typed: only its type
     is used.)"""
     cdef dc_lse_state st[ADJACENT_ROWS_MAX]
+    cdef dc_soft_result res[ADJACENT_ROWS_MAX]
     cdef double log_sum
     cdef Py_ssize_t j, i
     cdef const real *w = <const real *>job.weight
     cdef int64_t y
+    if job.op == OP_SOFT:
+        soft_logits_adjacent(<const real *>(job.rx.data + first * job.rx.row_stride),
+                             <const real *>(job.rt.data + first * job.rt.row_stride),
+                             job.rx.n, job.rx.col_stride, job.rt.col_stride, count, res)
+        for j in range(count):
+            i = first + j
+            if job.ce != NULL:
+                job.ce[i] = res[j].ce
+            if job.h != NULL:
+                job.h[i] = res[j].h
+            if job.kl != NULL:
+                job.kl[i] = res[j].kl
+        return
     for j in range(count):
         dc_lse_init(&st[j])
     lse_scan_adjacent(<const real *>(job.rx.data + first * job.rx.row_stride), job.rx.n,

@@ -126,6 +126,12 @@ cdef extern from "divcore/dispatch.h" nogil:
                                 Py_ssize_t n, dc_soft_result *res)
     void dcd_dc_soft_logits_f64(const double *x, const double *t, const double *w,
                                 Py_ssize_t n, dc_soft_result *res)
+    void dcd_dc_soft_logits_adjacent_f32(const float *x, const float *t, Py_ssize_t n,
+                                         Py_ssize_t xcs, Py_ssize_t tcs, Py_ssize_t count,
+                                         dc_soft_result *res)
+    void dcd_dc_soft_logits_adjacent_f64(const double *x, const double *t, Py_ssize_t n,
+                                         Py_ssize_t xcs, Py_ssize_t tcs, Py_ssize_t count,
+                                         dc_soft_result *res)
     void dcd_dc_kl_reverse_target_f32(const float *x, const float *t, Py_ssize_t n,
                                       int is_log, dc_soft_result *res)
     void dcd_dc_kl_reverse_target_f64(const double *x, const double *t, Py_ssize_t n,

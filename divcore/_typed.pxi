@@ -49,6 +49,15 @@ cdef inline void lse_scan_adjacent(const real *x, Py_ssize_t n, Py_ssize_t cs,
         dcd_dc_lse_scan_adjacent_f64(x, n, cs, count, st)
 
 
+cdef inline void soft_logits_adjacent(const real *x, const real *t, Py_ssize_t n,
+                                      Py_ssize_t xcs, Py_ssize_t tcs, Py_ssize_t count,
+                                      dc_soft_result *res) noexcept nogil:
+    if real is float:
+        dcd_dc_soft_logits_adjacent_f32(x, t, n, xcs, tcs, count, res)
+    else:
+        dcd_dc_soft_logits_adjacent_f64(x, t, n, xcs, tcs, count, res)
+
+
 cdef inline void lse_update(dc_lse_state *st, const real *x, Py_ssize_t n) noexcept nogil:
     if real is float:
         dcd_dc_lse_update_f32(st, x, n)

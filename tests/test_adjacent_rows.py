@@ -1,7 +1,7 @@
 """Rows adjacent in memory with a strided class axis ((C, N) along axis 0, (B, C, d) along
 axis 1), scanned in place one row per vector lane (src/divcore/adjacent_t.h): the
-log-sum-exp and cross-entropy with labels give the class-last bits, at every instruction
-set (each level in a subprocess: the choice is made once per process)."""
+log-sum-exp, cross-entropy with labels and the losses against a teacher's logits give the
+class-last bits, at every instruction set (each level in a subprocess: the choice is made once per process)."""
 import json
 import os
 import subprocess
@@ -83,6 +83,24 @@ def mismatches():
                                               equal_nan=True):
                             bad.append(f"{np.dtype(dtype).name} {n_rows}x{n_cls} "
                                        f"offset {rows} {name}")
+            # against a teacher's logits: KL, CE, decompose (t hard too; mass on -inf x)
+            t = hard_rows(rng, n_rows, n_cls, dtype)[::-1].copy()
+            t[0] = x[0]                                 # KL(x, x) = 0 exactly
+            t[3, 2] = 9.0
+            kw = dict(target_type="logits", reduction="none")
+            with np.errstate(all="ignore"):
+                want = {"kl": divcore.kl_divergence(x, t, **kw),
+                        "cet": divcore.cross_entropy(x, t, **kw),
+                        "dec": np.stack(divcore.decompose(x, t, **kw))}
+                for rows in (0, 3):
+                    v, tv = offset_view(x, rows), offset_view(t, rows)
+                    got = {"kl": divcore.kl_divergence(v, tv, axis=0, **kw),
+                           "cet": divcore.cross_entropy(v, tv, axis=0, **kw),
+                           "dec": np.stack(divcore.decompose(v, tv, axis=0, **kw))}
+                    for name, have in got.items():
+                        if not np.array_equal(have, want[name], equal_nan=True):
+                            bad.append(f"{np.dtype(dtype).name} {n_rows}x{n_cls} "
+                                       f"offset {rows} {name}")
         # torch's layout (B, C, d): every block's rows adjacent
         x = (rng.standard_normal((3 * 40, 1100)) * 3).astype(dtype)
         y = rng.integers(0, 1100, 3 * 40)
@@ -90,6 +108,12 @@ def mismatches():
         have = divcore.cross_entropy(x3, y.reshape(3, 40), axis=1, reduction="none")
         if not np.array_equal(have.reshape(-1), divcore.cross_entropy(x, y, reduction="none")):
             bad.append(f"{np.dtype(dtype).name} (B, C, d) ce")
+        t = (rng.standard_normal((3 * 40, 1100)) * 3).astype(dtype)
+        t3 = np.ascontiguousarray(t.reshape(3, 40, 1100).transpose(0, 2, 1))
+        have = divcore.kl_divergence(x3, t3, axis=1, target_type="logits", reduction="none")
+        if not np.array_equal(have.reshape(-1), divcore.kl_divergence(
+                x, t, target_type="logits", reduction="none")):
+            bad.append(f"{np.dtype(dtype).name} (B, C, d) kl")
         if not np.array_equal(divcore.logsumexp(x3, axis=1).reshape(-1),
                               divcore.logsumexp(x, axis=-1)):
             bad.append(f"{np.dtype(dtype).name} (B, C, d) lse")
@@ -122,3 +146,8 @@ def test_against_the_reference(rng):
                                rtol=1e-14)
     np.testing.assert_allclose(divcore.cross_entropy(v, y, axis=0, reduction="none"),
                                ref.cross_entropy(x, y, reduction="none"), rtol=1e-12)
+    t = (rng.standard_normal((50, 3000)) * 5).astype(np.float64)
+    np.testing.assert_allclose(
+        divcore.kl_divergence(v, offset_view(t, 3), axis=0, target_type="logits",
+                              reduction="none"),
+        ref.kl_divergence(x, t, target_type="logits", reduction="none"), rtol=1e-10)

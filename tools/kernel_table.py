@@ -132,6 +132,9 @@ INTERNAL = [
       "dc_soft_result *res"),
     K("void", "dc_soft_logits",
       "const T *x, const T *t, const T *w, ptrdiff_t n, dc_soft_result *res"),
+    K("void", "dc_soft_logits_adjacent",
+      "const T *x, const T *t, ptrdiff_t n, ptrdiff_t xcs, ptrdiff_t tcs, ptrdiff_t count, "
+      "dc_soft_result *res"),
     K("void", "dc_kl_reverse_target",
       "const T *x, const T *t, ptrdiff_t n, int is_log, dc_soft_result *res"),
     K("void", "dc_target_check",

@@ -58,6 +58,14 @@ DC_DISPATCH_VOID(dc_soft_logits_f32, (const float *x, const float *t, const floa
 DC_DISPATCH_VOID(dc_soft_logits_f64, (const double *x, const double *t, const double *w,
                                       ptrdiff_t n, dc_soft_result *res),
                  (x, t, w, n, res))
+DC_DISPATCH_VOID(dc_soft_logits_adjacent_f32, (const float *x, const float *t, ptrdiff_t n,
+                                               ptrdiff_t xcs, ptrdiff_t tcs,
+                                               ptrdiff_t count, dc_soft_result *res),
+                 (x, t, n, xcs, tcs, count, res))
+DC_DISPATCH_VOID(dc_soft_logits_adjacent_f64, (const double *x, const double *t,
+                                               ptrdiff_t n, ptrdiff_t xcs, ptrdiff_t tcs,
+                                               ptrdiff_t count, dc_soft_result *res),
+                 (x, t, n, xcs, tcs, count, res))
 DC_DISPATCH_VOID(dc_kl_reverse_target_f32, (const float *x, const float *t, ptrdiff_t n,
                                             int is_log, dc_soft_result *res),
                  (x, t, n, is_log, res))

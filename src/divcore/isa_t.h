@@ -18,6 +18,12 @@
 #include "for_each_type.h"
 #undef DC_TEMPLATE
 
+/* KL against a teacher's logits of rows adjacent in memory (after losses_t.h: it mirrors
+ * dc_logits_update) */
+#define DC_TEMPLATE "adjacent_logits_t.h"
+#include "for_each_type.h"
+#undef DC_TEMPLATE
+
 /* Short rows in lanes for the operations beyond the log-sum-exp (after losses_t.h: they
  * use dc_soft_result, and the long-row kernels where there are no vectors). */
 #define DC_TEMPLATE "lanes_math_t.h"
