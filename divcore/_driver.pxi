@@ -640,6 +640,23 @@ cdef Py_ssize_t TILE_ROWS = 64  # adjacent rows gathered together when the class
 cdef enum:
     ADJACENT_ROWS_MAX = 64  # rows per run_tile_adjacent call (their states on the stack)
 
+# Rows are scanned in place (run_tile_adjacent) when consecutive classes lie at least this
+# many bytes apart: then each line of a group of rows sits in a page of its own. Closer
+# (torch's (16, 32000, 256): 1 KiB), the L2 streamer fetches the rest of each page, lines
+# that belong to the next groups of rows and are gone before they are read, and the
+# gathered tile, which reads every line of a class at once, was measured faster.
+cdef Py_ssize_t ADJACENT_MIN_STRIDE = 4096
+
+
+def _adjacent_min_stride(Py_ssize_t stride=-1):
+    """The class stride (bytes) from which adjacent rows are scanned in place; a stride
+    >= 0 sets it (tests: 0 takes every adjacent layout in place). Returns the old value."""
+    global ADJACENT_MIN_STRIDE
+    old = ADJACENT_MIN_STRIDE
+    if stride >= 0:
+        ADJACENT_MIN_STRIDE = stride
+    return old
+
 
 def _tile_config(Py_ssize_t tile_bytes=0, Py_ssize_t max_bytes=0, Py_ssize_t rows=0):
     """Tile sizes of the strided-axis gather (benchmarks and tests); 0 keeps a value."""
@@ -854,7 +871,9 @@ cdef inline bint in_adjacent_rows(const Job *job, Py_ssize_t itemsize) noexcept 
     (log_softmax keeps the gathered tile: it reads its rows twice, and its output rows are
     contiguous.)"""
     if not (in_tiles(job, itemsize) and job.rx.mask == NULL and job.rx.temperature == 1.0
-            and job.rx.n > DC_LANES_MAX_N):
+            and job.rx.n > DC_LANES_MAX_N
+            and (job.rx.col_stride >= ADJACENT_MIN_STRIDE
+                 or -job.rx.col_stride >= ADJACENT_MIN_STRIDE)):
         return False
     if job.rt.data == NULL:
         return job.op == OP_LSE or (job.op == OP_CE_LABEL and job.eps == 0.0)

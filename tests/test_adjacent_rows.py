@@ -55,7 +55,17 @@ def hard_rows(rng, n_rows, n_cls, dtype):
 
 
 def mismatches():
-    """Cases where the strided-axis result differs from the class-last one (bits)."""
+    """Cases where the strided-axis result differs from the class-last one (bits), every
+    adjacent layout scanned in place (not only the class strides of 4 KiB and more)."""
+    from divcore import _core
+    old = _core._adjacent_min_stride(0)
+    try:
+        return _mismatches()
+    finally:
+        _core._adjacent_min_stride(old)
+
+
+def _mismatches():
     rng = np.random.default_rng(3)
     bad = []
     for dtype in (np.float32, np.float64):
@@ -136,7 +146,16 @@ def test_every_level(level):
     assert got["bad"] == []
 
 
-def test_reversed_class_axis(rng):
+@pytest.fixture
+def in_place():
+    """Every adjacent layout scanned in place, whatever its class stride."""
+    from divcore import _core
+    old = _core._adjacent_min_stride(0)
+    yield
+    _core._adjacent_min_stride(old)
+
+
+def test_reversed_class_axis(rng, in_place):
     """A negative class stride (a reversed view) is read in place too."""
     x = (rng.standard_normal((40, 1500)) * 3).astype(np.float32)
     t = (rng.standard_normal((40, 1500)) * 3).astype(np.float32)
@@ -151,7 +170,7 @@ def test_reversed_class_axis(rng):
                                                 reduction="none"))
 
 
-def test_against_the_reference(rng):
+def test_against_the_reference(rng, in_place):
     """Not only equal to the class-last kernel: right (divcore.reference, float64)."""
     import divcore.reference as ref
     x = (rng.standard_normal((50, 3000)) * 5).astype(np.float64)
