@@ -12,8 +12,6 @@
  * them; the block's last len % DC_VLEN values take the scalar tail's steps per row. */
 
 #define DC_FN(name) DC_ISA_NAME(name, DC_SFX)
-#define DC_EXP DC_CAT(dc_exp, DC_SFX)
-
 #ifdef DC_HAVE_VEC
 #define DC_ADJ_AHEAD 32 /* classes ahead to prefetch (adjacent_t.h) */
 #define DC_ADJ_W ((ptrdiff_t)(sizeof(DC_V) / sizeof(DC_T)))
@@ -66,27 +64,8 @@ DC_TARGET DC_INLINE void DC_FN(dc_logits_adjacent_group)(const DC_T *x, const DC
         const DC_V *vx = cx[cur], *vt = ct[cur];
         /* dc_logits_update's moves of the sums, lane by lane */
         for (ptrdiff_t j = 0; j < lanes; j++) {
-            dc_logits_sums *sj = &s[j];
-            const DC_T bxj = bx[j], btj = bt[j];
-            double dxm = 0.0, dtm = 0.0;
-            if (bxj > sj->sx.max) {
-                const double old = sj->sx.max;
-                dc_lse_raise_max(&sj->sx, (double)bxj);
-                if (old > -INFINITY) dxm = (double)bxj - old;
-            }
-            if (btj > sj->st.max) {
-                const double old = sj->st.max;
-                dc_lse_raise_max(&sj->st, (double)btj);
-                if (old > -INFINITY) dtm = (double)btj - old;
-            }
-            if (dxm != 0.0 || dtm != 0.0) {
-                sj->c += dxm * sj->ea;
-                sj->h -= dtm * sj->ea;
-                sj->k += (dxm - dtm) * sj->ea;
-            }
-            mxs[j] = sj->sx.max > -INFINITY ? (DC_T)sj->sx.max : (DC_T)0;
-            mts[j] = sj->st.max > -INFINITY ? (DC_T)sj->st.max : (DC_T)0;
-            before[j] = dc_lse_sum(&sj->st);
+            DC_FN(dc_logits_raise)(&s[j], bx[j], bt[j], &mxs[j], &mts[j]);
+            before[j] = dc_lse_sum(&s[j].st);
         }
         for (ptrdiff_t j = lanes; j < DC_VLEN; j++) mxs[j] = mts[j] = 0;
         DC_V mx, mt;
@@ -148,35 +127,13 @@ DC_TARGET DC_INLINE void DC_FN(dc_logits_adjacent_group)(const DC_T *x, const DC
             blk[2] += sum[6];
             blk[3] += sum[7];
             sj->lost += sum[8];
-            const DC_T mxj = mxs[j], mtj = mts[j];
             double rxs = 0.0, rts = 0.0;
-            for (ptrdiff_t i = whole; i < len; i++) {
-                const DC_T xi = vx[i][j], ti = vt[i][j];
-                const DC_T dx = xi - mxj, dt = ti - mtj;
-                const DC_T ex = DC_EXP(dx), et = DC_EXP(dt);
-                if (xi == mxj) sj->sx.at_max += 1.0; else rxs += (double)ex;
-                if (ti == mtj) sj->st.at_max += 1.0; else rts += (double)et;
-                const DC_T a = et * sc;
-                const int has = dt > -INFINITY;
-                blk[0] += (double)a;
-                if (has) blk[2] += (double)(a * dt);
-                if (has && xi == -INFINITY) {
-                    sj->lost += 1.0;
-                } else if (has) {
-                    blk[1] += (double)(a * -dx);
-                    blk[3] += (double)(a * (dt - dx));
-                }
-            }
+            for (ptrdiff_t i = whole; i < len; i++)
+                DC_FN(dc_logits_tail_value)(vx[i][j], vt[i][j], NULL, mxs[j], mts[j], sj,
+                                            &rxs, &rts, blk);
             dc_sum_add(&sj->sx.rest, &sj->sx.rest_c, rxs);
             dc_sum_add(&sj->st.rest, &sj->st.rest_c, rts);
-            const double after = dc_lse_sum(&sj->st);
-            if (after > 0.0) {
-                const double keep = before[j] / after;
-                sj->ea = sj->ea * keep + (blk[0] / after) * unscale;
-                sj->c = sj->c * keep + (blk[1] / after) * unscale;
-                sj->h = sj->h * keep + (blk[2] / after) * unscale;
-                sj->k = sj->k * keep + (blk[3] / after) * unscale;
-            }
+            dc_logits_join(sj, before[j], blk, unscale);
         }
         bx = bxn;
         bt = btn;
@@ -221,5 +178,4 @@ DC_TARGET DC_ENTRY void DC_FN(dc_soft_logits_adjacent)(const DC_T *x, const DC_T
 #endif
 }
 
-#undef DC_EXP
 #undef DC_FN

@@ -38,16 +38,13 @@ DC_TARGET DC_VINLINE DC_V DC_FN(dc_adj_load)(const DC_T *x, ptrdiff_t lanes)
     return lanes >= DC_VLEN ? *(const DC_V *)x : DC_ISA_NAME(dc_vload_tail, DC_SFX)(x, lanes);
 }
 
-/* Σ of v's lanes as dc_vsum_pairwise adds them (halving, in double), for values held
- * lane by lane in s[0 .. DC_VLEN). */
+/* Σ of DC_VLEN values held lane by lane in s[], added as dc_vsum_pairwise adds a vector's
+ * lanes (its very code: the vector built from them). */
 DC_TARGET DC_INLINE double DC_FN(dc_adj_pairwise)(const DC_T *s)
 {
-    double lanes[sizeof(DC_V) / sizeof(DC_T)];
-    ptrdiff_t len = DC_VLEN;
-    for (ptrdiff_t j = 0; j < len; j++) lanes[j] = (double)s[j];
-    for (; len > 1; len /= 2)
-        for (ptrdiff_t j = 0; j < len / 2; j++) lanes[j] = lanes[2 * j] + lanes[2 * j + 1];
-    return lanes[0];
+    DC_V v;
+    memcpy(&v, s, sizeof v);
+    return DC_FN(dc_vsum_pairwise)(v);
 }
 
 /* Class c of the group into col[u][c], and into the lanes' running max b (NaN skipped, as

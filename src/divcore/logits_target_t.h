@@ -3,6 +3,56 @@
  * Part of the type-generic body of losses.h, included by losses_t.h (DC_T, DC_SFX, DC_FN and
  * the DC_VD* macros defined there). Not to be included on its own. */
 
+/* One value of dc_logits_block's scalar tail: x_i, t_i (and its weight, w NULL: none) at
+ * the maxima mx, mt, into the block's sums b[] and the rows' rests rxs, rts. */
+DC_TARGET DC_INLINE void DC_FN(dc_logits_tail_value)(DC_T xi, DC_T ti, const DC_T *w,
+                                                     DC_T mx, DC_T mt, dc_logits_sums *s,
+                                                     double *rxs, double *rts, double *b)
+{
+    const DC_T sc = sizeof(DC_T) == sizeof(double) ? (DC_T)(1.0 / 1024.0) : (DC_T)1;
+    const DC_T dx = xi - mx, dt = ti - mt;
+    const DC_T ex = DC_EXP(dx), et = DC_EXP(dt);
+    if (xi == mx) s->sx.at_max += 1.0; else *rxs += (double)ex;
+    if (ti == mt) s->st.at_max += 1.0; else *rts += (double)et;
+    const DC_T a = w != NULL ? *w * (et * sc) : et * sc;
+    const int has = dt > -INFINITY && (w == NULL || *w != 0);
+    b[0] += (double)a;
+    if (has) b[2] += (double)(a * dt);
+    if (has && xi == -INFINITY) {
+        s->lost += 1.0;
+    } else if (has) {
+        b[1] += (double)(a * -dx);
+        b[3] += (double)(a * (dt - dx));
+    }
+}
+
+/* dc_logits_update's step before a block whose maxima are bx, bt: both running maxima
+ * raised, the normalised sums moved with them (c' = c + δx·ea, h' = h - δt·ea,
+ * k' = k + (δx - δt)·ea); the maxima the block's exps take (0 while a row has no finite
+ * value) into *mx, *mt. */
+DC_TARGET DC_INLINE void DC_FN(dc_logits_raise)(dc_logits_sums *s, DC_T bx, DC_T bt,
+                                                DC_T *mx, DC_T *mt)
+{
+    double dxm = 0.0, dtm = 0.0;
+    if (bx > s->sx.max) {
+        const double old = s->sx.max;
+        dc_lse_raise_max(&s->sx, (double)bx);
+        if (old > -INFINITY) dxm = (double)bx - old;
+    }
+    if (bt > s->st.max) {
+        const double old = s->st.max;
+        dc_lse_raise_max(&s->st, (double)bt);
+        if (old > -INFINITY) dtm = (double)bt - old;
+    }
+    if (dxm != 0.0 || dtm != 0.0) {
+        s->c += dxm * s->ea;
+        s->h -= dtm * s->ea;
+        s->k += (dxm - dtm) * s->ea;
+    }
+    *mx = s->sx.max > -INFINITY ? (DC_T)s->sx.max : (DC_T)0;
+    *mt = s->st.max > -INFINITY ? (DC_T)s->st.max : (DC_T)0;
+}
+
 /* One block of dc_logits_update: n ≤ DC_BLOCK values of x, t (and the weights w, NULL:
  * none) at the running maxima mx, mt (each its row's max so far, or 0 while the row has no
  * finite value: every exp is then 0), every value at or below them. Both rows' log-sum-exp
@@ -60,22 +110,9 @@ DC_TARGET DC_INLINE void DC_FN(dc_logits_block)(const DC_T *x, const DC_T *t, co
 #endif
     /* the block's last values (every value without vectors), one at a time */
     double rxs = 0.0, rts = 0.0;
-    for (; i < n; i++) {
-        const DC_T dx = x[i] - mx, dt = t[i] - mt;
-        const DC_T ex = DC_EXP(dx), et = DC_EXP(dt);
-        if (x[i] == mx) s->sx.at_max += 1.0; else rxs += (double)ex;
-        if (t[i] == mt) s->st.at_max += 1.0; else rts += (double)et;
-        const DC_T a = w != NULL ? w[i] * (et * sc) : et * sc;
-        const int has = dt > -INFINITY && (w == NULL || w[i] != 0);
-        b[0] += (double)a;
-        if (has) b[2] += (double)(a * dt);
-        if (has && x[i] == -INFINITY) {
-            s->lost += 1.0;
-        } else if (has) {
-            b[1] += (double)(a * -dx);
-            b[3] += (double)(a * (dt - dx));
-        }
-    }
+    for (; i < n; i++)
+        DC_FN(dc_logits_tail_value)(x[i], t[i], w != NULL ? &w[i] : NULL, mx, mt, s, &rxs,
+                                    &rts, b);
     dc_sum_add(&s->sx.rest, &s->sx.rest_c, rxs);
     dc_sum_add(&s->st.rest, &s->st.rest_c, rts);
 }
@@ -100,35 +137,12 @@ DC_TARGET DC_ENTRY void DC_FN(dc_logits_update)(const DC_T *x, const DC_T *t, co
         const DC_T *xb = x + start, *tb = t + start;
         const DC_T bx = DC_FN(dc_block_max_skip_nan)(xb, len);
         const DC_T bt = DC_FN(dc_block_max_skip_nan)(tb, len);
-        double dxm = 0.0, dtm = 0.0;
-        if (bx > s->sx.max) {
-            const double old = s->sx.max;
-            dc_lse_raise_max(&s->sx, (double)bx);
-            if (old > -INFINITY) dxm = (double)bx - old;
-        }
-        if (bt > s->st.max) {
-            const double old = s->st.max;
-            dc_lse_raise_max(&s->st, (double)bt);
-            if (old > -INFINITY) dtm = (double)bt - old;
-        }
-        if (dxm != 0.0 || dtm != 0.0) {
-            s->c += dxm * s->ea;
-            s->h -= dtm * s->ea;
-            s->k += (dxm - dtm) * s->ea;
-        }
-        const DC_T mx = s->sx.max > -INFINITY ? (DC_T)s->sx.max : (DC_T)0;
-        const DC_T mt = s->st.max > -INFINITY ? (DC_T)s->st.max : (DC_T)0;
+        DC_T mx, mt;
+        DC_FN(dc_logits_raise)(s, bx, bt, &mx, &mt);
         const double before = dc_lse_sum(&s->st);
         double blk[4] = {0.0, 0.0, 0.0, 0.0}; /* ea, c, h, k of the block, scaled */
         DC_FN(dc_logits_block)(xb, tb, w != NULL ? w + start : NULL, len, mx, mt, s, blk);
-        const double after = dc_lse_sum(&s->st);
-        if (after > 0.0) { /* else the target has no mass yet: every sum is 0 */
-            const double keep = before / after;
-            s->ea = s->ea * keep + (blk[0] / after) * unscale;
-            s->c = s->c * keep + (blk[1] / after) * unscale;
-            s->h = s->h * keep + (blk[2] / after) * unscale;
-            s->k = s->k * keep + (blk[3] / after) * unscale;
-        }
+        dc_logits_join(s, before, blk, unscale);
     }
 }
 

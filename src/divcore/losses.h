@@ -134,6 +134,22 @@ DC_INLINE void dc_logits_sums_init(dc_logits_sums *s)
     s->lost = 0.0;
 }
 
+/* dc_logits_update's step after a block: its sums blk[] = {ea, c, h, k} (scaled by
+ * 2^-10 for double rows) joined to the normalised ones, the target's sum having gone from
+ * `before` to its present value: Σ' = Σ·(before/after) + blk/after. */
+DC_INLINE void dc_logits_join(dc_logits_sums *s, double before, const double *blk,
+                              double unscale)
+{
+    const double after = dc_lse_sum(&s->st);
+    if (after > 0.0) { /* else the target has no mass yet: every sum is 0 */
+        const double keep = before / after;
+        s->ea = s->ea * keep + (blk[0] / after) * unscale;
+        s->c = s->c * keep + (blk[1] / after) * unscale;
+        s->h = s->h * keep + (blk[2] / after) * unscale;
+        s->k = s->k * keep + (blk[3] / after) * unscale;
+    }
+}
+
 /* dc_soft_logits' fields that need only the scans of both rows (sx: the logits, st: the
  * target); returns 0, with NaN losses, when either row has no distribution. */
 DC_INLINE int dc_soft_logits_begin(const dc_lse_state *sx, const dc_lse_state *st,
