@@ -201,6 +201,22 @@ cdef inline void store_label_loss(const Job *job, Py_ssize_t i, double weighted)
         job.kl[i] = weighted
 
 
+cdef inline void store_lse_row(const Job *job, Py_ssize_t i, const dc_lse_state *st,
+                               double log_sum, const real *w) noexcept nogil:
+    """Row i's result from its finished scan `st` (log_sum: dc_lse_log_sum of it, 0 when
+    the row has no finite value): the log-sum-exp (OP_LSE) or the loss of its label
+    (OP_CE_LABEL without smoothing, w the class weights): one ending for every scan that
+    goes in parts or lanes (run_lane_chunk, run_tile_adjacent, run_split_row)."""
+    cdef int64_t y
+    if job.op == OP_LSE:
+        job.ce[i] = dc_lse_value_of_log_sum(st, log_sum)
+        return
+    y = job.labels[i]           # in range: checked before the loop
+    if not label_row_ignored(job, i, y):
+        store_label_loss(job, i, label_weight(job, i, y, w) * dc_ce_label_of_log_sum(
+            st, log_sum, row_value(&job.rx, i, y, <real>-INFINITY)))
+
+
 cdef extern from "_half.h" nogil:
     float dc_f16_to_f32(unsigned short h)
     float dc_bf16_to_f32(unsigned short h)
@@ -600,16 +616,11 @@ cdef void run_lane_chunk(const Job *job, Py_ssize_t first, Py_ssize_t count,
     lse_scan_rows(&job.rx, first, count, st, log_sum, xbuf)
     for j in range(count):
         i = first + j
-        if job.op == OP_LSE:
-            job.ce[i] = dc_lse_value_of_log_sum(&st[j], log_sum[j])
-        elif job.op == OP_LOG_SOFTMAX:
+        if job.op == OP_LOG_SOFTMAX:
             log_softmax_of_state(row_of(&job.rx, i, <real>-INFINITY, xbuf), n, &st[j],
                                  log_sum[j], job.exponentiate, (<real *>job.out) + i * n)
         else:
-            y = job.labels[i]           # in range: checked before the loop
-            if not label_row_ignored(job, i, y):
-                store_label_loss(job, i, label_weight(job, i, y, w) * dc_ce_label_of_log_sum(
-                    &st[j], log_sum[j], row_value(&job.rx, i, y, <real>-INFINITY)))
+            store_lse_row(job, i, &st[j], log_sum[j], w)
 
 
 cdef extern from "_gather.h" nogil:
@@ -825,16 +836,17 @@ cdef int run_blocks(const Job *job, Py_ssize_t n_rows, real *typed) except -1:
 
 
 cdef void run_tile(const Job *job, Py_ssize_t first, Py_ssize_t count, Py_ssize_t per_tile,
-                   real *buf, Py_ssize_t nbuf) noexcept nogil:
+                   real *buf, Py_ssize_t nbuf, bint adjacent) noexcept nogil:
     """Rows first .. first + count - 1 of a tiled job (half storage, or a strided class
     axis with adjacent rows), through a copy of the job whose rows are the gathered tile
     of float rows and whose per-row arrays start at row `first`: in lanes when the rows
-    are short, so that half input gives the bits of its widened values."""
+    are short, so that half input gives the bits of its widened values. adjacent (run_rows'
+    in_adjacent_rows, decided once per call): the rows are scanned where they lie."""
     cdef Job sub = job[0]
     cdef Py_ssize_t n = job.rx.n, j
     cdef real *xtile = buf + 3 * nbuf
     cdef real *ttile = xtile + per_tile * n
-    if in_adjacent_rows(job, sizeof(real)):
+    if adjacent:
         run_tile_adjacent(job, first, count, xtile)
         return
     gather_tile(&job.rx, job.x_half, first, count, xtile)
@@ -891,10 +903,8 @@ cdef void run_tile_adjacent(const Job *job, Py_ssize_t first, Py_ssize_t count,
     is used.)"""
     cdef dc_lse_state st[ADJACENT_ROWS_MAX]
     cdef dc_soft_result res[ADJACENT_ROWS_MAX]
-    cdef double log_sum
     cdef Py_ssize_t j, i
     cdef const real *w = <const real *>job.weight
-    cdef int64_t y
     if job.op == OP_SOFT:
         soft_logits_adjacent(<const real *>(job.rx.data + first * job.rx.row_stride),
                              <const real *>(job.rt.data + first * job.rt.row_stride),
@@ -913,19 +923,13 @@ cdef void run_tile_adjacent(const Job *job, Py_ssize_t first, Py_ssize_t count,
     lse_scan_adjacent(<const real *>(job.rx.data + first * job.rx.row_stride), job.rx.n,
                       job.rx.col_stride, count, st)
     for j in range(count):
-        i = first + j
-        log_sum = dc_lse_log_sum(&st[j]) if dc_lse_ok(&st[j]) else 0.0
-        if job.op == OP_LSE:
-            job.ce[i] = dc_lse_value_of_log_sum(&st[j], log_sum)
-            continue
-        y = job.labels[i]           # in range: checked before the loop
-        if not label_row_ignored(job, i, y):
-            store_label_loss(job, i, label_weight(job, i, y, w) * dc_ce_label_of_log_sum(
-                &st[j], log_sum, row_value(&job.rx, i, y, <real>-INFINITY)))
+        store_lse_row(job, first + j, &st[j],
+                      dc_lse_log_sum(&st[j]) if dc_lse_ok(&st[j]) else 0.0, w)
 
 
 cdef void run_block_tile(const Job *job, Py_ssize_t unit, Py_ssize_t per_block,
-                         Py_ssize_t per_tile, real *buf, Py_ssize_t nbuf) noexcept nogil:
+                         Py_ssize_t per_tile, real *buf, Py_ssize_t nbuf,
+                         bint adjacent) noexcept nogil:
     """Unit `unit` of a job over (B, R, C) blocks whose rows go in tiles: tile
     unit % per_block of block unit // per_block (per_block: enough tiles for R rows
     whatever the block's alignment; the ones past its rows are empty)."""
@@ -936,25 +940,25 @@ cdef void run_block_tile(const Job *job, Py_ssize_t unit, Py_ssize_t per_block,
     first = max(<Py_ssize_t>0, t * per_tile - shift)
     end = min(job.block_rows, (t + 1) * per_tile - shift)
     if first < end:
-        run_tile(&sub, first, end - first, per_tile, buf, nbuf)
+        run_tile(&sub, first, end - first, per_tile, buf, nbuf, adjacent)
 
 
 cdef inline void run_span(const Job *job, Py_ssize_t unit, Py_ssize_t n_rows, bint lanes,
                           Py_ssize_t per_tile, Py_ssize_t shift, Py_ssize_t per_block,
-                          real *buf, Py_ssize_t nbuf) noexcept nogil:
+                          bint adjacent, real *buf, Py_ssize_t nbuf) noexcept nogil:
     """Work unit `unit` of run_rows: one chunk of rows in lanes, one tile of at most
     per_tile rows (per_tile > 0; the first `shift` rows short, tile_shift; of a block when
     per_block > 0, run_block_tile), else one row."""
     cdef Py_ssize_t first, end
     if per_block > 0:
-        run_block_tile(job, unit, per_block, per_tile, buf, nbuf)
+        run_block_tile(job, unit, per_block, per_tile, buf, nbuf, adjacent)
     elif lanes:
         first = unit * LANE_CHUNK
         run_lane_chunk(job, first, min(<Py_ssize_t>LANE_CHUNK, n_rows - first), buf)
     elif per_tile > 0:
         first = max(<Py_ssize_t>0, unit * per_tile - shift)
         end = min(n_rows, (unit + 1) * per_tile - shift)
-        run_tile(job, first, end - first, per_tile, buf, nbuf)
+        run_tile(job, first, end - first, per_tile, buf, nbuf, adjacent)
     else:
         run_row(job, unit, buf, buf + nbuf, buf + 2 * nbuf)
 
@@ -999,9 +1003,7 @@ cdef void run_split_row(const Job *job, Py_ssize_t i, int nt, real *buf) noexcep
     for part in range(1, nt):
         dc_lse_merge(&parts[0], &parts[part])
     log_sum = dc_lse_log_sum(&parts[0]) if dc_lse_ok(&parts[0]) else 0.0
-    if job.op == OP_LSE:
-        job.ce[i] = dc_lse_value_of_log_sum(&parts[0], log_sum)
-    elif job.op == OP_LOG_SOFTMAX:
+    if job.op == OP_LOG_SOFTMAX:
         for part in prange(nt, num_threads=nt, schedule="static"):
             lo = part * span
             hi = min(n, lo + span)
@@ -1009,8 +1011,7 @@ cdef void run_split_row(const Job *job, Py_ssize_t i, int nt, real *buf) noexcep
                 log_softmax_of_state(x + lo, hi - lo, &parts[0], log_sum, job.exponentiate,
                                      (<real *>job.out) + i * n + lo)
     else:
-        store_label_loss(job, i, label_weight(job, i, y, w)
-                         * dc_ce_label_of_log_sum(&parts[0], log_sum, x[y]))
+        store_lse_row(job, i, &parts[0], log_sum, w)
 
 
 cdef inline bint read_in_place(const dc_rows *r, Py_ssize_t itemsize) noexcept nogil:
@@ -1121,7 +1122,8 @@ cdef int run_rows(const Job *job, Py_ssize_t n_rows, real *typed) except -1:
             raise MemoryError(f"cannot allocate row buffers of {n} values")
         with nogil:
             for u in range(units):
-                run_span(job, u, n_rows, lanes, per_tile, shift, per_block, buf, nbuf)
+                run_span(job, u, n_rows, lanes, per_tile, shift, per_block, adjacent, buf,
+                         nbuf)
         free(buf)
         return 0
     with nogil, parallel(num_threads=nt):
@@ -1130,7 +1132,8 @@ cdef int run_rows(const Job *job, Py_ssize_t n_rows, real *typed) except -1:
             failed_p[0] = 1
         for u in prange(units, schedule="static"):
             if buf != NULL:
-                run_span(job, u, n_rows, lanes, per_tile, shift, per_block, buf, nbuf)
+                run_span(job, u, n_rows, lanes, per_tile, shift, per_block, adjacent, buf,
+                         nbuf)
         free(buf)
     if failed:
         raise MemoryError(f"cannot allocate row buffers of {n} values")
