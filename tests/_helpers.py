@@ -5,9 +5,14 @@ straightforward float64 implementation of the semantics in SPEC.md and docs/desi
 (row by row, math.fsum), used to check the public API of *both* backends (the API layer
 is shared, so comparing compiled with reference alone would not catch a bug in it).
 """
+import json
 import math
+import os
+import subprocess
+import sys
 
 import numpy as np
+import pytest
 
 EPS32 = float(np.finfo(np.float32).eps)
 EPS64 = float(np.finfo(np.float64).eps)
@@ -651,3 +656,28 @@ def fd_gradient(f, x, h):
             vals.append(float(f(xk)))
         g[idx] = (vals[0] - 8.0 * vals[1] + 8.0 * vals[2] - vals[3]) / (12.0 * h)
     return g
+
+
+# --------------------------------------------------------------------------- SIMD levels
+
+SIMD_LEVELS = ("baseline", "avx2", "avx512")
+
+TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
+
+
+def run_at_simd_level(level, script):
+    """Run the Python source `script` in a subprocess whose compiled core is capped at
+    instruction set `level` (DIVCORE_SIMD: the level is chosen once per process, so each one
+    needs its own), with tests/ importable. The script prints one JSON object whose "simd"
+    is divcore._core.simd_path(); that object is returned. Skips the calling test where this
+    CPU lacks the level."""
+    env = dict(os.environ, DIVCORE_SIMD=level)
+    env.pop("DIVCORE_BACKEND", None)
+    source = f"import sys; sys.path.insert(0, {TESTS_DIR!r})\n" + script
+    done = subprocess.run([sys.executable, "-c", source], env=env, capture_output=True,
+                          text=True, check=True)
+    got = json.loads(done.stdout)
+    if level != "baseline" and got["simd"] != level:
+        pytest.skip(f"this CPU has no {level} (got {got['simd']})")
+    assert got["simd"] == level
+    return got

@@ -2,27 +2,21 @@
 axis 1), scanned in place one row per vector lane (src/divcore/adjacent_t.h): the
 log-sum-exp, cross-entropy with labels and the losses against a teacher's logits give the
 class-last bits, at every instruction set (each level in a subprocess: the choice is made once per process)."""
-import json
-import os
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 
 import divcore
+from _helpers import SIMD_LEVELS, run_at_simd_level
 
 pytestmark = pytest.mark.skipif(divcore.backend() != "compiled",
                                 reason="needs the compiled core")
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-
 SCRIPT = (
-    "import json, sys; sys.path.insert(0, {here!r})\n"
+    "import json, sys\n"
     "import divcore, divcore._core\n"
     "from test_adjacent_rows import mismatches\n"
-    "json.dump({{'simd': divcore._core.simd_path(), 'bad': mismatches()}}, sys.stdout)\n"
-).format(here=HERE)
+    "json.dump({'simd': divcore._core.simd_path(), 'bad': mismatches()}, sys.stdout)\n"
+)
 
 
 def offset_view(a, rows):
@@ -134,16 +128,9 @@ def test_adjacent_rows_give_class_last_bits():
     assert mismatches() == []
 
 
-@pytest.mark.parametrize("level", ["baseline", "avx2", "avx512"])
+@pytest.mark.parametrize("level", SIMD_LEVELS)
 def test_every_level(level):
-    env = dict(os.environ, DIVCORE_SIMD=level)
-    env.pop("DIVCORE_BACKEND", None)
-    done = subprocess.run([sys.executable, "-c", SCRIPT], env=env, capture_output=True,
-                          text=True, check=True)
-    got = json.loads(done.stdout)
-    if level != "baseline" and got["simd"] != level:
-        pytest.skip(f"this CPU has no {level} (got {got['simd']})")
-    assert got["bad"] == []
+    assert run_at_simd_level(level, SCRIPT)["bad"] == []
 
 
 @pytest.fixture

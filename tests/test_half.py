@@ -9,6 +9,7 @@ import pytest
 
 import divcore
 import divcore.reference as ref
+from _helpers import SIMD_LEVELS, run_at_simd_level
 
 try:
     import ml_dtypes
@@ -179,7 +180,6 @@ LEVEL_SCRIPT = """
 import json, sys
 import numpy as np
 import divcore, divcore._core
-sys.path.insert(0, {here!r})
 from test_half import HALVES, halves_of, same, widened
 rng = np.random.default_rng(3)
 ok = []
@@ -188,34 +188,23 @@ for dtype in HALVES:
         x = halves_of(rng, (9, c), dtype)
         t = halves_of(rng, (9, c), dtype, edges=False)
         y = rng.integers(0, c, 9)
-        for name, args, kw in [("cross_entropy", (x, y), {{"reduction": "none"}}),
-                               ("log_softmax", (x,), {{}}), ("entropy", (x,), {{}}),
-                               ("kl_divergence", (x, t), {{"target_type": "logits",
-                                                          "reduction": "none"}}),
-                               ("cross_entropy_and_grad", (x, y), {{}})]:
+        for name, args, kw in [("cross_entropy", (x, y), {"reduction": "none"}),
+                               ("log_softmax", (x,), {}), ("entropy", (x,), {}),
+                               ("kl_divergence", (x, t), {"target_type": "logits",
+                                                          "reduction": "none"}),
+                               ("cross_entropy_and_grad", (x, y), {})]:
             fn = getattr(divcore, name)
             with np.errstate(all="ignore"):
                 ok.append(bool(same(fn(*args, **kw),
                                     fn(*[widened(a) if a.dtype == dtype else a
                                          for a in args], **kw))))
-json.dump({{"simd": divcore._core.simd_path(), "ok": ok}}, sys.stdout)
+json.dump({"simd": divcore._core.simd_path(), "ok": ok}, sys.stdout)
 """
 
 
-@pytest.mark.parametrize("level", ["baseline", "avx2", "avx512"])
+@pytest.mark.parametrize("level", SIMD_LEVELS)
 def test_half_bits_at_every_simd_level(level):
-    import json
-    import os
-    import subprocess
-    import sys
-    here = os.path.dirname(os.path.abspath(__file__))
-    env = dict(os.environ, DIVCORE_SIMD=level)
-    env.pop("DIVCORE_BACKEND", None)
-    done = subprocess.run([sys.executable, "-c", LEVEL_SCRIPT.format(here=here)], env=env,
-                          capture_output=True, text=True, check=True)
-    got = json.loads(done.stdout)
-    if level != "baseline" and got["simd"] != level:
-        pytest.skip(f"this CPU has no {level} (got {got['simd']})")
+    got = run_at_simd_level(level, LEVEL_SCRIPT)
     assert got["ok"] and all(got["ok"]), got
 
 

@@ -4,32 +4,26 @@ The compiled core picks AVX-512, AVX2 or the baseline build at import from the C
 DIVCORE_SIMD=baseline|avx2 caps it. Each level runs in a subprocess (the choice is made
 once per process) on the same inputs, and its results are compared with the reference.
 """
-import json
-import os
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 
 import divcore
 import divcore.reference
+from _helpers import SIMD_LEVELS, run_at_simd_level
 
 pytestmark = pytest.mark.skipif(divcore.backend() != "compiled",
                                 reason="needs the compiled core")
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-
 # A level's subprocess runs results() of this very module on the compiled functions.
 SCRIPT = (
-    "import json, sys; sys.path.insert(0, {here!r})\n"
+    "import json, sys\n"
     "import divcore, divcore._core\n"
     "from test_simd_levels import results\n"
-    "out = {{dt: {{k: v.tolist() for k, v in results(divcore, dt).items()}}\n"
-    "       for dt in ('float32', 'float64')}}\n"
+    "out = {dt: {k: v.tolist() for k, v in results(divcore, dt).items()}\n"
+    "       for dt in ('float32', 'float64')}\n"
     "out['simd'] = divcore._core.simd_path()\n"
     "json.dump(out, sys.stdout)\n"
-).format(here=HERE)
+)
 
 
 def results(dc, dtype):
@@ -60,16 +54,9 @@ def references():
     return {dt: results(divcore.reference, dt) for dt in ("float32", "float64")}
 
 
-@pytest.mark.parametrize("level", ["baseline", "avx2", "avx512"])
+@pytest.mark.parametrize("level", SIMD_LEVELS)
 def test_level_matches_reference(level, references):
-    env = dict(os.environ, DIVCORE_SIMD=level)
-    env.pop("DIVCORE_BACKEND", None)
-    done = subprocess.run([sys.executable, "-c", SCRIPT], env=env, capture_output=True,
-                          text=True, check=True)
-    got = json.loads(done.stdout)
-    if level != "baseline" and got["simd"] != level:
-        pytest.skip(f"this CPU has no {level} (got {got['simd']})")
-    assert got["simd"] == level
+    got = run_at_simd_level(level, SCRIPT)
     for dtype, rtol in (("float32", 2e-6), ("float64", 1e-13)):
         for name, want in references[dtype].items():
             have = np.asarray(got[dtype][name])

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import divcore
+from _helpers import SIMD_LEVELS, run_at_simd_level
 
 N, C = 150, 70  # more than one tile of rows, rows longer than the short-row lanes
 
@@ -314,13 +315,13 @@ for dtype in (np.float32, np.float64):
         w = rng.random(shape) < 0.9
         xl, tl, wl = (np.ascontiguousarray(np.moveaxis(a, 1, -1)) for a in (x, t, w))
         for name, a, b, kw in [
-                ("cross_entropy", (x, y), (xl, y), {{"reduction": "none", "temperature": 1.7}}),
-                ("logsumexp", (x,), (xl,), {{}}),
-                ("log_softmax", (x,), (xl,), {{"temperature": 0.6}}),
-                ("entropy", (x,), (xl,), {{}}),
-                ("kl_divergence", (x, t), (xl, tl), {{"target_type": "logits",
-                                                     "reduction": "none"}}),
-                ("cross_entropy_and_grad", (x, y), (xl, y), {{}})]:
+                ("cross_entropy", (x, y), (xl, y), {"reduction": "none", "temperature": 1.7}),
+                ("logsumexp", (x,), (xl,), {}),
+                ("log_softmax", (x,), (xl,), {"temperature": 0.6}),
+                ("entropy", (x,), (xl,), {}),
+                ("kl_divergence", (x, t), (xl, tl), {"target_type": "logits",
+                                                     "reduction": "none"}),
+                ("cross_entropy_and_grad", (x, y), (xl, y), {})]:
             fn = getattr(divcore, name)
             for mask in (False, True):
                 extra = dict(kw)
@@ -334,23 +335,13 @@ for dtype in (np.float32, np.float64):
                 pairs = zip(got, want) if isinstance(got, tuple) else [(got, want)]
                 ok.append(all(np.array_equal(np.asarray(g), np.asarray(h), equal_nan=True)
                               for g, h in pairs))
-json.dump({{"simd": divcore._core.simd_path(), "ok": ok}}, sys.stdout)
+json.dump({"simd": divcore._core.simd_path(), "ok": ok}, sys.stdout)
 """
 
 
-@pytest.mark.parametrize("level", ["baseline", "avx2", "avx512"])
+@pytest.mark.parametrize("level", SIMD_LEVELS)
 def test_short_rows_in_place_bits_at_every_simd_level(level):
     """Short rows with the class axis 1 are read by the lanes straight from memory (a column
     of adjacent rows is one vector): class-last bits at each instruction set."""
-    import json
-    import os
-    import subprocess
-    import sys
-    env = dict(os.environ, DIVCORE_SIMD=level)
-    env.pop("DIVCORE_BACKEND", None)
-    done = subprocess.run([sys.executable, "-c", STRIDED_LEVEL_SCRIPT.format()], env=env,
-                          capture_output=True, text=True, check=True)
-    got = json.loads(done.stdout)
-    if level != "baseline" and got["simd"] != level:
-        pytest.skip(f"this CPU has no {level} (got {got['simd']})")
+    got = run_at_simd_level(level, STRIDED_LEVEL_SCRIPT)
     assert got["ok"] and all(got["ok"]), got
