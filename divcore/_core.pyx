@@ -5,7 +5,7 @@ of src/divcore/. Same functions and semantics as divcore._refkernels (docs/desig
 No formula lives here: this module only walks rows, gathers strided or masked rows into a
 one-row buffer (rows.h), applies class weights and reports the first bad row.
 """
-from libc.math cimport INFINITY, fabs
+from libc.math cimport INFINITY, NAN, fabs
 from libc.stdint cimport int64_t, uint16_t
 from libc.stdlib cimport free, malloc
 from libc.string cimport memset

@@ -128,7 +128,11 @@ ctypedef struct Job:
     double *psum                # per-row target sums, kept for the message of a bad row
     Py_ssize_t *nbad
     unsigned char *bad          # 1 where a row failed validation
-    char *out                   # (N, C) C-contiguous output of the rows' dtype
+    char *out                   # (N, C) C-contiguous output of the rows' dtype, or,
+    Py_ssize_t out_col_stride   # when this is not 0, laid out like the logits (rows
+    Py_ssize_t out_block        # adjacent, in_adjacent_rows): its class and block strides
+    double *row_max             # log_softmax in the logits' layout: each row's max M and
+    double *row_c               # log S (1/S for softmax), NaN without a distribution
     int x_half                  # HALF_*: rx (rt) stores float16 or bfloat16, widened a tile
     int t_half                  # of rows at a time (run_tile; the compute dtype is float)
     Py_ssize_t block_rows       # rows in blocks of this many (0: one block), and the
@@ -805,7 +809,10 @@ cdef void offset_rows(Job *sub, const Job *job, Py_ssize_t first,
     if job.bad != NULL:
         sub.bad, sub.psum, sub.nbad = job.bad + first, job.psum + first, job.nbad + first
     if job.out != NULL:
-        sub.out = job.out + first * job.rx.n * itemsize
+        sub.out = job.out + first * (itemsize if job.out_col_stride != 0
+                                     else job.rx.n * itemsize)
+    if job.row_max != NULL:
+        sub.row_max, sub.row_c = job.row_max + first, job.row_c + first
 
 
 cdef inline void block_of(Job *sub, const Job *job, Py_ssize_t b,
@@ -823,6 +830,8 @@ cdef inline void block_of(Job *sub, const Job *job, Py_ssize_t b,
         if job.rt.mask != NULL:
             sub.rt.mask = job.rt.mask + b * job.xm_block
     offset_rows(sub, job, b * job.block_rows, itemsize)
+    if job.out != NULL and job.out_col_stride != 0:
+        sub.out = job.out + b * job.out_block
 
 
 cdef int run_blocks(const Job *job, Py_ssize_t n_rows, real *typed) except -1:
@@ -879,16 +888,17 @@ cdef void run_tile(const Job *job, Py_ssize_t first, Py_ssize_t count, Py_ssize_
 cdef inline bint in_adjacent_rows(const Job *job, Py_ssize_t itemsize) noexcept nogil:
     """A tiled job (in_tiles) whose rows are scanned where they lie, one row per vector lane
     (run_tile_adjacent), with no copy: the log-sum-exp, cross-entropy with labels (no
-    smoothing) and the losses against a teacher's logits, unmasked, at temperature 1.
-    (log_softmax keeps the gathered tile: it reads its rows twice, and its output rows are
-    contiguous.)"""
+    smoothing), the losses against a teacher's logits, and log_softmax / softmax written
+    in the logits' layout (out_col_stride; its rows' maxima and sums first, then
+    write_log_softmax_adjacent), unmasked, at temperature 1."""
     if not (in_tiles(job, itemsize) and job.rx.mask == NULL and job.rx.temperature == 1.0
             and job.rx.n > DC_LANES_MAX_N
             and (job.rx.col_stride >= ADJACENT_MIN_STRIDE
                  or -job.rx.col_stride >= ADJACENT_MIN_STRIDE)):
         return False
     if job.rt.data == NULL:
-        return job.op == OP_LSE or (job.op == OP_CE_LABEL and job.eps == 0.0)
+        return (job.op == OP_LSE or (job.op == OP_CE_LABEL and job.eps == 0.0)
+                or (job.op == OP_LOG_SOFTMAX and job.out_col_stride != 0))
     # KL / CE / decompose against a teacher's logits laid out alike (no class weights)
     return (job.op == OP_SOFT and job.kind == DC_TARGET_LOGITS and not job.reverse
             and job.eps == 0.0 and job.weight == NULL and job.rt.mask == NULL
@@ -922,6 +932,16 @@ cdef void run_tile_adjacent(const Job *job, Py_ssize_t first, Py_ssize_t count,
         dc_lse_init(&st[j])
     lse_scan_adjacent(<const real *>(job.rx.data + first * job.rx.row_stride), job.rx.n,
                       job.rx.col_stride, count, st)
+    if job.op == OP_LOG_SOFTMAX:   # M and c of dc_log_softmax_of_state, for the writer
+        for j in range(count):
+            i = first + j
+            if dc_lse_ok(&st[j]):
+                job.row_max[i] = st[j].max
+                job.row_c[i] = (1.0 / dc_lse_sum(&st[j]) if job.exponentiate
+                                else dc_lse_log_sum(&st[j]))
+            else:
+                job.row_max[i] = job.row_c[i] = NAN
+        return
     for j in range(count):
         store_lse_row(job, first + j, &st[j],
                       dc_lse_log_sum(&st[j]) if dc_lse_ok(&st[j]) else 0.0, w)
@@ -1062,6 +1082,62 @@ cdef void run_half_rows(const Job *job, Py_ssize_t n_rows) noexcept nogil:
         half_row(job, i)
 
 
+cdef bint scans_adjacent(const Job *job, Py_ssize_t n_rows, Py_ssize_t itemsize) noexcept nogil:
+    """run_rows' choice for the job's n_rows rows: in tiles of float rows (not half, not
+    short rows in lanes, more than one row per block) scanned where they lie
+    (in_adjacent_rows)."""
+    cdef Py_ssize_t rows = (job.block_rows if job.block_rows > 0 and n_rows > job.block_rows
+                            else n_rows)
+    return (rows > 1 and job.x_half == HALF_NONE and job.t_half == HALF_NONE
+            and not in_lanes(job) and in_adjacent_rows(job, itemsize))
+
+
+cdef int run_log_softmax_adjacent(const Job *job, Py_ssize_t n_rows, real *typed) except -1:
+    """log_softmax / softmax of a scans_adjacent job whose output is laid out like its
+    logits: every row's scan in place first (run_rows with row_max / row_c set, into which
+    run_tile_adjacent puts each row's M and c), then write_log_softmax_adjacent."""
+    cdef Job sub = job[0]
+    cdef double *state = <double *>malloc(max(<Py_ssize_t>1, 2 * n_rows) * sizeof(double))
+    if state == NULL:
+        raise MemoryError(f"cannot allocate the maxima and sums of {n_rows} rows")
+    sub.row_max, sub.row_c = state, state + n_rows
+    try:
+        run_rows(&sub, n_rows, typed)
+        with nogil:
+            write_log_softmax_adjacent(&sub, n_rows, typed)
+    finally:
+        free(state)
+    return 0
+
+
+cdef void write_log_softmax_adjacent(const Job *job, Py_ssize_t n_rows,
+                                     real *typed) noexcept nogil:
+    """The output of a run_log_softmax_adjacent job, once its rows' M and c are known: for
+    each block, class k of its adjacent rows at a time (a contiguous run in both arrays),
+    out = (x - M) - c or exp(x - M)·c (dc_log_softmax_adjacent), in the arrays' order, the
+    classes split over threads. (typed: only its type is used.)"""
+    cdef Py_ssize_t n = job.rx.n, u
+    cdef Py_ssize_t rows = (job.block_rows if job.block_rows > 0 and n_rows > job.block_rows
+                            else n_rows)
+    cdef Py_ssize_t units = n_rows // rows * n
+    cdef int nt = threads_for(n_rows, n)
+    if nt <= 1:
+        for u in range(units):
+            write_class_adjacent(job, u // n, u % n, rows, typed)
+        return
+    for u in prange(units, num_threads=nt, schedule="static"):
+        write_class_adjacent(job, u // n, u % n, rows, typed)
+
+
+cdef inline void write_class_adjacent(const Job *job, Py_ssize_t b, Py_ssize_t k,
+                                      Py_ssize_t rows, real *typed) noexcept nogil:
+    """Class k of block b's rows (write_log_softmax_adjacent)."""
+    log_softmax_adjacent(
+        <const real *>(job.rx.data + b * job.x_block + k * job.rx.col_stride), rows, k,
+        job.rx.n, job.row_max + b * rows, job.row_c + b * rows, job.exponentiate,
+        <real *>(job.out + b * job.out_block + k * job.out_col_stride))
+
+
 cdef int run_rows(const Job *job, Py_ssize_t n_rows, real *typed) except -1:
     """Every row of the job: on the calling thread for small inputs, else spread over
     OpenMP threads, each with its own three one-row buffers. The GIL is released. The
@@ -1081,7 +1157,7 @@ cdef int run_rows(const Job *job, Py_ssize_t n_rows, real *typed) except -1:
     # half storage is widened a tile of rows at a time (then in lanes if they are short)
     cdef bint tiles = rows > 0 and (half or (not lanes and rows > 1
                                              and in_tiles(job, sizeof(real))))
-    cdef bint adjacent = tiles and not half and in_adjacent_rows(job, sizeof(real))
+    cdef bint adjacent = scans_adjacent(job, n_rows, sizeof(real))
     cdef Py_ssize_t per_tile = (<Py_ssize_t>ADJACENT_ROWS_MAX if adjacent else
                                 (half_tile_rows(job, n) if half else tile_rows(n, sizeof(real)))
                                 if tiles else 0)
@@ -1095,6 +1171,11 @@ cdef int run_rows(const Job *job, Py_ssize_t n_rows, real *typed) except -1:
     cdef int *failed_p = &failed
     cdef real *buf = NULL
     cdef int threads = configured_threads()
+    if job.out_col_stride != 0 and not adjacent:
+        raise RuntimeError("divcore internal error: an output laid out like the logits "
+                           "needs rows adjacent in memory (scans_adjacent)")
+    if adjacent and job.op == OP_LOG_SOFTMAX and job.row_max == NULL:
+        return run_log_softmax_adjacent(job, n_rows, typed)
     if real is float and half_rows_direct(job):
         with nogil:
             run_half_rows(job, n_rows)

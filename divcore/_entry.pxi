@@ -84,17 +84,37 @@ cdef object _lse_rows_typed(np.ndarray x, object where,
     return out
 
 
-cdef object _log_softmax_rows_typed(np.ndarray x, object where,
-                                    double temperature, real[:, ::1] out, bint exponentiate,
-                                    real *typed):
-    """Write log_softmax(x / T) (or softmax with `exponentiate`) row by row into out."""
-    if n_classes_of(x) == 0 or n_rows_of(x) == 0:
-        return
+cdef Job log_softmax_job(np.ndarray x, object where, double temperature,
+                         bint exponentiate):
     cdef Job job = new_job(OP_LOG_SOFTMAX)
     job.rx = rows_of_array(x, where, temperature)
     job.exponentiate = exponentiate
-    job.out = <char *>&out[0, 0]
     describe(&job, x, where)
+    return job
+
+
+cdef object _log_softmax_rows_typed(np.ndarray x, object where,
+                                    double temperature, np.ndarray out, bint exponentiate,
+                                    real *typed):
+    """Write log_softmax(x / T) (or softmax with `exponentiate`) row by row into out: an
+    (N, C) C-contiguous array, or a view of x's shape ((N, C) or (B, R, C)) whose rows are
+    adjacent in memory (log_softmax_in_layout)."""
+    if n_classes_of(x) == 0 or n_rows_of(x) == 0:
+        return
+    cdef Job job = log_softmax_job(x, where, temperature, exponentiate)
+    cdef int nd = np.PyArray_NDIM(out)
+    if np.PyArray_ITEMSIZE(out) != sizeof(real) or out.dtype.kind != "f":
+        raise TypeError(f"log_softmax_rows: out has dtype {out.dtype}")
+    if nd == 2 and np.PyArray_IS_C_CONTIGUOUS(out) and np.PyArray_DIM(out, 1) == job.rx.n:
+        pass
+    elif ((<object>out).shape == (<object>x).shape
+          and np.PyArray_STRIDE(out, nd - 2) == sizeof(real)):
+        job.out_col_stride = np.PyArray_STRIDE(out, nd - 1)
+        job.out_block = np.PyArray_STRIDE(out, 0) if nd == 3 else 0
+    else:
+        raise ValueError("log_softmax_rows: out must be (N, C) C-contiguous or x's shape "
+                         "with its rows adjacent")
+    job.out = <char *>np.PyArray_DATA(out)
     run_rows(&job, n_rows_of(x), typed)
 
 
@@ -366,8 +386,23 @@ def lse_rows(plan):
                                    <double *>NULL)
 
 
+def log_softmax_in_layout(plan):
+    """Whether log_softmax_rows writes these rows' output laid out like the logits (rows
+    adjacent in memory along a strided class axis, scanned in place): then `out` is a view
+    of x's shape with adjacent rows (divcore._rules.empty_in_layout), written class by
+    class in the arrays' order."""
+    if n_classes_of(plan.rows) == 0 or n_rows_of(plan.rows) == 0:
+        return False
+    cdef Job job = log_softmax_job(<np.ndarray>plan.rows, plan.where, plan.temperature,
+                                  False)
+    job.out_col_stride = 1          # asked for
+    return bool(scans_adjacent(&job, n_rows_of(plan.rows),
+                               4 if plan.dtype == np.float32 else 8))
+
+
 def log_softmax_rows(plan, out, bint exponentiate):
-    """log_softmax(x / T) (softmax with `exponentiate`) into out, (N, C) C-contiguous."""
+    """log_softmax(x / T) (softmax with `exponentiate`) into out, (N, C) C-contiguous or,
+    where log_softmax_in_layout(plan), laid out like the logits."""
     if plan.dtype == np.float32:
         _log_softmax_rows_typed[float](<np.ndarray>plan.rows, plan.where, plan.temperature,
                                        out, exponentiate, <float *>NULL)

@@ -76,6 +76,7 @@ cdef extern from "divcore/dispatch.h" nogil:
     void dc_lse_merge(dc_lse_state *into, const dc_lse_state *part)
     int dc_lse_ok(const dc_lse_state *st)
     double dc_lse_log_sum(const dc_lse_state *st)
+    double dc_lse_sum(const dc_lse_state *st)
     double dc_lse_value_of_log_sum(const dc_lse_state *st, double log_sum)
     double dc_ce_label_of_log_sum(const dc_lse_state *st, double log_sum, double x_y)
     double dc_bce_logit(double x, double y, double pw)
@@ -132,6 +133,12 @@ cdef extern from "divcore/dispatch.h" nogil:
     void dcd_dc_soft_logits_adjacent_f64(const double *x, const double *t, Py_ssize_t n,
                                          Py_ssize_t xcs, Py_ssize_t tcs, Py_ssize_t count,
                                          dc_soft_result *res)
+    void dcd_dc_log_softmax_adjacent_f32(const float *x, Py_ssize_t count, Py_ssize_t k,
+                                         Py_ssize_t n, const double *m, const double *c,
+                                         int exponentiate, float *out)
+    void dcd_dc_log_softmax_adjacent_f64(const double *x, Py_ssize_t count, Py_ssize_t k,
+                                         Py_ssize_t n, const double *m, const double *c,
+                                         int exponentiate, double *out)
     void dcd_dc_kl_reverse_target_f32(const float *x, const float *t, Py_ssize_t n,
                                       int is_log, dc_soft_result *res)
     void dcd_dc_kl_reverse_target_f64(const double *x, const double *t, Py_ssize_t n,

@@ -216,6 +216,18 @@ def rows_view(a):
     return np.ascontiguousarray(a).reshape(n_rows, n_cls)
 
 
+def empty_in_layout(rows, dtype):
+    """A new array for results of the shape of `rows` ((N, C), or (B, R, C) blocks),
+    returned as a view of that shape whose rows are adjacent in memory: each class's run of
+    rows (of a block) contiguous, the classes one after the other, as the logits lie when
+    their class axis is strided and their rows are adjacent. Moved back to the logits'
+    axes, it is laid out as they are ((C, N) for a class axis 0, torch's (N, C, d) for 1)."""
+    if rows.ndim == 2:
+        return np.empty(rows.shape[::-1], dtype=dtype).T
+    blocks, n_rows, n_cls = rows.shape
+    return np.empty((blocks, n_cls, n_rows), dtype=dtype).transpose(0, 2, 1)
+
+
 def rows_like(rows, other):
     """`other` (the rows_view of an array of the logits' shape: a target or a mask) in the
     layout of the logits' `rows`: (N, C), or (B, R, C) blocks of the same sizes."""

@@ -58,6 +58,15 @@ cdef inline void soft_logits_adjacent(const real *x, const real *t, Py_ssize_t n
         dcd_dc_soft_logits_adjacent_f64(x, t, n, xcs, tcs, count, res)
 
 
+cdef inline void log_softmax_adjacent(const real *x, Py_ssize_t count, Py_ssize_t k,
+                                      Py_ssize_t n, const double *m, const double *c,
+                                      int exponentiate, real *out) noexcept nogil:
+    if real is float:
+        dcd_dc_log_softmax_adjacent_f32(x, count, k, n, m, c, exponentiate, out)
+    else:
+        dcd_dc_log_softmax_adjacent_f64(x, count, k, n, m, c, exponentiate, out)
+
+
 cdef inline void lse_update(dc_lse_state *st, const real *x, Py_ssize_t n) noexcept nogil:
     if real is float:
         dcd_dc_lse_update_f32(st, x, n)

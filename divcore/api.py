@@ -166,7 +166,13 @@ class Functions:
         return _rules.scalar_or_array(out)
 
     def _softmax_family(self, plan, exponentiate):
-        out = np.empty((plan.n_rows, plan.n_classes), dtype=plan.dtype)
+        # rows adjacent along a strided class axis come back laid out as the logits are,
+        # written in their order (the compiled core's in-place scan); else class-last
+        in_layout = getattr(self.kernels, "log_softmax_in_layout", None)
+        if in_layout is not None and in_layout(plan):
+            out = _rules.empty_in_layout(plan.rows, plan.dtype)
+        else:
+            out = np.empty((plan.n_rows, plan.n_classes), dtype=plan.dtype)
         self.kernels.log_softmax_rows(plan, out, exponentiate)
         ndim, axes = len(plan.shape), plan.axes
         rest = [ax for ax in range(ndim) if ax not in axes]

@@ -72,6 +72,7 @@ def _mismatches():
                 want_ce = divcore.cross_entropy(x, y, reduction="none")
                 want_w = divcore.cross_entropy(x, y, ignore_index=int(y[0]),
                                                reduction="none")
+                want_lsm, want_sm = divcore.log_softmax(x), divcore.softmax(x)
                 for rows in (0, 1, 5, 13):
                     v = offset_view(x, rows)
                     got = {
@@ -81,6 +82,9 @@ def _mismatches():
                         "ignore": (divcore.cross_entropy(v, y, axis=0,
                                                          ignore_index=int(y[0]),
                                                          reduction="none"), want_w),
+                        # written in v's layout, class by class
+                        "log_softmax": (divcore.log_softmax(v, axis=0).T, want_lsm),
+                        "softmax": (divcore.softmax(v, axis=0).T, want_sm),
                     }
                     for name, (have, want) in got.items():
                         if not np.array_equal(np.asarray(have), np.asarray(want),
@@ -121,6 +125,10 @@ def _mismatches():
         if not np.array_equal(divcore.logsumexp(x3, axis=1).reshape(-1),
                               divcore.logsumexp(x, axis=-1)):
             bad.append(f"{np.dtype(dtype).name} (B, C, d) lse")
+        for fn in (divcore.log_softmax, divcore.softmax):
+            have = np.moveaxis(fn(x3, axis=1), 1, -1).reshape(x.shape)
+            if not np.array_equal(have, fn(x)):
+                bad.append(f"{np.dtype(dtype).name} (B, C, d) {fn.__name__}")
     return bad
 
 
@@ -142,6 +150,30 @@ def in_place():
     _core._adjacent_min_stride(old)
 
 
+@pytest.mark.parametrize("fn", ["log_softmax", "softmax"])
+def test_log_softmax_comes_back_in_the_logits_layout(rng, fn):
+    """Rows adjacent along a strided class axis: the output is laid out as the logits are
+    (C-contiguous for a C-contiguous input), written in their order, at the default
+    threshold too; a mask or a temperature keeps the gathered tile (class-last memory),
+    with the same values."""
+    f = getattr(divcore, fn)
+    x = (rng.standard_normal((1500, 2048)) * 3).astype(np.float32)     # 8 KiB apart
+    out = f(x, axis=0)
+    assert out.flags.c_contiguous
+    assert np.array_equal(out, f(np.ascontiguousarray(x.T)).T)
+    x3 = (rng.standard_normal((2, 1200, 1030)) * 3).astype(np.float32)
+    out3 = f(x3, axis=1)
+    assert out3.flags.c_contiguous
+    assert np.array_equal(out3, np.moveaxis(f(np.moveaxis(x3, 1, -1)), -1, 1))
+    w = rng.random(x.shape) < 0.9
+    for kw in ({"where": w}, {"temperature": 0.7}):
+        with np.errstate(all="ignore"):
+            got = f(x, axis=0, **kw)
+            want = f(np.ascontiguousarray(x.T), **{k: (v.T if k == "where" else v)
+                                                   for k, v in kw.items()}).T
+        assert np.array_equal(got, want, equal_nan=True)
+
+
 def test_reversed_class_axis(rng, in_place):
     """A negative class stride (a reversed view) is read in place too."""
     x = (rng.standard_normal((40, 1500)) * 3).astype(np.float32)
@@ -155,6 +187,7 @@ def test_reversed_class_axis(rng, in_place):
                                                 reduction="none"),
                           divcore.kl_divergence(xr, tr, target_type="logits",
                                                 reduction="none"))
+    assert np.array_equal(divcore.log_softmax(v, axis=0).T, divcore.log_softmax(xr))
 
 
 def test_against_the_reference(rng, in_place):
@@ -167,6 +200,10 @@ def test_against_the_reference(rng, in_place):
                                rtol=1e-14)
     np.testing.assert_allclose(divcore.cross_entropy(v, y, axis=0, reduction="none"),
                                ref.cross_entropy(x, y, reduction="none"), rtol=1e-12)
+    np.testing.assert_allclose(divcore.log_softmax(v, axis=0),
+                               ref.log_softmax(v, axis=0), rtol=1e-13, atol=1e-13)
+    np.testing.assert_allclose(divcore.softmax(v, axis=0), ref.softmax(v, axis=0),
+                               rtol=1e-13, atol=1e-300)
     t = (rng.standard_normal((50, 3000)) * 5).astype(np.float64)
     np.testing.assert_allclose(
         divcore.kl_divergence(v, offset_view(t, 3), axis=0, target_type="logits",

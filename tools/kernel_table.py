@@ -135,6 +135,9 @@ INTERNAL = [
     K("void", "dc_soft_logits_adjacent",
       "const T *x, const T *t, ptrdiff_t n, ptrdiff_t xcs, ptrdiff_t tcs, ptrdiff_t count, "
       "dc_soft_result *res"),
+    K("void", "dc_log_softmax_adjacent",
+      "const T *x, ptrdiff_t count, ptrdiff_t k, ptrdiff_t n, const double *m, const double *c, "
+      "int exponentiate, T *out"),
     K("void", "dc_kl_reverse_target",
       "const T *x, const T *t, ptrdiff_t n, int is_log, dc_soft_result *res"),
     K("void", "dc_target_check",
@@ -281,6 +284,7 @@ void dc_lse_init(dc_lse_state *st)
 void dc_lse_merge(dc_lse_state *into, const dc_lse_state *part)
 int dc_lse_ok(const dc_lse_state *st)
 double dc_lse_log_sum(const dc_lse_state *st)
+double dc_lse_sum(const dc_lse_state *st)
 double dc_lse_value_of_log_sum(const dc_lse_state *st, double log_sum)
 double dc_ce_label_of_log_sum(const dc_lse_state *st, double log_sum, double x_y)
 double dc_bce_logit(double x, double y, double pw)

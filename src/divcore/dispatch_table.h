@@ -66,6 +66,16 @@ DC_DISPATCH_VOID(dc_soft_logits_adjacent_f64, (const double *x, const double *t,
                                                ptrdiff_t n, ptrdiff_t xcs, ptrdiff_t tcs,
                                                ptrdiff_t count, dc_soft_result *res),
                  (x, t, n, xcs, tcs, count, res))
+DC_DISPATCH_VOID(dc_log_softmax_adjacent_f32, (const float *x, ptrdiff_t count, ptrdiff_t k,
+                                               ptrdiff_t n, const double *m,
+                                               const double *c, int exponentiate,
+                                               float *out),
+                 (x, count, k, n, m, c, exponentiate, out))
+DC_DISPATCH_VOID(dc_log_softmax_adjacent_f64, (const double *x, ptrdiff_t count,
+                                               ptrdiff_t k, ptrdiff_t n, const double *m,
+                                               const double *c, int exponentiate,
+                                               double *out),
+                 (x, count, k, n, m, c, exponentiate, out))
 DC_DISPATCH_VOID(dc_kl_reverse_target_f32, (const float *x, const float *t, ptrdiff_t n,
                                             int is_log, dc_soft_result *res),
                  (x, t, n, is_log, res))

@@ -24,6 +24,11 @@
 #include "for_each_type.h"
 #undef DC_TEMPLATE
 
+/* log_softmax / softmax written in the arrays' order (after losses_t.h: its vector exp) */
+#define DC_TEMPLATE "adjacent_softmax_t.h"
+#include "for_each_type.h"
+#undef DC_TEMPLATE
+
 /* Short rows in lanes for the operations beyond the log-sum-exp (after losses_t.h: they
  * use dc_soft_result, and the long-row kernels where there are no vectors). */
 #define DC_TEMPLATE "lanes_math_t.h"

@@ -184,6 +184,10 @@ DC_INLINE double dc_clamp_nonnegative(double v) { return v < 0.0 ? 0.0 : v; }
 #include "for_each_type.h"
 #undef DC_TEMPLATE
 
+#define DC_TEMPLATE "adjacent_softmax_t.h" /* their log_softmax writer */
+#include "for_each_type.h"
+#undef DC_TEMPLATE
+
 #include "lanes_more.h" /* short rows in lanes: the one-row kernels below 65 values */
 
 #endif /* DIVCORE_LOSSES_H */
