@@ -992,11 +992,20 @@ cdef enum:
 cdef Py_ssize_t SPLIT_ROW_MIN_VALUES = 1 << 20
 
 
-cdef inline bint splits_rows(const Job *job, Py_ssize_t n_rows, int threads) noexcept nogil:
-    return (threads > 1 and n_rows < threads and job.rx.n >= SPLIT_ROW_MIN_VALUES
-            and job.rx.mask == NULL and job.rx.temperature == 1.0
-            and (job.op == OP_LSE or job.op == OP_LOG_SOFTMAX
-                 or (job.op == OP_CE_LABEL and job.eps == 0.0)))
+cdef inline bint splits_rows(const Job *job, Py_ssize_t n_rows, int threads,
+                             Py_ssize_t itemsize) noexcept nogil:
+    if not (threads > 1 and n_rows < threads and job.rx.n >= SPLIT_ROW_MIN_VALUES
+            and job.rx.mask == NULL and job.rx.temperature == 1.0):
+        return False
+    if job.op == OP_LSE or job.op == OP_LOG_SOFTMAX or (job.op == OP_CE_LABEL
+                                                         and job.eps == 0.0):
+        return True
+    # the entropy of logits, the losses against a soft target read in place (split_t.h)
+    if job.op == OP_ENTROPY:
+        return job.kind == DC_TARGET_LOGITS
+    return (job.op == OP_SOFT and not job.reverse and job.eps == 0.0
+            and job.rt.mask == NULL and job.rt.temperature == 1.0
+            and job.rt.col_stride == itemsize)
 
 
 cdef void run_split_row(const Job *job, Py_ssize_t i, int nt, real *buf) noexcept nogil:
@@ -1010,6 +1019,9 @@ cdef void run_split_row(const Job *job, Py_ssize_t i, int nt, real *buf) noexcep
     cdef const real *w = <const real *>job.weight
     cdef double log_sum
     cdef int64_t y = 0
+    if job.op == OP_SOFT or job.op == OP_ENTROPY:
+        run_split_soft_row(job, i, nt, span, x)
+        return
     if job.op == OP_CE_LABEL:
         y = job.labels[i]
         if label_row_ignored(job, i, y):
@@ -1032,6 +1044,40 @@ cdef void run_split_row(const Job *job, Py_ssize_t i, int nt, real *buf) noexcep
                                      (<real *>job.out) + i * n + lo)
     else:
         store_lse_row(job, i, &parts[0], log_sum, w)
+
+
+cdef void run_split_soft_row(const Job *job, Py_ssize_t i, int nt, Py_ssize_t span,
+                             const real *x) noexcept nogil:
+    """Row i of a splits_rows job against a soft target, or its entropy, over nt threads in
+    parts of `span` values: each part's one-read state (dc_split_part), merged in order and
+    finished (dc_split_join); then run_row's stores and validation."""
+    cdef dc_soft_split parts[MAX_ROW_PARTS]
+    cdef dc_soft_result res
+    cdef Py_ssize_t n = job.rx.n, part, lo, hi, used = (n + span - 1) // span
+    cdef const real *w = <const real *>job.weight
+    cdef const real *t = (<const real *>(job.rt.data + i * job.rt.row_stride)
+                          if job.rt.data != NULL else NULL)
+    cdef int kind = DC_SPLIT_ENTROPY if job.op == OP_ENTROPY else job.kind
+    for part in prange(used, num_threads=nt, schedule="static"):
+        lo = part * span
+        hi = min(n, lo + span)
+        split_part(x + lo, t + lo if t != NULL else NULL, w + lo if w != NULL else NULL,
+                   hi - lo, kind, job.want_h, &parts[part])
+    split_join(parts, used, kind, w != NULL, job.want_h, &res, x)
+    if job.op == OP_ENTROPY:
+        job.ce[i] = res.ce
+        return
+    if job.check and target_row_bad(res.psum, res.nbad, job.tol):
+        job.bad[i] = 1
+        job.psum[i] = res.psum
+        job.nbad[i] = res.nbad
+        return
+    if job.ce != NULL:
+        job.ce[i] = res.ce
+    if job.h != NULL:
+        job.h[i] = res.h
+    if job.kl != NULL:
+        job.kl[i] = res.kl
 
 
 cdef inline bint read_in_place(const dc_rows *r, Py_ssize_t itemsize) noexcept nogil:
@@ -1184,7 +1230,7 @@ cdef int run_rows(const Job *job, Py_ssize_t n_rows, real *typed) except -1:
         return run_blocks(job, n_rows, typed)
     if blocks:
         units = n_rows // rows * per_block
-    if splits_rows(job, n_rows, threads) and not half and not tiles:
+    if splits_rows(job, n_rows, threads, sizeof(real)) and not half and not tiles:
         if threads > MAX_ROW_PARTS:
             threads = MAX_ROW_PARTS
         buf = <real *>malloc(nbuf * sizeof(real))

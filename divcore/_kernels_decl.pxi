@@ -54,7 +54,11 @@ cdef extern from "divcore/dispatch.h" nogil:
         double log_p
         double mass
 
+    ctypedef struct dc_soft_split:  # one part of a long row over threads (only its size used)
+        int ent_ok
+
     enum:
+        DC_SPLIT_ENTROPY
         DC_TAIL_BUCKET
         DC_TAIL_DROP
         DC_TAIL_RENORMALIZE
@@ -133,6 +137,14 @@ cdef extern from "divcore/dispatch.h" nogil:
     void dcd_dc_soft_logits_adjacent_f64(const double *x, const double *t, Py_ssize_t n,
                                          Py_ssize_t xcs, Py_ssize_t tcs, Py_ssize_t count,
                                          dc_soft_result *res)
+    void dcd_dc_split_part_f32(const float *x, const float *t, const float *w, Py_ssize_t n,
+                               int kind, int want_h, dc_soft_split *part)
+    void dcd_dc_split_part_f64(const double *x, const double *t, const double *w,
+                               Py_ssize_t n, int kind, int want_h, dc_soft_split *part)
+    void dcd_dc_split_join_f32(dc_soft_split *parts, Py_ssize_t count, int kind,
+                               int weighted, int want_h, dc_soft_result *res)
+    void dcd_dc_split_join_f64(dc_soft_split *parts, Py_ssize_t count, int kind,
+                               int weighted, int want_h, dc_soft_result *res)
     void dcd_dc_log_softmax_adjacent_f32(const float *x, Py_ssize_t count, Py_ssize_t k,
                                          Py_ssize_t n, const double *m, const double *c,
                                          int exponentiate, float *out)

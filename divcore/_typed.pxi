@@ -58,6 +58,22 @@ cdef inline void soft_logits_adjacent(const real *x, const real *t, Py_ssize_t n
         dcd_dc_soft_logits_adjacent_f64(x, t, n, xcs, tcs, count, res)
 
 
+cdef inline void split_part(const real *x, const real *t, const real *w, Py_ssize_t n,
+                            int kind, int want_h, dc_soft_split *part) noexcept nogil:
+    if real is float:
+        dcd_dc_split_part_f32(x, t, w, n, kind, want_h, part)
+    else:
+        dcd_dc_split_part_f64(x, t, w, n, kind, want_h, part)
+
+
+cdef inline void split_join(dc_soft_split *parts, Py_ssize_t count, int kind, int weighted,
+                            int want_h, dc_soft_result *res, const real *typed) noexcept nogil:
+    if real is float:
+        dcd_dc_split_join_f32(parts, count, kind, weighted, want_h, res)
+    else:
+        dcd_dc_split_join_f64(parts, count, kind, weighted, want_h, res)
+
+
 cdef inline void log_softmax_adjacent(const real *x, Py_ssize_t count, Py_ssize_t k,
                                       Py_ssize_t n, const double *m, const double *c,
                                       int exponentiate, real *out) noexcept nogil:

@@ -158,3 +158,96 @@ def test_threadpoolctl_limits_the_openmp_threads(restore_threads):
     with threadpoolctl.threadpool_limits(limits=2, user_api="openmp"):
         assert divcore.get_num_threads() == 2
         assert np.array_equal(divcore.logsumexp(x), serial)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("case", ["plain", "weights", "max late", "zeros", "lost mass",
+                                  "nan late", "hot"])
+def test_one_huge_row_against_soft_targets_split_across_threads(dtype, case,
+                                                               restore_threads):
+    # CE and KL against probabilities, log-probabilities and a teacher's logits, and the
+    # entropy of logits, on one row of 2^20 + 5 values: parts per thread whose one-read
+    # states are merged (split_t.h) give one thread's results to rounding (its special
+    # values exactly), and the float64 formulas'.
+    rng = np.random.default_rng(11)
+    n = (1 << 20) + 5
+    x = (rng.standard_normal(n) * 3).astype(dtype)
+    tl = (rng.standard_normal(n) * 2).astype(dtype)
+    w = None
+    if case == "weights":
+        w = rng.uniform(0.2, 2.0, n).astype(dtype)
+    elif case == "max late":
+        x[n - 3] = 25.0
+        tl[n - 2] = 20.0
+    elif case == "zeros":
+        tl[: n // 2] = -np.inf                  # the first parts have no target mass
+    elif case == "lost mass":
+        x[n - 7] = -np.inf                      # target mass on a -inf logit: +inf
+    elif case == "nan late":
+        x[n - 1] = np.nan
+    elif case == "hot":
+        x[3] = 40.0                             # a confident, right model: tiny losses
+        tl[3] = 40.0
+    with np.errstate(all="ignore"):
+        t64 = tl.astype(np.float64)
+        lp64 = t64 - np.logaddexp.reduce(t64)
+        p = np.exp(lp64).astype(dtype)
+        lp = lp64.astype(dtype)
+        targets = {"probs": p, "log_probs": lp, "logits": tl}
+        results = {}
+        for threads in (1, 2, 3):
+            divcore.set_num_threads(threads)
+            got = {kind: (divcore.cross_entropy(x, t, target_type=kind, weight=w,
+                                                validate=False),
+                          divcore.kl_divergence(x, t, target_type=kind, validate=False))
+                   for kind, t in targets.items()}
+            got["entropy"] = (divcore.entropy(x),)
+            results[threads] = got
+        # float64 formulas on the stored values; log S = log1p((at max - 1) + Σ the rest)
+        # keeps a dominant class's log q ≈ -1e-9 exact
+
+        def log_softmax64(v):
+            m = np.max(v)
+            e = np.exp(v - m)
+            at = v == m
+            e[at] = 0.0
+            return (v - m) - np.log1p((np.count_nonzero(at) - 1.0) + np.sum(e))
+        x64 = x.astype(np.float64)
+        lq = log_softmax64(x64)
+        q = np.exp(lq)
+        ww = np.ones(n) if w is None else w.astype(np.float64)
+        want = {}
+        for kind, t in targets.items():
+            lpk = (log_softmax64(t.astype(np.float64)) if kind == "logits"
+                   else np.log(t.astype(np.float64)) if kind == "probs"
+                   else t.astype(np.float64))
+            pk = np.exp(lpk)
+            has = pk > 0
+            want[kind] = (np.sum(ww[has] * pk[has] * -lq[has]),
+                          np.sum(pk[has] * (lpk[has] - lq[has])))
+        want["entropy"] = (-np.sum(q[q > 0] * lq[q > 0]),)
+        if case == "nan late":                  # NaN in, NaN out
+            want = {k: tuple(np.nan for _ in v) for k, v in want.items()}
+    rtol = 1e-5 if dtype == np.float32 else 1e-11
+    for threads in (2, 3):
+        for key, have in results[threads].items():
+            for h, one, r in zip(have, results[1][key], want[key]):
+                if not np.isfinite(one):
+                    assert np.array_equal(h, one, equal_nan=True), (key, threads, h, one)
+                    assert np.array_equal(r, one, equal_nan=True), (key, r, one)
+                    continue
+                np.testing.assert_allclose(h, one, rtol=rtol, atol=1e-300,
+                                           err_msg=f"{key}: {threads} threads vs 1")
+                np.testing.assert_allclose(h, r, rtol=1e-5 if dtype == np.float32 else 1e-9,
+                                           atol=1e-12, err_msg=f"{key} vs float64")
+
+
+def test_one_huge_row_soft_target_validation_names_the_row(restore_threads):
+    # A bad probability in the last part of a split row is still reported, with its row.
+    n = (1 << 20) + 5
+    x = np.zeros((1, n), dtype=np.float32)
+    p = np.full((1, n), 1.0 / n, dtype=np.float32)
+    p[0, n - 2] = -0.5
+    divcore.set_num_threads(2)
+    with pytest.raises(ValueError, match="row 0"):
+        divcore.kl_divergence(x, p)

@@ -135,6 +135,12 @@ INTERNAL = [
     K("void", "dc_soft_logits_adjacent",
       "const T *x, const T *t, ptrdiff_t n, ptrdiff_t xcs, ptrdiff_t tcs, ptrdiff_t count, "
       "dc_soft_result *res"),
+    K("void", "dc_split_part",
+      "const T *x, const T *t, const T *w, ptrdiff_t n, int kind, int want_h, "
+      "dc_soft_split *part"),
+    K("void", "dc_split_join",
+      "dc_soft_split *parts, ptrdiff_t count, int kind, int weighted, int want_h, "
+      "dc_soft_result *res"),
     K("void", "dc_log_softmax_adjacent",
       "const T *x, ptrdiff_t count, ptrdiff_t k, ptrdiff_t n, const double *m, const double *c, "
       "int exponentiate, T *out"),
@@ -260,7 +266,11 @@ ctypedef struct dc_topk_result:
     double log_p
     double mass
 
+ctypedef struct dc_soft_split:  # one part of a long row over threads (only its size used)
+    int ent_ok
+
 enum:
+    DC_SPLIT_ENTROPY
     DC_TAIL_BUCKET
     DC_TAIL_DROP
     DC_TAIL_RENORMALIZE

@@ -66,6 +66,20 @@ DC_DISPATCH_VOID(dc_soft_logits_adjacent_f64, (const double *x, const double *t,
                                                ptrdiff_t n, ptrdiff_t xcs, ptrdiff_t tcs,
                                                ptrdiff_t count, dc_soft_result *res),
                  (x, t, n, xcs, tcs, count, res))
+DC_DISPATCH_VOID(dc_split_part_f32, (const float *x, const float *t, const float *w,
+                                     ptrdiff_t n, int kind, int want_h,
+                                     dc_soft_split *part),
+                 (x, t, w, n, kind, want_h, part))
+DC_DISPATCH_VOID(dc_split_part_f64, (const double *x, const double *t, const double *w,
+                                     ptrdiff_t n, int kind, int want_h,
+                                     dc_soft_split *part),
+                 (x, t, w, n, kind, want_h, part))
+DC_DISPATCH_VOID(dc_split_join_f32, (dc_soft_split *parts, ptrdiff_t count, int kind,
+                                     int weighted, int want_h, dc_soft_result *res),
+                 (parts, count, kind, weighted, want_h, res))
+DC_DISPATCH_VOID(dc_split_join_f64, (dc_soft_split *parts, ptrdiff_t count, int kind,
+                                     int weighted, int want_h, dc_soft_result *res),
+                 (parts, count, kind, weighted, want_h, res))
 DC_DISPATCH_VOID(dc_log_softmax_adjacent_f32, (const float *x, ptrdiff_t count, ptrdiff_t k,
                                                ptrdiff_t n, const double *m,
                                                const double *c, int exponentiate,

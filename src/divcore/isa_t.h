@@ -29,6 +29,11 @@
 #include "for_each_type.h"
 #undef DC_TEMPLATE
 
+/* One long row over threads (after losses_t.h: the one-read kernels' updates) */
+#define DC_TEMPLATE "split_t.h"
+#include "for_each_type.h"
+#undef DC_TEMPLATE
+
 /* Short rows in lanes for the operations beyond the log-sum-exp (after losses_t.h: they
  * use dc_soft_result, and the long-row kernels where there are no vectors). */
 #define DC_TEMPLATE "lanes_math_t.h"

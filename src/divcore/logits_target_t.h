@@ -33,22 +33,7 @@ DC_TARGET DC_INLINE void DC_FN(dc_logits_tail_value)(DC_T xi, DC_T ti, const DC_
 DC_TARGET DC_INLINE void DC_FN(dc_logits_raise)(dc_logits_sums *s, DC_T bx, DC_T bt,
                                                 DC_T *mx, DC_T *mt)
 {
-    double dxm = 0.0, dtm = 0.0;
-    if (bx > s->sx.max) {
-        const double old = s->sx.max;
-        dc_lse_raise_max(&s->sx, (double)bx);
-        if (old > -INFINITY) dxm = (double)bx - old;
-    }
-    if (bt > s->st.max) {
-        const double old = s->st.max;
-        dc_lse_raise_max(&s->st, (double)bt);
-        if (old > -INFINITY) dtm = (double)bt - old;
-    }
-    if (dxm != 0.0 || dtm != 0.0) {
-        s->c += dxm * s->ea;
-        s->h -= dtm * s->ea;
-        s->k += (dxm - dtm) * s->ea;
-    }
+    dc_logits_move(s, (double)bx, (double)bt);
     *mx = s->sx.max > -INFINITY ? (DC_T)s->sx.max : (DC_T)0;
     *mt = s->st.max > -INFINITY ? (DC_T)s->st.max : (DC_T)0;
 }

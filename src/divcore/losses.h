@@ -134,6 +134,52 @@ DC_INLINE void dc_logits_sums_init(dc_logits_sums *s)
     s->lost = 0.0;
 }
 
+/* Both running maxima of s raised to bx, bt where those are larger, the normalised sums
+ * moved with them: c' = c + δx·ea, h' = h - δt·ea, k' = k + (δx - δt)·ea (a row's first
+ * finite max moves nothing). dc_logits_update's step before each block (dc_logits_raise),
+ * and the parts of a split row to their common maxima (dc_logits_sums_merge). */
+DC_INLINE void dc_logits_move(dc_logits_sums *s, double bx, double bt)
+{
+    double dxm = 0.0, dtm = 0.0;
+    if (bx > s->sx.max) {
+        const double old = s->sx.max;
+        dc_lse_raise_max(&s->sx, bx);
+        if (old > -INFINITY) dxm = bx - old;
+    }
+    if (bt > s->st.max) {
+        const double old = s->st.max;
+        dc_lse_raise_max(&s->st, bt);
+        if (old > -INFINITY) dtm = bt - old;
+    }
+    if (dxm != 0.0 || dtm != 0.0) {
+        s->c += dxm * s->ea;
+        s->h -= dtm * s->ea;
+        s->k += (dxm - dtm) * s->ea;
+    }
+}
+
+/* Fold the next part's sums of a split row into *into: both moved to the common maxima
+ * (dc_logits_move), then each normalised sum weighted by its part's target sum S_t there:
+ * Σ = (Σ_a·S_a + Σ_b·S_b) / (S_a + S_b). */
+DC_INLINE void dc_logits_sums_merge(dc_logits_sums *into, const dc_logits_sums *part)
+{
+    dc_logits_sums b = *part;
+    const double mx = into->sx.max > b.sx.max ? into->sx.max : b.sx.max;
+    const double mt = into->st.max > b.st.max ? into->st.max : b.st.max;
+    dc_logits_move(into, mx, mt);
+    dc_logits_move(&b, mx, mt);
+    const double sa = dc_lse_sum(&into->st), sb = dc_lse_sum(&b.st), sab = sa + sb;
+    dc_lse_merge(&into->sx, &b.sx);
+    dc_lse_merge(&into->st, &b.st);
+    if (sab > 0.0) {
+        into->ea = (into->ea * sa + b.ea * sb) / sab;
+        into->c = (into->c * sa + b.c * sb) / sab;
+        into->h = (into->h * sa + b.h * sb) / sab;
+        into->k = (into->k * sa + b.k * sb) / sab;
+    }
+    into->lost += b.lost;
+}
+
 /* dc_logits_update's step after a block: its sums blk[] = {ea, c, h, k} (scaled by
  * 2^-10 for double rows) joined to the normalised ones, the target's sum having gone from
  * `before` to its present value: Σ' = Σ·(before/after) + blk/after. */
@@ -172,6 +218,57 @@ DC_INLINE int dc_soft_logits_begin(const dc_lse_state *sx, const dc_lse_state *s
 /* Target kinds of the JS and gradient kernels. */
 enum { DC_TARGET_PROBS = 0, DC_TARGET_LOG_PROBS = 1, DC_TARGET_LOGITS = 2 };
 
+/* ----------------------------------------------- one long row split across threads */
+
+/* What dc_split_part / dc_split_join compute besides the DC_TARGET_* kinds (losses against
+ * such a target): the entropy of softmax(x). */
+enum { DC_SPLIT_ENTROPY = 3 };
+
+/* The running state of one part of a long row (split_t.h): that of the kind's one-read
+ * kernel (dc_soft_target_update, dc_logits_update, dc_entropy_update). */
+typedef struct {
+    dc_soft_state soft;     /* probabilities, log-probabilities */
+    dc_logits_sums logits;  /* a teacher's logits */
+    dc_lse_state ent;       /* entropy: the scan, U = Σ e_i (M - x_i), and 0 after a NaN */
+    double u;
+    int ent_ok;
+} dc_soft_split;
+
+/* Fold the state of the next part of a row into *into: the logits' scans merged
+ * (dc_lse_merge), each part's A = Σ a·(M - x) moved to the common max as
+ * dc_soft_target_update moves it when a block raises the max (A += (M' - M)·Σa, not
+ * formed for a part without mass), the target's sums added. */
+DC_INLINE void dc_soft_state_merge(dc_soft_state *into, const dc_soft_state *part)
+{
+    const double ma = into->st.max, mb = part->st.max;
+    double shift = into->shift, more = part->shift;
+    dc_lse_merge(&into->st, &part->st);
+    const double m = into->st.max;
+    if (m > ma && into->a_seen != 0.0) shift += (m - ma) * into->a_seen;
+    if (m > mb && part->a_seen != 0.0) more += (m - mb) * part->a_seen;
+    into->shift = shift + more;
+    into->a_seen += part->a_seen;
+    into->ts.psum += part->ts.psum;
+    into->ts.asum += part->ts.asum;
+    into->ts.hsum += part->ts.hsum;
+    into->ts.nbad += part->ts.nbad;
+}
+
+/* Fold the next part's entropy sums into *into: U moved to the common max M' as
+ * dc_entropy_update moves it (U' = (U + (M' - M)·S)·e^(M - M')), then added. */
+DC_INLINE void dc_entropy_sums_merge(dc_lse_state *into, double *u, int *ok,
+                                     const dc_lse_state *part, double part_u, int part_ok)
+{
+    const double m = into->max > part->max ? into->max : part->max;
+    double ua = *u, ub = part_u;
+    const double sa = dc_lse_sum(into), sb = dc_lse_sum(part);
+    if (m > into->max && sa != 0.0) ua = (ua + (m - into->max) * sa) * exp(into->max - m);
+    if (m > part->max && sb != 0.0) ub = (ub + (m - part->max) * sb) * exp(part->max - m);
+    dc_lse_merge(into, part);
+    *u = ua + ub;
+    *ok = *ok && part_ok;
+}
+
 /* KL is a sum of terms of both signs that is ≥ 0 in exact arithmetic: never let rounding
  * make it negative. A NaN stays NaN (unlike fmax). */
 DC_INLINE double dc_clamp_nonnegative(double v) { return v < 0.0 ? 0.0 : v; }
@@ -185,6 +282,10 @@ DC_INLINE double dc_clamp_nonnegative(double v) { return v < 0.0 ? 0.0 : v; }
 #undef DC_TEMPLATE
 
 #define DC_TEMPLATE "adjacent_softmax_t.h" /* their log_softmax writer */
+#include "for_each_type.h"
+#undef DC_TEMPLATE
+
+#define DC_TEMPLATE "split_t.h" /* one long row over threads */
 #include "for_each_type.h"
 #undef DC_TEMPLATE
 

@@ -1,0 +1,56 @@
+/* divcore/split_t.h: one long row split across threads, for the losses against a soft
+ * target and the entropy of logits (type-generic, after losses_t.h; DC_T, DC_SFX defined).
+ *
+ * Each thread folds its part of the row (block-aligned, so that every block is the one the
+ * whole row's read takes) into the running state of the kind's one-read kernel
+ * (dc_split_part); the states are then merged in order, each moved to the common maxima as
+ * the kernel moves its own state when a block raises the max (losses.h: dc_soft_state_merge,
+ * dc_logits_sums_merge, dc_entropy_sums_merge), and finished as the whole row's state is
+ * (dc_split_join). The results agree with the one-thread read to rounding (the parts' sums
+ * are added in another order), as the log-sum-exp's split rows do. */
+
+#define DC_FN(name) DC_ISA_NAME(name, DC_SFX)
+
+/* x[0 .. n) (and t, w: NULL for none) of one part into *part, for `kind`: DC_TARGET_PROBS,
+ * DC_TARGET_LOG_PROBS or DC_TARGET_LOGITS (cross-entropy, entropy and KL against that
+ * target; want_h: the entropy and KL too), or DC_SPLIT_ENTROPY (H(softmax(x)); t unused). */
+DC_TARGET DC_ENTRY void DC_FN(dc_split_part)(const DC_T *x, const DC_T *t, const DC_T *w,
+                                             ptrdiff_t n, int kind, int want_h,
+                                             dc_soft_split *part)
+{
+    if (kind == DC_SPLIT_ENTROPY) {
+        dc_lse_init(&part->ent);
+        part->u = 0.0;
+        part->ent_ok = DC_FN(dc_entropy_update)(x, n, &part->ent, &part->u);
+    } else if (kind == DC_TARGET_LOGITS) {
+        dc_logits_sums_init(&part->logits);
+        DC_FN(dc_logits_update)(x, t, w, n, &part->logits);
+    } else {
+        dc_soft_state_init(&part->soft);
+        DC_FN(dc_soft_target_update)(&part->soft, x, t, w, n, kind == DC_TARGET_LOG_PROBS,
+                                     want_h);
+    }
+}
+
+/* The row's result from its parts[0 .. count) (in the row's order; parts[0] is merged
+ * into): res as dc_soft_target_row / dc_soft_logits give it (weighted: class weights were
+ * given), or for DC_SPLIT_ENTROPY the entropy in res->ce. */
+DC_TARGET DC_ENTRY void DC_FN(dc_split_join)(dc_soft_split *parts, ptrdiff_t count, int kind,
+                                             int weighted, int want_h, dc_soft_result *res)
+{
+    dc_soft_split *p = &parts[0];
+    if (kind == DC_SPLIT_ENTROPY) {
+        for (ptrdiff_t i = 1; i < count; i++)
+            dc_entropy_sums_merge(&p->ent, &p->u, &p->ent_ok, &parts[i].ent, parts[i].u,
+                                  parts[i].ent_ok);
+        res->ce = p->ent_ok && dc_lse_ok(&p->ent) ? dc_entropy_of_sums(&p->ent, p->u) : NAN;
+    } else if (kind == DC_TARGET_LOGITS) {
+        for (ptrdiff_t i = 1; i < count; i++) dc_logits_sums_merge(&p->logits, &parts[i].logits);
+        DC_FN(dc_soft_logits_finish)(&p->logits, weighted, res);
+    } else {
+        for (ptrdiff_t i = 1; i < count; i++) dc_soft_state_merge(&p->soft, &parts[i].soft);
+        DC_FN(dc_soft_target_finish)(&p->soft, weighted, want_h, res);
+    }
+}
+
+#undef DC_FN
