@@ -1000,10 +1000,11 @@ cdef inline bint splits_rows(const Job *job, Py_ssize_t n_rows, int threads,
     if job.op == OP_LSE or job.op == OP_LOG_SOFTMAX or (job.op == OP_CE_LABEL
                                                          and job.eps == 0.0):
         return True
-    # the entropy of logits, the losses against a soft target read in place (split_t.h)
+    # the entropy of logits, the losses and Jensen-Shannon against a soft target read in
+    # place (split_t.h)
     if job.op == OP_ENTROPY:
         return job.kind == DC_TARGET_LOGITS
-    return (job.op == OP_SOFT and not job.reverse and job.eps == 0.0
+    return ((job.op == OP_JS or (job.op == OP_SOFT and not job.reverse and job.eps == 0.0))
             and job.rt.mask == NULL and job.rt.temperature == 1.0
             and job.rt.col_stride == itemsize)
 
@@ -1021,6 +1022,9 @@ cdef void run_split_row(const Job *job, Py_ssize_t i, int nt, real *buf) noexcep
     cdef int64_t y = 0
     if job.op == OP_SOFT or job.op == OP_ENTROPY:
         run_split_soft_row(job, i, nt, span, x)
+        return
+    if job.op == OP_JS:
+        run_split_js_row(job, i, nt, span, x)
         return
     if job.op == OP_CE_LABEL:
         y = job.labels[i]
@@ -1078,6 +1082,46 @@ cdef void run_split_soft_row(const Job *job, Py_ssize_t i, int nt, Py_ssize_t sp
         job.h[i] = res.h
     if job.kl != NULL:
         job.kl[i] = res.kl
+
+
+cdef void run_split_js_row(const Job *job, Py_ssize_t i, int nt, Py_ssize_t span,
+                           const real *x) noexcept nogil:
+    """Row i of a splits_rows Jensen-Shannon job over nt threads: the parts' scans of x (and
+    of a logits target) merged in order, then each part's values pass against the whole
+    row's (dc_split_js_part), their sums added in order (dc_js_finish); run_row's stores."""
+    cdef dc_lse_state sx[MAX_ROW_PARTS]
+    cdef dc_lse_state st[MAX_ROW_PARTS]
+    cdef double sums[3 * MAX_ROW_PARTS]
+    cdef Py_ssize_t n = job.rx.n, part, lo, hi, used = (n + span - 1) // span, nbad
+    cdef const real *t = <const real *>(job.rt.data + i * job.rt.row_stride)
+    cdef bint logits = job.kind == DC_TARGET_LOGITS
+    cdef double js = 0.0, ps = 0.0, bad = 0.0, psum
+    for part in prange(used, num_threads=nt, schedule="static"):
+        lo = part * span
+        hi = min(n, lo + span)
+        dc_lse_init(&sx[part])
+        dc_lse_init(&st[part])
+        lse_update(&sx[part], x + lo, hi - lo)
+        if logits:
+            lse_update(&st[part], t + lo, hi - lo)
+    for part in range(1, used):
+        dc_lse_merge(&sx[0], &sx[part])
+        dc_lse_merge(&st[0], &st[part])
+    for part in prange(used, num_threads=nt, schedule="static"):
+        lo = part * span
+        hi = min(n, lo + span)
+        split_js_part(x + lo, t + lo, hi - lo, job.kind, job.beta, &sx[0], &st[0],
+                      n > DC_LANES_MAX_N, &sums[3 * part])
+    for part in range(used):
+        js += sums[3 * part]
+        ps += sums[3 * part + 1]
+        bad += sums[3 * part + 2]
+    job.ce[i] = dc_js_finish(dc_js_ok(&sx[0], &st[0], job.kind), job.kind, job.beta, js, ps,
+                             <Py_ssize_t>bad, &psum, &nbad)
+    if job.check and target_row_bad(psum, nbad, job.tol):
+        job.bad[i] = 1
+        job.psum[i] = psum
+        job.nbad[i] = nbad
 
 
 cdef inline bint read_in_place(const dc_rows *r, Py_ssize_t itemsize) noexcept nogil:

@@ -81,6 +81,9 @@ cdef extern from "divcore/dispatch.h" nogil:
     int dc_lse_ok(const dc_lse_state *st)
     double dc_lse_log_sum(const dc_lse_state *st)
     double dc_lse_sum(const dc_lse_state *st)
+    int dc_js_ok(const dc_lse_state *sx, const dc_lse_state *st, int kind)
+    double dc_js_finish(int ok, int kind, double beta, double js, double ps, Py_ssize_t bad,
+                        double *psum, Py_ssize_t *nbad)
     double dc_lse_value_of_log_sum(const dc_lse_state *st, double log_sum)
     double dc_ce_label_of_log_sum(const dc_lse_state *st, double log_sum, double x_y)
     double dc_bce_logit(double x, double y, double pw)
@@ -145,6 +148,12 @@ cdef extern from "divcore/dispatch.h" nogil:
                                int weighted, int want_h, dc_soft_result *res)
     void dcd_dc_split_join_f64(dc_soft_split *parts, Py_ssize_t count, int kind,
                                int weighted, int want_h, dc_soft_result *res)
+    void dcd_dc_split_js_part_f32(const float *x, const float *t, Py_ssize_t n, int kind,
+                                  double beta, const dc_lse_state *sx,
+                                  const dc_lse_state *st, int vec, double *sums)
+    void dcd_dc_split_js_part_f64(const double *x, const double *t, Py_ssize_t n, int kind,
+                                  double beta, const dc_lse_state *sx,
+                                  const dc_lse_state *st, int vec, double *sums)
     void dcd_dc_log_softmax_adjacent_f32(const float *x, Py_ssize_t count, Py_ssize_t k,
                                          Py_ssize_t n, const double *m, const double *c,
                                          int exponentiate, float *out)

@@ -74,6 +74,15 @@ cdef inline void split_join(dc_soft_split *parts, Py_ssize_t count, int kind, in
         dcd_dc_split_join_f64(parts, count, kind, weighted, want_h, res)
 
 
+cdef inline void split_js_part(const real *x, const real *t, Py_ssize_t n, int kind,
+                               double beta, const dc_lse_state *sx, const dc_lse_state *st,
+                               int vec, double *sums) noexcept nogil:
+    if real is float:
+        dcd_dc_split_js_part_f32(x, t, n, kind, beta, sx, st, vec, sums)
+    else:
+        dcd_dc_split_js_part_f64(x, t, n, kind, beta, sx, st, vec, sums)
+
+
 cdef inline void log_softmax_adjacent(const real *x, Py_ssize_t count, Py_ssize_t k,
                                       Py_ssize_t n, const double *m, const double *c,
                                       int exponentiate, real *out) noexcept nogil:

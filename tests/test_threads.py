@@ -202,6 +202,8 @@ def test_one_huge_row_against_soft_targets_split_across_threads(dtype, case,
                           divcore.kl_divergence(x, t, target_type=kind, validate=False))
                    for kind, t in targets.items()}
             got["entropy"] = (divcore.entropy(x),)
+            got["js"] = tuple(divcore.js_divergence(x, t, target_type=kind, validate=False)
+                              for kind, t in targets.items())
             results[threads] = got
         # float64 formulas on the stored values; log S = log1p((at max - 1) + Σ the rest)
         # keeps a dominant class's log q ≈ -1e-9 exact
@@ -226,6 +228,18 @@ def test_one_huge_row_against_soft_targets_split_across_threads(dtype, case,
             want[kind] = (np.sum(ww[has] * pk[has] * -lq[has]),
                           np.sum(pk[has] * (lpk[has] - lq[has])))
         want["entropy"] = (-np.sum(q[q > 0] * lq[q > 0]),)
+        js = []
+        for kind, t in targets.items():             # JS = H(m) - H(p)/2 - H(q)/2
+            lpk = (log_softmax64(t.astype(np.float64)) if kind == "logits"
+                   else np.log(t.astype(np.float64)) if kind == "probs"
+                   else t.astype(np.float64))
+            pk = np.exp(lpk)
+            m = 0.5 * (pk + q)
+
+            def plogp(v):
+                return np.sum(v[v > 0] * np.log(v[v > 0]))
+            js.append(plogp(pk) / 2 + plogp(q) / 2 - plogp(m))
+        want["js"] = tuple(js)
         if case == "nan late":                  # NaN in, NaN out
             want = {k: tuple(np.nan for _ in v) for k, v in want.items()}
     rtol = 1e-5 if dtype == np.float32 else 1e-11
@@ -251,3 +265,5 @@ def test_one_huge_row_soft_target_validation_names_the_row(restore_threads):
     divcore.set_num_threads(2)
     with pytest.raises(ValueError, match="row 0"):
         divcore.kl_divergence(x, p)
+    with pytest.raises(ValueError, match="row 0"):
+        divcore.js_divergence(x, p)

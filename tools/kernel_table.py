@@ -141,6 +141,9 @@ INTERNAL = [
     K("void", "dc_split_join",
       "dc_soft_split *parts, ptrdiff_t count, int kind, int weighted, int want_h, "
       "dc_soft_result *res"),
+    K("void", "dc_split_js_part",
+      "const T *x, const T *t, ptrdiff_t n, int kind, double beta, const dc_lse_state *sx, "
+      "const dc_lse_state *st, int vec, double *sums"),
     K("void", "dc_log_softmax_adjacent",
       "const T *x, ptrdiff_t count, ptrdiff_t k, ptrdiff_t n, const double *m, const double *c, "
       "int exponentiate, T *out"),
@@ -295,6 +298,9 @@ void dc_lse_merge(dc_lse_state *into, const dc_lse_state *part)
 int dc_lse_ok(const dc_lse_state *st)
 double dc_lse_log_sum(const dc_lse_state *st)
 double dc_lse_sum(const dc_lse_state *st)
+int dc_js_ok(const dc_lse_state *sx, const dc_lse_state *st, int kind)
+double dc_js_finish(int ok, int kind, double beta, double js, double ps, Py_ssize_t bad,
+                    double *psum, Py_ssize_t *nbad)
 double dc_lse_value_of_log_sum(const dc_lse_state *st, double log_sum)
 double dc_ce_label_of_log_sum(const dc_lse_state *st, double log_sum, double x_y)
 double dc_bce_logit(double x, double y, double pw)

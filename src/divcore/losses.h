@@ -273,6 +273,27 @@ DC_INLINE void dc_entropy_sums_merge(dc_lse_state *into, double *u, int *ok,
  * make it negative. A NaN stays NaN (unlike fmax). */
 DC_INLINE double dc_clamp_nonnegative(double v) { return v < 0.0 ? 0.0 : v; }
 
+/* dc_js_row's rows define a distribution: the logits', and a logits target's. */
+DC_INLINE int dc_js_ok(const dc_lse_state *sx, const dc_lse_state *st, int kind)
+{
+    return dc_lse_ok(sx) && (kind != DC_TARGET_LOGITS || dc_lse_ok(st));
+}
+
+/* dc_js_row's result from the sums of its values pass (dc_js_values): the target's sums
+ * for validation (a logits target has none), NaN without a distribution, and the
+ * divergence clamped to [0, h(β)], its range, against rounding. */
+DC_INLINE double dc_js_finish(int ok, int kind, double beta, double js, double ps,
+                              ptrdiff_t bad, double *psum, ptrdiff_t *nbad)
+{
+    *psum = kind == DC_TARGET_LOGITS ? 1.0 : ps;
+    *nbad = kind == DC_TARGET_LOGITS ? 0 : bad;
+    if (!ok) return NAN;
+    if (beta == 0.0 || beta == 1.0) return 0.0;
+    const double top = dc_binary_entropy(beta);
+    js = dc_clamp_nonnegative(js);
+    return js > top ? top : js;
+}
+
 #define DC_TEMPLATE "losses_t.h"
 #include "for_each_type.h"
 #undef DC_TEMPLATE

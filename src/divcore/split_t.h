@@ -7,7 +7,9 @@
  * the kernel moves its own state when a block raises the max (losses.h: dc_soft_state_merge,
  * dc_logits_sums_merge, dc_entropy_sums_merge), and finished as the whole row's state is
  * (dc_split_join). The results agree with the one-thread read to rounding (the parts' sums
- * are added in another order), as the log-sum-exp's split rows do. */
+ * are added in another order), as the log-sum-exp's split rows do. Jensen-Shannon reads
+ * its row twice: the parts' scans are merged first, then each part's values pass
+ * (dc_split_js_part) takes the whole row's. */
 
 #define DC_FN(name) DC_ISA_NAME(name, DC_SFX)
 
@@ -51,6 +53,25 @@ DC_TARGET DC_ENTRY void DC_FN(dc_split_join)(dc_soft_split *parts, ptrdiff_t cou
         for (ptrdiff_t i = 1; i < count; i++) dc_soft_state_merge(&p->soft, &parts[i].soft);
         DC_FN(dc_soft_target_finish)(&p->soft, weighted, want_h, res);
     }
+}
+
+/* Jensen-Shannon over a split row: one part's values pass (dc_js_values) once the whole
+ * row's scans sx (and a logits target's st) are merged; its sums into
+ * sums[0 .. 3) = {js, the target's mass, its bad entries}, for dc_js_finish. `vec`: the
+ * whole row is longer than the lanes take. */
+DC_TARGET DC_ENTRY void DC_FN(dc_split_js_part)(const DC_T *x, const DC_T *t, ptrdiff_t n,
+                                                int kind, double beta, const dc_lse_state *sx,
+                                                const dc_lse_state *st, int vec, double *sums)
+{
+    const int ok = dc_js_ok(sx, st, kind);
+    const double log_sx = ok ? dc_lse_log_sum(sx) : 0.0;
+    const double log_st = ok && kind == DC_TARGET_LOGITS ? dc_lse_log_sum(st) : 0.0;
+    double js = 0.0, ps = 0.0;
+    ptrdiff_t bad = 0;
+    DC_FN(dc_js_values)(x, t, n, kind, ok, vec, sx, log_sx, st, log_st, beta, &js, &ps, &bad);
+    sums[0] = js;
+    sums[1] = ps;
+    sums[2] = (double)bad;
 }
 
 #undef DC_FN
