@@ -1000,11 +1000,12 @@ cdef inline bint splits_rows(const Job *job, Py_ssize_t n_rows, int threads,
     if job.op == OP_LSE or job.op == OP_LOG_SOFTMAX or (job.op == OP_CE_LABEL
                                                          and job.eps == 0.0):
         return True
-    # the entropy of logits, the losses and Jensen-Shannon against a soft target read in
-    # place (split_t.h)
+    # the entropies, the losses (reverse KL: against logits) and Jensen-Shannon against a
+    # soft target read in place (split_t.h)
     if job.op == OP_ENTROPY:
-        return job.kind == DC_TARGET_LOGITS
-    return ((job.op == OP_JS or (job.op == OP_SOFT and not job.reverse and job.eps == 0.0))
+        return True
+    return ((job.op == OP_JS or (job.op == OP_SOFT and job.eps == 0.0
+                                 and (not job.reverse or job.kind == DC_TARGET_LOGITS)))
             and job.rt.mask == NULL and job.rt.temperature == 1.0
             and job.rt.col_stride == itemsize)
 
@@ -1054,22 +1055,34 @@ cdef void run_split_soft_row(const Job *job, Py_ssize_t i, int nt, Py_ssize_t sp
                              const real *x) noexcept nogil:
     """Row i of a splits_rows job against a soft target, or its entropy, over nt threads in
     parts of `span` values: each part's one-read state (dc_split_part), merged in order and
-    finished (dc_split_join); then run_row's stores and validation."""
+    finished (dc_split_join); then run_row's stores and validation. Reverse KL against
+    logits is the forward one with the rows' roles swapped (as soft_row computes it)."""
     cdef dc_soft_split parts[MAX_ROW_PARTS]
     cdef dc_soft_result res
     cdef Py_ssize_t n = job.rx.n, part, lo, hi, used = (n + span - 1) // span
     cdef const real *w = <const real *>job.weight
     cdef const real *t = (<const real *>(job.rt.data + i * job.rt.row_stride)
                           if job.rt.data != NULL else NULL)
-    cdef int kind = DC_SPLIT_ENTROPY if job.op == OP_ENTROPY else job.kind
+    cdef int kind = job.kind
+    cdef const real *a = x
+    cdef const real *b = t
+    if job.op == OP_ENTROPY:
+        kind = (DC_SPLIT_ENTROPY if job.kind == DC_TARGET_LOGITS else DC_SPLIT_ENTROPY_PROBS
+                if job.kind == DC_TARGET_PROBS else DC_SPLIT_ENTROPY_LOG_PROBS)
+    elif job.reverse:     # KL(q ‖ p) = KL of x's softmax as the target of t's (no weights)
+        a, b, w = t, x, NULL
     for part in prange(used, num_threads=nt, schedule="static"):
         lo = part * span
         hi = min(n, lo + span)
-        split_part(x + lo, t + lo if t != NULL else NULL, w + lo if w != NULL else NULL,
+        split_part(a + lo, b + lo if b != NULL else NULL, w + lo if w != NULL else NULL,
                    hi - lo, kind, job.want_h, &parts[part])
     split_join(parts, used, kind, w != NULL, job.want_h, &res, x)
     if job.op == OP_ENTROPY:
         job.ce[i] = res.ce
+        if job.check and target_row_bad(res.psum, res.nbad, job.tol):
+            job.bad[i] = 1
+            job.psum[i] = res.psum
+            job.nbad[i] = res.nbad
         return
     if job.check and target_row_bad(res.psum, res.nbad, job.tol):
         job.bad[i] = 1

@@ -59,6 +59,8 @@ cdef extern from "divcore/dispatch.h" nogil:
 
     enum:
         DC_SPLIT_ENTROPY
+        DC_SPLIT_ENTROPY_PROBS
+        DC_SPLIT_ENTROPY_LOG_PROBS
         DC_TAIL_BUCKET
         DC_TAIL_DROP
         DC_TAIL_RENORMALIZE

@@ -201,7 +201,11 @@ def test_one_huge_row_against_soft_targets_split_across_threads(dtype, case,
                                                 validate=False),
                           divcore.kl_divergence(x, t, target_type=kind, validate=False))
                    for kind, t in targets.items()}
-            got["entropy"] = (divcore.entropy(x),)
+            got["entropy"] = (divcore.entropy(x),
+                              divcore.entropy(p, input_type="probs", sum_tol=1e-3),
+                              divcore.entropy(lp, input_type="log_probs", sum_tol=1e-3))
+            got["reverse"] = (divcore.kl_divergence(x, tl, target_type="logits",
+                                                    reverse=True),)
             got["js"] = tuple(divcore.js_divergence(x, t, target_type=kind, validate=False)
                               for kind, t in targets.items())
             results[threads] = got
@@ -227,7 +231,13 @@ def test_one_huge_row_against_soft_targets_split_across_threads(dtype, case,
             has = pk > 0
             want[kind] = (np.sum(ww[has] * pk[has] * -lq[has]),
                           np.sum(pk[has] * (lpk[has] - lq[has])))
-        want["entropy"] = (-np.sum(q[q > 0] * lq[q > 0]),)
+        lp_t = log_softmax64(tl.astype(np.float64))
+        p64 = p.astype(np.float64)
+        h_p = -np.sum(p64[p64 > 0] * np.log(p64[p64 > 0]))
+        lp64s = lp.astype(np.float64)
+        h_lp = -np.sum(np.exp(lp64s[lp64s > -np.inf]) * lp64s[lp64s > -np.inf])
+        want["entropy"] = (-np.sum(q[q > 0] * lq[q > 0]), h_p, h_lp)
+        want["reverse"] = (np.sum(q[q > 0] * (lq[q > 0] - lp_t[q > 0])),)
         js = []
         for kind, t in targets.items():             # JS = H(m) - H(p)/2 - H(q)/2
             lpk = (log_softmax64(t.astype(np.float64)) if kind == "logits"
@@ -240,8 +250,9 @@ def test_one_huge_row_against_soft_targets_split_across_threads(dtype, case,
                 return np.sum(v[v > 0] * np.log(v[v > 0]))
             js.append(plogp(pk) / 2 + plogp(q) / 2 - plogp(m))
         want["js"] = tuple(js)
-        if case == "nan late":                  # NaN in, NaN out
-            want = {k: tuple(np.nan for _ in v) for k, v in want.items()}
+        if case == "nan late":                  # NaN in x, NaN out (the targets' own
+            want = {k: tuple(np.nan for _ in v) for k, v in want.items()}   # entropy kept)
+            want["entropy"] = (np.nan, h_p, h_lp)
     rtol = 1e-5 if dtype == np.float32 else 1e-11
     for threads in (2, 3):
         for key, have in results[threads].items():

@@ -274,6 +274,8 @@ ctypedef struct dc_soft_split:  # one part of a long row over threads (only its 
 
 enum:
     DC_SPLIT_ENTROPY
+    DC_SPLIT_ENTROPY_PROBS
+    DC_SPLIT_ENTROPY_LOG_PROBS
     DC_TAIL_BUCKET
     DC_TAIL_DROP
     DC_TAIL_RENORMALIZE

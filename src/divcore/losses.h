@@ -221,8 +221,8 @@ enum { DC_TARGET_PROBS = 0, DC_TARGET_LOG_PROBS = 1, DC_TARGET_LOGITS = 2 };
 /* ----------------------------------------------- one long row split across threads */
 
 /* What dc_split_part / dc_split_join compute besides the DC_TARGET_* kinds (losses against
- * such a target): the entropy of softmax(x). */
-enum { DC_SPLIT_ENTROPY = 3 };
+ * such a target): the entropy of softmax(x), of probabilities, of log-probabilities. */
+enum { DC_SPLIT_ENTROPY = 3, DC_SPLIT_ENTROPY_PROBS = 4, DC_SPLIT_ENTROPY_LOG_PROBS = 5 };
 
 /* The running state of one part of a long row (split_t.h): that of the kind's one-read
  * kernel (dc_soft_target_update, dc_logits_update, dc_entropy_update). */
@@ -232,6 +232,8 @@ typedef struct {
     dc_lse_state ent;       /* entropy: the scan, U = Σ e_i (M - x_i), and 0 after a NaN */
     double u;
     int ent_ok;
+    double h, psum;         /* entropy of a target: -Σ p log p, Σ p and the bad entries */
+    ptrdiff_t nbad;
 } dc_soft_split;
 
 /* Fold the state of the next part of a row into *into: the logits' scans merged

@@ -15,12 +15,16 @@
 
 /* x[0 .. n) (and t, w: NULL for none) of one part into *part, for `kind`: DC_TARGET_PROBS,
  * DC_TARGET_LOG_PROBS or DC_TARGET_LOGITS (cross-entropy, entropy and KL against that
- * target; want_h: the entropy and KL too), or DC_SPLIT_ENTROPY (H(softmax(x)); t unused). */
+ * target; want_h: the entropy and KL too), DC_SPLIT_ENTROPY (H(softmax(x)); t unused), or
+ * DC_SPLIT_ENTROPY_PROBS / _LOG_PROBS (H of x as probabilities / log-probabilities). */
 DC_TARGET DC_ENTRY void DC_FN(dc_split_part)(const DC_T *x, const DC_T *t, const DC_T *w,
                                              ptrdiff_t n, int kind, int want_h,
                                              dc_soft_split *part)
 {
-    if (kind == DC_SPLIT_ENTROPY) {
+    if (kind == DC_SPLIT_ENTROPY_PROBS || kind == DC_SPLIT_ENTROPY_LOG_PROBS) {
+        part->h = DC_FN(dc_entropy_target)(x, n, kind == DC_SPLIT_ENTROPY_LOG_PROBS,
+                                           &part->psum, &part->nbad);
+    } else if (kind == DC_SPLIT_ENTROPY) {
         dc_lse_init(&part->ent);
         part->u = 0.0;
         part->ent_ok = DC_FN(dc_entropy_update)(x, n, &part->ent, &part->u);
@@ -36,12 +40,22 @@ DC_TARGET DC_ENTRY void DC_FN(dc_split_part)(const DC_T *x, const DC_T *t, const
 
 /* The row's result from its parts[0 .. count) (in the row's order; parts[0] is merged
  * into): res as dc_soft_target_row / dc_soft_logits give it (weighted: class weights were
- * given), or for DC_SPLIT_ENTROPY the entropy in res->ce. */
+ * given), or for the DC_SPLIT_ENTROPY* kinds the entropy in res->ce (and a target's sums
+ * in res->psum, res->nbad). */
 DC_TARGET DC_ENTRY void DC_FN(dc_split_join)(dc_soft_split *parts, ptrdiff_t count, int kind,
                                              int weighted, int want_h, dc_soft_result *res)
 {
     dc_soft_split *p = &parts[0];
-    if (kind == DC_SPLIT_ENTROPY) {
+    if (kind == DC_SPLIT_ENTROPY_PROBS || kind == DC_SPLIT_ENTROPY_LOG_PROBS) {
+        for (ptrdiff_t i = 1; i < count; i++) {   /* sums: the parts' add */
+            p->h += parts[i].h;
+            p->psum += parts[i].psum;
+            p->nbad += parts[i].nbad;
+        }
+        res->ce = p->h;
+        res->psum = p->psum;
+        res->nbad = p->nbad;
+    } else if (kind == DC_SPLIT_ENTROPY) {
         for (ptrdiff_t i = 1; i < count; i++)
             dc_entropy_sums_merge(&p->ent, &p->u, &p->ent_ok, &parts[i].ent, parts[i].u,
                                   parts[i].ent_ok);
