@@ -9,7 +9,8 @@ reduce (losses, logsumexp, entropy) are reported against the read limit, countin
 bytes of every input; operations that write an (N, C) result (softmax, log_softmax,
 gradients) against the copy limit. torch's time, when it is installed, is beside it.
 Float32 (4096, 32000) ((512, 32000) with --quick); times are the best of `repeat`. Then
-every operation on (200000, 10) ((20000, 10) with --quick) against torch, and JS against KL.
+every operation on (200000, 10) ((20000, 10) with --quick) against torch, and JS against KL;
+then every reduction on one row of 2^22 values (2^21) with one thread and with all.
 """
 import argparse
 import ctypes
@@ -231,6 +232,31 @@ def run_short(repeat=5, rows=200000, classes=10):
     return times
 
 
+def run_one_row(repeat=5, n=1 << 22):
+    """Every reduction on one row of n values with one thread and with all of them: a call
+    with fewer rows than threads splits a row of 2^20 values or more across threads."""
+    rng = np.random.default_rng(2)
+    items, _ = cases(rng, (1, n))
+    threads = divcore.get_num_threads()
+    print(f"\nOne row of {n} float32 values: 1 thread against {threads}, best of {repeat}\n")
+    print(f"| operation | 1 thread ms | {threads} threads ms | speedup |")
+    print("|---|---:|---:|---:|")
+    speedups = {}
+    for name, fn, _, kind, _ in items:
+        if kind != "read":
+            continue
+        try:
+            divcore.set_num_threads(1)
+            one = best(fn, repeat)
+        finally:
+            divcore.set_num_threads(0)
+        many = best(fn, repeat)
+        speedups[name] = one / many
+        print(f"| {name} | {one * 1e3:.2f} | {many * 1e3:.2f} | {one / many:.2f}× |",
+              flush=True)
+    return speedups
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true")
@@ -239,6 +265,7 @@ def main(argv=None):
     print(f"divcore {divcore.__version__} from {divcore.__file__}")
     run(args.quick, args.repeat)
     run_short(args.repeat, 20000 if args.quick else 200000)
+    run_one_row(args.repeat, 1 << 21 if args.quick else 1 << 22)
 
 
 if __name__ == "__main__":

@@ -1000,12 +1000,11 @@ cdef inline bint splits_rows(const Job *job, Py_ssize_t n_rows, int threads,
     if job.op == OP_LSE or job.op == OP_LOG_SOFTMAX or (job.op == OP_CE_LABEL
                                                          and job.eps == 0.0):
         return True
-    # the entropies, the losses (reverse KL: against logits) and Jensen-Shannon against a
-    # soft target read in place (split_t.h)
+    # the entropies, the losses and Jensen-Shannon against a soft target read in place
+    # (split_t.h)
     if job.op == OP_ENTROPY:
         return True
-    return ((job.op == OP_JS or (job.op == OP_SOFT and job.eps == 0.0
-                                 and (not job.reverse or job.kind == DC_TARGET_LOGITS)))
+    return ((job.op == OP_JS or (job.op == OP_SOFT and job.eps == 0.0))
             and job.rt.mask == NULL and job.rt.temperature == 1.0
             and job.rt.col_stride == itemsize)
 
@@ -1021,11 +1020,13 @@ cdef void run_split_row(const Job *job, Py_ssize_t i, int nt, real *buf) noexcep
     cdef const real *w = <const real *>job.weight
     cdef double log_sum
     cdef int64_t y = 0
-    if job.op == OP_SOFT or job.op == OP_ENTROPY:
+    if (job.op == OP_SOFT and not (job.reverse and job.kind != DC_TARGET_LOGITS)
+            or job.op == OP_ENTROPY):
         run_split_soft_row(job, i, nt, span, x)
         return
-    if job.op == OP_JS:
-        run_split_js_row(job, i, nt, span, x)
+    if job.op == OP_JS or (job.op == OP_SOFT and job.reverse
+                           and job.kind != DC_TARGET_LOGITS):
+        run_split_twice_row(job, i, nt, span, x)
         return
     if job.op == OP_CE_LABEL:
         y = job.labels[i]
@@ -1097,11 +1098,13 @@ cdef void run_split_soft_row(const Job *job, Py_ssize_t i, int nt, Py_ssize_t sp
         job.kl[i] = res.kl
 
 
-cdef void run_split_js_row(const Job *job, Py_ssize_t i, int nt, Py_ssize_t span,
-                           const real *x) noexcept nogil:
-    """Row i of a splits_rows Jensen-Shannon job over nt threads: the parts' scans of x (and
-    of a logits target) merged in order, then each part's values pass against the whole
-    row's (dc_split_js_part), their sums added in order (dc_js_finish); run_row's stores."""
+cdef void run_split_twice_row(const Job *job, Py_ssize_t i, int nt, Py_ssize_t span,
+                              const real *x) noexcept nogil:
+    """Row i over nt threads of a splits_rows job that reads its row twice (Jensen-Shannon,
+    reverse KL against probabilities or log-probabilities): the parts' scans of x (and of a
+    logits target) merged in order, then each part's values pass against the whole row's
+    (dc_split_js_part, dc_split_kl_reverse_part), their sums added in order and finished
+    (dc_js_finish, dc_kl_reverse_finish); then run_row's stores and validation."""
     cdef dc_lse_state sx[MAX_ROW_PARTS]
     cdef dc_lse_state st[MAX_ROW_PARTS]
     cdef double sums[3 * MAX_ROW_PARTS]
@@ -1109,6 +1112,8 @@ cdef void run_split_js_row(const Job *job, Py_ssize_t i, int nt, Py_ssize_t span
     cdef const real *t = <const real *>(job.rt.data + i * job.rt.row_stride)
     cdef bint logits = job.kind == DC_TARGET_LOGITS
     cdef double js = 0.0, ps = 0.0, bad = 0.0, psum
+    cdef dc_soft_result res
+    res.kl = NAN
     for part in prange(used, num_threads=nt, schedule="static"):
         lo = part * span
         hi = min(n, lo + span)
@@ -1123,18 +1128,29 @@ cdef void run_split_js_row(const Job *job, Py_ssize_t i, int nt, Py_ssize_t span
     for part in prange(used, num_threads=nt, schedule="static"):
         lo = part * span
         hi = min(n, lo + span)
-        split_js_part(x + lo, t + lo, hi - lo, job.kind, job.beta, &sx[0], &st[0],
-                      n > DC_LANES_MAX_N, &sums[3 * part])
+        if job.op == OP_JS:
+            split_js_part(x + lo, t + lo, hi - lo, job.kind, job.beta, &sx[0], &st[0],
+                          n > DC_LANES_MAX_N, &sums[3 * part])
+        else:
+            split_kl_reverse_part(x + lo, t + lo, hi - lo, job.kind == DC_TARGET_LOG_PROBS,
+                                  &sx[0], &sums[3 * part])
     for part in range(used):
         js += sums[3 * part]
         ps += sums[3 * part + 1]
         bad += sums[3 * part + 2]
-    job.ce[i] = dc_js_finish(dc_js_ok(&sx[0], &st[0], job.kind), job.kind, job.beta, js, ps,
-                             <Py_ssize_t>bad, &psum, &nbad)
+    if job.op == OP_JS:
+        job.ce[i] = dc_js_finish(dc_js_ok(&sx[0], &st[0], job.kind), job.kind, job.beta, js,
+                                 ps, <Py_ssize_t>bad, &psum, &nbad)
+    else:
+        dc_kl_reverse_finish(&sx[0], js, ps, <Py_ssize_t>bad, &res)
+        psum, nbad = res.psum, res.nbad
     if job.check and target_row_bad(psum, nbad, job.tol):
         job.bad[i] = 1
         job.psum[i] = psum
         job.nbad[i] = nbad
+        return
+    if job.op == OP_SOFT and job.kl != NULL:
+        job.kl[i] = res.kl
 
 
 cdef inline bint read_in_place(const dc_rows *r, Py_ssize_t itemsize) noexcept nogil:

@@ -84,6 +84,8 @@ cdef extern from "divcore/dispatch.h" nogil:
     double dc_lse_log_sum(const dc_lse_state *st)
     double dc_lse_sum(const dc_lse_state *st)
     int dc_js_ok(const dc_lse_state *sx, const dc_lse_state *st, int kind)
+    void dc_kl_reverse_finish(const dc_lse_state *sx, double kl, double psum, Py_ssize_t nbad,
+                              dc_soft_result *res)
     double dc_js_finish(int ok, int kind, double beta, double js, double ps, Py_ssize_t bad,
                         double *psum, Py_ssize_t *nbad)
     double dc_lse_value_of_log_sum(const dc_lse_state *st, double log_sum)
@@ -156,6 +158,10 @@ cdef extern from "divcore/dispatch.h" nogil:
     void dcd_dc_split_js_part_f64(const double *x, const double *t, Py_ssize_t n, int kind,
                                   double beta, const dc_lse_state *sx,
                                   const dc_lse_state *st, int vec, double *sums)
+    void dcd_dc_split_kl_reverse_part_f32(const float *x, const float *t, Py_ssize_t n,
+                                          int is_log, const dc_lse_state *sx, double *sums)
+    void dcd_dc_split_kl_reverse_part_f64(const double *x, const double *t, Py_ssize_t n,
+                                          int is_log, const dc_lse_state *sx, double *sums)
     void dcd_dc_log_softmax_adjacent_f32(const float *x, Py_ssize_t count, Py_ssize_t k,
                                          Py_ssize_t n, const double *m, const double *c,
                                          int exponentiate, float *out)

@@ -83,6 +83,15 @@ cdef inline void split_js_part(const real *x, const real *t, Py_ssize_t n, int k
         dcd_dc_split_js_part_f64(x, t, n, kind, beta, sx, st, vec, sums)
 
 
+cdef inline void split_kl_reverse_part(const real *x, const real *t, Py_ssize_t n,
+                                       int is_log, const dc_lse_state *sx,
+                                       double *sums) noexcept nogil:
+    if real is float:
+        dcd_dc_split_kl_reverse_part_f32(x, t, n, is_log, sx, sums)
+    else:
+        dcd_dc_split_kl_reverse_part_f64(x, t, n, is_log, sx, sums)
+
+
 cdef inline void log_softmax_adjacent(const real *x, Py_ssize_t count, Py_ssize_t k,
                                       Py_ssize_t n, const double *m, const double *c,
                                       int exponentiate, real *out) noexcept nogil:

@@ -144,6 +144,8 @@ INTERNAL = [
     K("void", "dc_split_js_part",
       "const T *x, const T *t, ptrdiff_t n, int kind, double beta, const dc_lse_state *sx, "
       "const dc_lse_state *st, int vec, double *sums"),
+    K("void", "dc_split_kl_reverse_part",
+      "const T *x, const T *t, ptrdiff_t n, int is_log, const dc_lse_state *sx, double *sums"),
     K("void", "dc_log_softmax_adjacent",
       "const T *x, ptrdiff_t count, ptrdiff_t k, ptrdiff_t n, const double *m, const double *c, "
       "int exponentiate, T *out"),
@@ -301,6 +303,8 @@ int dc_lse_ok(const dc_lse_state *st)
 double dc_lse_log_sum(const dc_lse_state *st)
 double dc_lse_sum(const dc_lse_state *st)
 int dc_js_ok(const dc_lse_state *sx, const dc_lse_state *st, int kind)
+void dc_kl_reverse_finish(const dc_lse_state *sx, double kl, double psum, Py_ssize_t nbad,
+                          dc_soft_result *res)
 double dc_js_finish(int ok, int kind, double beta, double js, double ps, Py_ssize_t bad,
                     double *psum, Py_ssize_t *nbad)
 double dc_lse_value_of_log_sum(const dc_lse_state *st, double log_sum)

@@ -88,6 +88,14 @@ DC_DISPATCH_VOID(dc_split_js_part_f64, (const double *x, const double *t, ptrdif
                                         int kind, double beta, const dc_lse_state *sx,
                                         const dc_lse_state *st, int vec, double *sums),
                  (x, t, n, kind, beta, sx, st, vec, sums))
+DC_DISPATCH_VOID(dc_split_kl_reverse_part_f32, (const float *x, const float *t, ptrdiff_t n,
+                                                int is_log, const dc_lse_state *sx,
+                                                double *sums),
+                 (x, t, n, is_log, sx, sums))
+DC_DISPATCH_VOID(dc_split_kl_reverse_part_f64, (const double *x, const double *t,
+                                                ptrdiff_t n, int is_log,
+                                                const dc_lse_state *sx, double *sums),
+                 (x, t, n, is_log, sx, sums))
 DC_DISPATCH_VOID(dc_log_softmax_adjacent_f32, (const float *x, ptrdiff_t count, ptrdiff_t k,
                                                ptrdiff_t n, const double *m,
                                                const double *c, int exponentiate,

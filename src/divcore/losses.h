@@ -275,6 +275,19 @@ DC_INLINE void dc_entropy_sums_merge(dc_lse_state *into, double *u, int *ok,
  * make it negative. A NaN stays NaN (unlike fmax). */
 DC_INLINE double dc_clamp_nonnegative(double v) { return v < 0.0 ? 0.0 : v; }
 
+/* dc_kl_reverse_target's result from its row's scan and the sums of its values pass. */
+DC_INLINE void dc_kl_reverse_finish(const dc_lse_state *sx, double kl, double psum,
+                                    ptrdiff_t nbad, dc_soft_result *res)
+{
+    res->psum = psum;
+    res->nbad = nbad;
+    res->asum = 1.0;
+    res->max = sx->max;
+    res->sum = dc_lse_sum(sx);
+    res->ce = res->h = NAN;
+    res->kl = dc_lse_ok(sx) ? dc_clamp_nonnegative(kl) : NAN;
+}
+
 /* dc_js_row's rows define a distribution: the logits', and a logits target's. */
 DC_INLINE int dc_js_ok(const dc_lse_state *sx, const dc_lse_state *st, int kind)
 {

@@ -253,18 +253,18 @@ DC_TARGET DC_INLINE void DC_FN(dc_soft_log_probs)(const DC_T *x, const DC_T *lp,
     DC_FN(dc_soft_target_row)(x, lp, w, n, 1, want_h, res);
 }
 
-/* Reverse KL(q ‖ p) = Σ q_i (log q_i - log p_i) for a probability or log-probability
- * target p. Terms with q_i == 0 are 0; q_i > 0 where p_i == 0 gives +inf. */
-DC_TARGET DC_ENTRY void DC_FN(dc_kl_reverse_target)(const DC_T *x, const DC_T *t, ptrdiff_t n,
-                                               int is_log, dc_soft_result *res)
+/* The values pass of dc_kl_reverse_target over x[0 .. n), t[0 .. n) (a whole row, or a part
+ * of one that starts at a multiple of DC_BLOCK) once the whole row's scan sx is known:
+ * the terms into *kl (when the row has a distribution), the target's mass and bad entries
+ * into *psum, *nbad, each block's in DC_LANES partial sums (value i into i % DC_LANES). */
+DC_TARGET DC_INLINE void DC_FN(dc_kl_reverse_values)(const DC_T *x, const DC_T *t, ptrdiff_t n,
+                                                     int is_log, const dc_lse_state *sx,
+                                                     double *kl, double *psum, ptrdiff_t *nbad)
 {
-    const dc_lse_state sx = DC_FN(dc_lse_scan)(x, n);
-    const int ok = dc_lse_ok(&sx);
-    const DC_T m = (DC_T)sx.max;
-    const DC_T inv_s = ok ? (DC_T)(1.0 / dc_lse_sum(&sx)) : (DC_T)0;
-    const DC_T log_s = ok ? (DC_T)dc_lse_log_sum(&sx) : (DC_T)0;
-    double kl = 0.0, psum = 0.0;
-    ptrdiff_t nbad = 0;
+    const int ok = dc_lse_ok(sx);
+    const DC_T m = (DC_T)sx->max;
+    const DC_T inv_s = ok ? (DC_T)(1.0 / dc_lse_sum(sx)) : (DC_T)0;
+    const DC_T log_s = ok ? (DC_T)dc_lse_log_sum(sx) : (DC_T)0;
     for (ptrdiff_t start = 0; start < n; start += DC_BLOCK) {
         const ptrdiff_t len = DC_MIN_LEN(DC_BLOCK, n - start);
         DC_T k_[DC_LANES], p_[DC_LANES];
@@ -287,15 +287,20 @@ DC_TARGET DC_ENTRY void DC_FN(dc_kl_reverse_target)(const DC_T *x, const DC_T *t
                              : (DC_T)0;
             }
         }
-        for (int j = 0; j < DC_LANES; j++) { kl += k_[j]; psum += p_[j]; nbad += b_[j]; }
+        for (int j = 0; j < DC_LANES; j++) { *kl += k_[j]; *psum += p_[j]; *nbad += b_[j]; }
     }
-    res->psum = psum;
-    res->nbad = nbad;
-    res->asum = 1.0;
-    res->max = sx.max;
-    res->sum = dc_lse_sum(&sx);
-    res->ce = res->h = NAN;
-    res->kl = ok ? dc_clamp_nonnegative(kl) : NAN;
+}
+
+/* Reverse KL(q ‖ p) = Σ q_i (log q_i - log p_i) for a probability or log-probability
+ * target p. Terms with q_i == 0 are 0; q_i > 0 where p_i == 0 gives +inf. */
+DC_TARGET DC_ENTRY void DC_FN(dc_kl_reverse_target)(const DC_T *x, const DC_T *t, ptrdiff_t n,
+                                               int is_log, dc_soft_result *res)
+{
+    const dc_lse_state sx = DC_FN(dc_lse_scan)(x, n);
+    double kl = 0.0, psum = 0.0;
+    ptrdiff_t nbad = 0;
+    DC_FN(dc_kl_reverse_values)(x, t, n, is_log, &sx, &kl, &psum, &nbad);
+    dc_kl_reverse_finish(&sx, kl, psum, nbad, res);
 }
 
 /* The sums of a whole target row (see dc_block_target), a block at a time. */

@@ -8,8 +8,9 @@
  * dc_logits_sums_merge, dc_entropy_sums_merge), and finished as the whole row's state is
  * (dc_split_join). The results agree with the one-thread read to rounding (the parts' sums
  * are added in another order), as the log-sum-exp's split rows do. Jensen-Shannon reads
- * its row twice: the parts' scans are merged first, then each part's values pass
- * (dc_split_js_part) takes the whole row's. */
+ * its row twice, as reverse KL against probabilities does: the parts' scans are merged
+ * first, then each part's values pass (dc_split_js_part, dc_split_kl_reverse_part) takes
+ * the whole row's. */
 
 #define DC_FN(name) DC_ISA_NAME(name, DC_SFX)
 
@@ -84,6 +85,22 @@ DC_TARGET DC_ENTRY void DC_FN(dc_split_js_part)(const DC_T *x, const DC_T *t, pt
     ptrdiff_t bad = 0;
     DC_FN(dc_js_values)(x, t, n, kind, ok, vec, sx, log_sx, st, log_st, beta, &js, &ps, &bad);
     sums[0] = js;
+    sums[1] = ps;
+    sums[2] = (double)bad;
+}
+
+/* Reverse KL against probabilities or log-probabilities over a split row: one part's
+ * values pass (dc_kl_reverse_values; parts start at multiples of DC_BLOCK) once the whole
+ * row's scan sx is merged; sums[0 .. 3) = {kl, the target's mass, its bad entries}, for
+ * dc_kl_reverse_finish. */
+DC_TARGET DC_ENTRY void DC_FN(dc_split_kl_reverse_part)(const DC_T *x, const DC_T *t,
+                                                        ptrdiff_t n, int is_log,
+                                                        const dc_lse_state *sx, double *sums)
+{
+    double kl = 0.0, ps = 0.0;
+    ptrdiff_t bad = 0;
+    DC_FN(dc_kl_reverse_values)(x, t, n, is_log, sx, &kl, &ps, &bad);
+    sums[0] = kl;
     sums[1] = ps;
     sums[2] = (double)bad;
 }
