@@ -205,6 +205,32 @@ cdef inline void store_label_loss(const Job *job, Py_ssize_t i, double weighted)
         job.kl[i] = weighted
 
 
+cdef inline bint flagged_bad_row(const Job *job, Py_ssize_t i, double psum,
+                                 Py_ssize_t nbad) noexcept nogil:
+    """Whether row i's target fails the job's validation (job.check): then the row is
+    flagged, its sums kept for the message of the first bad row, and it gets no loss."""
+    if not (job.check and target_row_bad(psum, nbad, job.tol)):
+        return False
+    job.bad[i] = 1
+    job.psum[i] = psum
+    job.nbad[i] = nbad
+    return True
+
+
+cdef inline void store_soft_row(const Job *job, Py_ssize_t i,
+                                const dc_soft_result *res) noexcept nogil:
+    """Row i's losses against a soft target (those the job wants), unless its target fails
+    validation (flagged_bad_row)."""
+    if flagged_bad_row(job, i, res.psum, res.nbad):
+        return
+    if job.ce != NULL:
+        job.ce[i] = res.ce
+    if job.h != NULL:
+        job.h[i] = res.h
+    if job.kl != NULL:
+        job.kl[i] = res.kl
+
+
 cdef inline void store_lse_row(const Job *job, Py_ssize_t i, const dc_lse_state *st,
                                double log_sum, const real *w) noexcept nogil:
     """Row i's result from its finished scan `st` (log_sum: dc_lse_log_sum of it, 0 when
@@ -281,18 +307,10 @@ cdef void run_row(const Job *job, Py_ssize_t i, real *xbuf, real *tbuf,
         tr = row_of(&job.rt, i, <real>-INFINITY, tbuf)
         used = soft_row(&job.rx, i, xr, tr, w, n, job.kind, job.reverse, job.eps,
                         job.want_h, sbuf, &res)
-        if job.check and target_row_bad(res.psum, res.nbad, job.tol):
-            job.bad[i] = 1
-            job.psum[i] = res.psum
-            job.nbad[i] = res.nbad
-            return
         if not grad:
-            if job.ce != NULL:
-                job.ce[i] = res.ce
-            if job.h != NULL:
-                job.h[i] = res.h
-            if job.kl != NULL:
-                job.kl[i] = res.kl
+            store_soft_row(job, i, &res)
+        elif flagged_bad_row(job, i, res.psum, res.nbad):
+            return
         elif job.reverse:
             job.ce[i] = res.kl
             kl_reverse_grad_row(xr, tr, n, job.kind, &res, res.kl, job.scale, out)
@@ -308,18 +326,12 @@ cdef void run_row(const Job *job, Py_ssize_t i, real *xbuf, real *tbuf,
         xr = row_of(&job.rx, i,
                     <real>0 if job.kind == DC_TARGET_PROBS else <real>-INFINITY, xbuf)
         job.ce[i] = entropy_target_row(xr, n, job.kind == DC_TARGET_LOG_PROBS, &psum, &nbad)
-        if job.check and target_row_bad(psum, nbad, job.tol):
-            job.bad[i] = 1
-            job.psum[i] = psum
-            job.nbad[i] = nbad
+        flagged_bad_row(job, i, psum, nbad)
     elif job.op == OP_JS:
         job.ce[i] = js_row(row_of(&job.rx, i, <real>-INFINITY, xbuf),
                            row_of(&job.rt, i, <real>-INFINITY, tbuf), n, job.kind,
                            job.beta, &psum, &nbad)
-        if job.check and target_row_bad(psum, nbad, job.tol):
-            job.bad[i] = 1
-            job.psum[i] = psum
-            job.nbad[i] = nbad
+        flagged_bad_row(job, i, psum, nbad)
 
 
 cdef enum:
@@ -448,19 +460,10 @@ cdef void run_lane_soft(const Job *job, Py_ssize_t first, Py_ssize_t count,
                           first, count, res)
     for j in range(count):
         i = first + j
-        if job.check and target_row_bad(res[j].psum, res[j].nbad, job.tol):
-            job.bad[i] = 1
-            job.psum[i] = res[j].psum
-            job.nbad[i] = res[j].nbad
-        elif grad:
+        if not grad:
+            store_soft_row(job, i, &res[j])
+        elif not flagged_bad_row(job, i, res[j].psum, res[j].nbad):
             job.ce[i] = res[j].kl if job.want_kl or job.reverse else res[j].ce
-        else:
-            if job.ce != NULL:
-                job.ce[i] = res[j].ce
-            if job.h != NULL:
-                job.h[i] = res[j].h
-            if job.kl != NULL:
-                job.kl[i] = res[j].kl
     if grad and job.reverse:
         lanes_kl_reverse_grad(&job.rx, &job.rt, job.kind, res, job.scale, first, count,
                               (<real *>job.out) + first * n)
@@ -537,10 +540,7 @@ cdef void run_lane_smoothed(const Job *job, Py_ssize_t first, Py_ssize_t count,
             if not labels:
                 res[j].psum = psum[j]
                 res[j].nbad = nbad[j]
-                if job.check and target_row_bad(psum[j], nbad[j], job.tol):
-                    job.bad[i] = 1
-                    job.psum[i] = psum[j]
-                    job.nbad[i] = nbad[j]
+                if flagged_bad_row(job, i, psum[j], nbad[j]):
                     continue
             if grad:
                 job.ce[i] = res[j].kl if job.want_kl else res[j].ce
@@ -612,10 +612,7 @@ cdef void run_lane_chunk(const Job *job, Py_ssize_t first, Py_ssize_t count,
                  nbad, xbuf)
         for j in range(count):
             i = first + j
-            if job.check and target_row_bad(log_sum[j], nbad[j], job.tol):
-                job.bad[i] = 1
-                job.psum[i] = log_sum[j]
-                job.nbad[i] = nbad[j]
+            flagged_bad_row(job, i, log_sum[j], nbad[j])
         return
     lse_scan_rows(&job.rx, first, count, st, log_sum, xbuf)
     for j in range(count):
@@ -920,13 +917,7 @@ cdef void run_tile_adjacent(const Job *job, Py_ssize_t first, Py_ssize_t count,
                              <const real *>(job.rt.data + first * job.rt.row_stride),
                              job.rx.n, job.rx.col_stride, job.rt.col_stride, count, res)
         for j in range(count):
-            i = first + j
-            if job.ce != NULL:
-                job.ce[i] = res[j].ce
-            if job.h != NULL:
-                job.h[i] = res[j].h
-            if job.kl != NULL:
-                job.kl[i] = res[j].kl
+            store_soft_row(job, first + j, &res[j])
         return
     for j in range(count):
         dc_lse_init(&st[j])
@@ -1080,22 +1071,9 @@ cdef void run_split_soft_row(const Job *job, Py_ssize_t i, int nt, Py_ssize_t sp
     split_join(parts, used, kind, w != NULL, job.want_h, &res, x)
     if job.op == OP_ENTROPY:
         job.ce[i] = res.ce
-        if job.check and target_row_bad(res.psum, res.nbad, job.tol):
-            job.bad[i] = 1
-            job.psum[i] = res.psum
-            job.nbad[i] = res.nbad
+        flagged_bad_row(job, i, res.psum, res.nbad)
         return
-    if job.check and target_row_bad(res.psum, res.nbad, job.tol):
-        job.bad[i] = 1
-        job.psum[i] = res.psum
-        job.nbad[i] = res.nbad
-        return
-    if job.ce != NULL:
-        job.ce[i] = res.ce
-    if job.h != NULL:
-        job.h[i] = res.h
-    if job.kl != NULL:
-        job.kl[i] = res.kl
+    store_soft_row(job, i, &res)
 
 
 cdef void run_split_twice_row(const Job *job, Py_ssize_t i, int nt, Py_ssize_t span,
@@ -1144,12 +1122,7 @@ cdef void run_split_twice_row(const Job *job, Py_ssize_t i, int nt, Py_ssize_t s
     else:
         dc_kl_reverse_finish(&sx[0], js, ps, <Py_ssize_t>bad, &res)
         psum, nbad = res.psum, res.nbad
-    if job.check and target_row_bad(psum, nbad, job.tol):
-        job.bad[i] = 1
-        job.psum[i] = psum
-        job.nbad[i] = nbad
-        return
-    if job.op == OP_SOFT and job.kl != NULL:
+    if not flagged_bad_row(job, i, psum, nbad) and job.op == OP_SOFT and job.kl != NULL:
         job.kl[i] = res.kl
 
 
