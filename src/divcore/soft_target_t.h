@@ -270,7 +270,31 @@ DC_TARGET DC_INLINE void DC_FN(dc_kl_reverse_values)(const DC_T *x, const DC_T *
         DC_T k_[DC_LANES], p_[DC_LANES];
         int b_[DC_LANES];
         for (int j = 0; j < DC_LANES; j++) { k_[j] = 0; p_[j] = 0; b_[j] = 0; }
-        for (ptrdiff_t i = start; i < start + len; i++) {
+        ptrdiff_t i = start;
+#ifdef DC_HAVE_VEC
+        /* the block's whole vectors: the same terms with the vector exp and log (value i
+         * into lane i % DC_VLEN), their lanes added to the scalar ones below */
+        const DC_V zero = {0}, one = zero + 1, inf = zero + (DC_T)INFINITY;
+        DC_V kv = zero, pv = zero, bv = zero;
+        for (; i + DC_VLEN <= start + len; i += DC_VLEN) {
+            const DC_V tv = *(const DC_V *)(t + i);
+            const DC_V p = is_log ? DC_VEXP(tv) : tv;
+            pv += p;
+            bv += is_log ? DC_VSEL(tv != tv, one, zero) : DC_VSEL(p >= zero, zero, one);
+            if (!ok) continue;
+            const DC_V dx = *(const DC_V *)(x + i) - m;
+            const DC_V q = DC_VEXP_NONPOS(dx) * inv_s;
+            const DC_V log_p = is_log ? tv : DC_VLOG(p);
+            kv += DC_VSEL(dx > -inf, DC_VSEL(log_p == -inf, inf, q * ((dx - log_s) - log_p)),
+                          zero);
+        }
+        for (ptrdiff_t j = 0; j < DC_VLEN; j++) {
+            k_[j % DC_LANES] += kv[j];
+            p_[j % DC_LANES] += pv[j];
+            b_[j % DC_LANES] += (int)bv[j];
+        }
+#endif
+        for (; i < start + len; i++) {
             const int j = (int)(i % DC_LANES);
             const DC_T tv = t[i];
             const DC_T p = is_log ? DC_EXP(tv) : tv;
