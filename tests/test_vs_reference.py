@@ -286,3 +286,36 @@ def test_float32_underflowing_probability_on_neg_inf_logit(dtype):
     a = divcore.kl_divergence(xr, p, reverse=True, reduction="none")
     b = ref.kl_divergence(xr, p, reverse=True, reduction="none")
     assert_allclose_nan(a, b, 0, 0, msg="reverse KL")
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("kind", ["probs", "log_probs"])
+def test_reverse_kl_long_rows_against_the_reference(dtype, kind):
+    # Rows of 1000-3001 classes (whole vectors and a scalar tail in every block): target
+    # zeros under a finite logit (+inf), zeros under -inf logits (0 terms), a row whose
+    # zeros are all masked by -inf logits, and ordinary rows; the vector values pass and
+    # the reference (float64) agree.
+    import divcore
+    import divcore.reference as ref
+
+    rng = np.random.default_rng(17)
+    for n in (1000, 1037, 3001):
+        x = (rng.standard_normal((6, n)) * 3).astype(dtype)
+        p = rng.dirichlet(np.ones(n) * 0.5, size=6)
+        p[1, 5] = 0.0                       # q > 0 where p = 0: +inf
+        p[2, :40] = 0.0
+        x[2, :40] = -np.inf                 # p = 0 only where q = 0: finite
+        x[3, n - 3:] = -np.inf
+        p = (p / p.sum(axis=1, keepdims=True)).astype(dtype)
+        with np.errstate(divide="ignore"):
+            t = p if kind == "probs" else np.log(p)
+            a = divcore.kl_divergence(x, t, target_type=kind, reverse=True,
+                                      reduction="none", validate=False)
+            b = ref.kl_divergence(x.astype(np.float64), t.astype(np.float64),
+                                  target_type=kind, reverse=True, reduction="none",
+                                  validate=False)
+        assert np.isinf(a[1]) and np.isinf(b[1])
+        finite = np.isfinite(b)
+        assert np.array_equal(np.isfinite(a), finite)
+        rtol = 2e-6 if dtype == np.float32 else 1e-12
+        np.testing.assert_allclose(a[finite], b[finite], rtol=rtol, atol=0, err_msg=str(n))
