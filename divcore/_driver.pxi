@@ -979,12 +979,16 @@ cdef enum:
 
 
 # A row at least this long, in a call with fewer rows than threads, is itself split into
-# block-aligned parts scanned by different threads (log-sum-exp, labels, log_softmax).
+# block-aligned parts scanned by different threads (log-sum-exp, labels, log_softmax, the
+# losses, entropies and Jensen-Shannon against a soft target: splits_rows).
 cdef Py_ssize_t SPLIT_ROW_MIN_VALUES = 1 << 20
 
 
 cdef inline bint splits_rows(const Job *job, Py_ssize_t n_rows, int threads,
                              Py_ssize_t itemsize) noexcept nogil:
+    """Whether each of the job's rows is split across threads (run_split_row): unmasked,
+    untempered rows of at least SPLIT_ROW_MIN_VALUES values, fewer than the threads, of an
+    operation whose parts' states merge (a soft target read in place, no smoothing)."""
     if not (threads > 1 and n_rows < threads and job.rx.n >= SPLIT_ROW_MIN_VALUES
             and job.rx.mask == NULL and job.rx.temperature == 1.0):
         return False
@@ -1003,7 +1007,8 @@ cdef inline bint splits_rows(const Job *job, Py_ssize_t n_rows, int threads,
 cdef void run_split_row(const Job *job, Py_ssize_t i, int nt, real *buf) noexcept nogil:
     """Row i of a splits_rows job, over nt threads: each scans a part into its own state,
     the states are merged in order (dc_lse_merge), and log_softmax writes its parts in
-    parallel again. buf: room for one row when the row cannot be read in place."""
+    parallel again; against a soft target, run_split_soft_row / run_split_twice_row. buf:
+    room for one row when the row cannot be read in place."""
     cdef dc_lse_state parts[MAX_ROW_PARTS]
     cdef Py_ssize_t n = job.rx.n, part, lo, hi
     cdef Py_ssize_t span = ((n + nt - 1) // nt + DC_BLOCK - 1) // DC_BLOCK * DC_BLOCK
