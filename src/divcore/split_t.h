@@ -1,5 +1,6 @@
 /* divcore/split_t.h: one long row split across threads, for the losses against a soft
- * target and the entropy of logits (type-generic, after losses_t.h; DC_T, DC_SFX defined).
+ * target (forward and reverse KL, CE), the entropies and Jensen-Shannon (type-generic, after
+ * losses_t.h; DC_T, DC_SFX defined).
  *
  * Each thread folds its part of the row (block-aligned, so that every block is the one the
  * whole row's read takes) into the running state of the kind's one-read kernel
