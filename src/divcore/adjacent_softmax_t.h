@@ -18,6 +18,28 @@
 #define DC_ADJS_PAIR (2 * sizeof(DC_VD) / sizeof(double)) /* values in a vector pair */
 #endif
 
+#ifdef DC_HAVE_VEC
+/* One vector pair of dc_log_softmax_adjacent's outputs: values x[0 .. 2·DC_VDLEN) with
+ * their rows' m and c, in dc_log_softmax_vec's formulas (its vector exp with
+ * `exponentiate`). */
+DC_TARGET DC_VINLINE void DC_FN(dc_log_softmax_adjacent_pair)(const DC_T *x, const double *m,
+                                                              const double *c,
+                                                              int exponentiate, DC_T *out)
+{
+    DC_VD lo, hi, mlo, mhi, clo, chi;
+    DC_VLOAD2(x, &lo, &hi);
+    memcpy(&mlo, m, sizeof mlo);
+    memcpy(&mhi, m + DC_VDLEN, sizeof mhi);
+    memcpy(&clo, c, sizeof clo);
+    memcpy(&chi, c + DC_VDLEN, sizeof chi);
+    if (exponentiate)
+        DC_VSTORE2(out, DC_FN(dc_vdexp_rounded)(lo - mlo) * clo,
+                   DC_FN(dc_vdexp_rounded)(hi - mhi) * chi);
+    else
+        DC_VSTORE2(out, (lo - mlo) - clo, (hi - mhi) - chi);
+}
+#endif
+
 /* Class k (of n) of rows j < count adjacent in memory, x[j] into out[j], from each row's max
  * m[j] and c[j] (log S, or 1/S with `exponentiate`; NaN for a row without a distribution,
  * whose values come out NaN): out_j = (x_j - m_j) - c_j, or exp(x_j - m_j)·c_j, in double,
@@ -29,23 +51,12 @@ DC_TARGET DC_ENTRY void DC_FN(dc_log_softmax_adjacent)(const DC_T *x, ptrdiff_t 
 {
     ptrdiff_t j = 0;
 #ifdef DC_HAVE_VEC
-    const ptrdiff_t step = 2 * DC_VDLEN;
+    const ptrdiff_t step = DC_ADJS_PAIR;
     /* dc_log_softmax_vec takes classes below n - n % step, the scalar loop the rest */
     const int vec_exp = k < n - n % step;
-    DC_VD lo, hi, mlo, mhi, clo, chi;
     if (!exponentiate || vec_exp) {
-        for (; j + step <= count; j += step) {
-            DC_VLOAD2(x + j, &lo, &hi);
-            memcpy(&mlo, m + j, sizeof mlo);
-            memcpy(&mhi, m + j + DC_VDLEN, sizeof mhi);
-            memcpy(&clo, c + j, sizeof clo);
-            memcpy(&chi, c + j + DC_VDLEN, sizeof chi);
-            if (exponentiate)
-                DC_VSTORE2(out + j, DC_FN(dc_vdexp_rounded)(lo - mlo) * clo,
-                           DC_FN(dc_vdexp_rounded)(hi - mhi) * chi);
-            else
-                DC_VSTORE2(out + j, (lo - mlo) - clo, (hi - mhi) - chi);
-        }
+        for (; j + step <= count; j += step)
+            DC_FN(dc_log_softmax_adjacent_pair)(x + j, m + j, c + j, exponentiate, out + j);
         if (exponentiate && j < count) {
             /* the last rows through one padded vector pair: the vector exp's bits */
             DC_T tx[DC_ADJS_PAIR], to[DC_ADJS_PAIR];
@@ -56,13 +67,7 @@ DC_TARGET DC_ENTRY void DC_FN(dc_log_softmax_adjacent)(const DC_T *x, ptrdiff_t 
                 tm[l] = l < left ? m[j + l] : 0.0;
                 tc[l] = l < left ? c[j + l] : 0.0;
             }
-            DC_VLOAD2(tx, &lo, &hi);
-            memcpy(&mlo, tm, sizeof mlo);
-            memcpy(&mhi, tm + DC_VDLEN, sizeof mhi);
-            memcpy(&clo, tc, sizeof clo);
-            memcpy(&chi, tc + DC_VDLEN, sizeof chi);
-            DC_VSTORE2(to, DC_FN(dc_vdexp_rounded)(lo - mlo) * clo,
-                       DC_FN(dc_vdexp_rounded)(hi - mhi) * chi);
+            DC_FN(dc_log_softmax_adjacent_pair)(tx, tm, tc, 1, to);
             for (ptrdiff_t l = 0; l < left; l++) out[j + l] = to[l];
             return;
         }
